@@ -1,0 +1,26 @@
+"""handgrad: backpropagation written by hand, proven against autograd.
+
+    >>> import torch, handgrad
+    >>> model = handgrad.MLP([3072, 512, 128, 32, 2])
+    >>> y_pred = model(torch.rand(64, 3072))
+    >>> handgrad.backpropagation(model, torch.randn(64, 2), y_pred)   # fills model.dL_dw
+"""
+
+from handgrad import optim
+from handgrad.activations import ACTIVATIONS, get_activation
+from handgrad.backprop import backpropagation, bind_grads
+from handgrad.losses import LOSSES, get_loss
+from handgrad.model import MLP
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "MLP",
+    "backpropagation",
+    "bind_grads",
+    "get_activation",
+    "get_loss",
+    "optim",
+]

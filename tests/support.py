@@ -1,0 +1,48 @@
+"""Shared hypothesis strategies and helpers for the tests (float64, torch as the oracle)."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+from handgrad import ACTIVATIONS, LOSSES
+
+activations = st.sampled_from(sorted(ACTIVATIONS))
+losses = st.sampled_from(sorted(LOSSES))
+seeds = st.integers(0, 2**31 - 1)
+
+
+@st.composite
+def architectures(draw, max_depth: int = 5, max_width: int = 64) -> list[int]:
+    """Layer sizes [D, H_1, …, C] of a network of depth 1..max_depth."""
+    depth = draw(st.integers(1, max_depth))
+    return [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
+
+
+def make_targets(loss: str, N: int, C: int, gen: torch.Generator, dtype=torch.float64):
+    """Targets that suit `loss` for a batch (N, C): indices or probabilities for CE."""
+    if loss == "cross_entropy":
+        if torch.rand((), generator=gen) < 0.5:
+            return torch.randint(0, C, (N,), generator=gen)
+        return torch.softmax(torch.randn(N, C, generator=gen, dtype=dtype), dim=1)
+    if loss == "bce_with_logits":
+        return torch.rand(N, C, generator=gen, dtype=dtype)
+    return torch.randn(N, C, generator=gen, dtype=dtype)
+
+
+def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |actual - expected| / max(max |expected|, 1e-30): one number per tensor."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = max(expected.abs().max().item(), 1e-30)
+    return (actual - expected).abs().max().item() / scale
+
+
+def autograd_grads(model, x, y_true, loss: str):
+    """[(dW_l, db_l) for l = 1..L] computed by torch autograd on torch's own loss."""
+    model.zero_grad(set_to_none=True)
+    y_pred = model(x)
+    LOSSES[loss].torch_value(y_pred, y_true).backward()
+    return [
+        (model.fc[str(l)].weight.grad.clone(), model.fc[str(l)].bias.grad.clone())
+        for l in range(1, model.L + 1)
+    ]

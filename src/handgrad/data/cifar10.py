@@ -1,0 +1,91 @@
+"""CIFAR-10 read from its official "python version" files, in torchvision's folder layout.
+
+    ROOT/cifar-10-batches-py/{data_batch_1 … data_batch_5, test_batch, batches.meta}
+
+Each batch file is a dict with `data`, uint8 (N, 3072) (the red, green then blue 32×32 planes,
+row-major) and `labels`, N official class indices. Files are checked for structure, not for
+the official md5: a legitimate re-encoded subset is accepted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from handgrad.data.safe_pickle import load_pickle
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILE = "test_batch"
+META_FILE = "batches.meta"
+CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+IMAGE_SHAPE = (3, 32, 32)
+D = 3 * 32 * 32
+
+
+def batches_dir(root: Path) -> Path:
+    return Path(root) / FOLDER
+
+
+def missing_message(root: Path) -> str:
+    """Where we looked, the layout we expect, and how to download."""
+    return (
+        f"CIFAR-10 not found at {batches_dir(root)}: expected {FOLDER}/"
+        f"{{data_batch_1..5, test_batch, batches.meta}} under --data-dir {root} "
+        "(torchvision's layout); pass --download to fetch it"
+    )
+
+
+def read_meta(root: Path) -> list[str]:
+    """The ten class names from batches.meta, checked."""
+    path = _existing(root, META_FILE)
+    meta = load_pickle(path)
+    names = meta.get("label_names") if isinstance(meta, dict) else None
+    valid = isinstance(names, list) and len(names) == 10
+    if not valid or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path}: 'label_names' must be a list of 10 class names")
+    return names
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(data uint8 (N, 3072), labels int64 (N,)) from one batch file, structure checked."""
+    batch = load_pickle(path)
+    if not isinstance(batch, dict) or not {"data", "labels"} <= batch.keys():
+        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise ValueError(f"{path}: expected a dict with keys 'data' and 'labels', got {keys}")
+    data = batch["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or \
+            data.shape[1] != D:
+        desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path}: 'data' must be uint8 of shape (N, {D}), got {desc}")
+    try:
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: 'labels' must be a list of integers") from None
+    if labels.shape != (data.shape[0],):
+        raise ValueError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for "
+                         f"{data.shape[0]} images")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: label {int(labels.max() if labels.max() > 9 else labels.min())}"
+                         " out of range 0..9")
+    return data, labels
+
+
+def read_split(root: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The whole training set (5 files) or the test set, as (data, labels)."""
+    files = TRAIN_FILES if train else (TEST_FILE,)
+    parts = [read_batch(_existing(root, name)) for name in files]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _existing(root: Path, name: str) -> Path:
+    folder = batches_dir(root)
+    if not folder.is_dir():
+        raise FileNotFoundError(missing_message(root))
+    path = folder / name
+    if not path.is_file():
+        raise FileNotFoundError(f"CIFAR-10 file missing: {path}")
+    return path

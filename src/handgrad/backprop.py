@@ -14,8 +14,11 @@ sample all the way down, which is what makes this right for every batch size.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
+from handgrad.activations import Activation
 from handgrad.losses import get_loss
 from handgrad.model import MLP
 
@@ -50,18 +53,47 @@ def backpropagation(
     shapes match): clone them to keep a gradient past the next call.
     """
     dL_da = get_loss(loss).grad(y_pred, y_true)
-    if dL_da.dim() == 1:
-        dL_da = dL_da.unsqueeze(0)
-    for l in range(model.L, 0, -1):
-        a_prev = _batched(model.a[l - 1])
-        dL_dz = model.act[l].backward(dL_da, _batched(model.z[l]), _batched(model.a[l]))
-        W = model.weight(l)
-        model.dL_dw[l] = torch.mm(dL_dz.t(), a_prev, out=_out_buffer(model.dL_dw, l, W))
-        model.dL_db[l] = torch.sum(dL_dz, 0, out=_out_buffer(model.dL_db, l, model.bias(l)))
-        if l > 1:
-            dL_da = torch.mm(dL_dz, W)
+    layers = [
+        Layer(model.weight(l), model.act[l], _batched(model.z[l]), _batched(model.a[l]))
+        for l in range(1, model.L + 1)
+    ]
+    backward_layers(_batched(dL_da), _batched(model.a[0]), layers, model.dL_dw, model.dL_db)
     if accumulate_grad:
         _accumulate_into_grads(model)
+
+
+class Layer(NamedTuple):
+    """What the backward pass needs of layer l: W_l (H_l, H_{l-1}), its activation, and the
+    stored z[l], a[l] (N, H_l)."""
+
+    W: Tensor
+    act: Activation
+    z: Tensor
+    a: Tensor
+
+
+def backward_layers(
+    dL_da: Tensor,
+    x: Tensor,
+    layers: list[Layer],
+    dL_dw: dict[int, Tensor],
+    dL_db: dict[int, Tensor],
+    input_grad: bool = False,
+) -> Tensor | None:
+    """The equations above, from dL/da[L] (N, H_L) down to layer 1; x = a[0] (N, D).
+
+    Writes dL_dw[l] (H_l, H_{l-1}) and dL_db[l] (H_l,) for l = L..1, reusing their buffers
+    when they fit. Returns dL/dx (N, D) when `input_grad`, else None. Overwrites `dL_da`.
+    """
+    for l in range(len(layers), 0, -1):
+        layer = layers[l - 1]
+        a_prev = layers[l - 2].a if l > 1 else x
+        dL_dz = layer.act.backward(dL_da, layer.z, layer.a)                    # (N, H_l)
+        dL_dw[l] = torch.mm(dL_dz.t(), a_prev, out=_out_buffer(dL_dw, l, layer.W))
+        dL_db[l] = torch.sum(dL_dz, 0, out=_out_buffer(dL_db, l, layer.W[:, 0]))
+        if l > 1 or input_grad:
+            dL_da = torch.mm(dL_dz, layer.W)                                   # (N, H_{l-1})
+    return dL_da if input_grad else None
 
 
 def _batched(t: Tensor) -> Tensor:

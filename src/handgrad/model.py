@@ -84,5 +84,12 @@ class MLP(nn.Module):
         """b_l, shape (H_l,)."""
         return self.fc[str(l)].bias
 
+    def copy_as(self, dtype: torch.dtype) -> MLP:
+        """A new MLP with the same architecture and weights, in `dtype` (no stored z, a)."""
+        twin = MLP(self.sizes, self.activation, self.out_activation, dtype=dtype,
+                   device=self.weight(1).device)
+        twin.load_state_dict({k: v.to(dtype) for k, v in self.state_dict().items()})
+        return twin
+
     def extra_repr(self) -> str:
         return f"sizes={self.sizes}, activation={self.activation!r}, out={self.out_activation!r}"

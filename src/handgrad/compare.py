@@ -1,0 +1,65 @@
+"""Train both engines from one start and measure how far their curves drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from handgrad import plots
+from handgrad.config import TrainConfig
+from handgrad.data import Dataset, load_dataset
+from handgrad.rundir import write_json
+from handgrad.train import Observer, RunResult, train
+
+ENGINE_LABELS = {"manual": "manual + handgrad.optim", "autograd": "autograd + torch.optim"}
+
+
+@dataclass
+class Comparison:
+    manual: RunResult
+    autograd: RunResult
+
+    def gaps(self) -> list[dict[str, float]]:
+        """Per epoch: |manual - autograd| of train and validation loss, and the larger one."""
+        out = []
+        for m, a in zip(self.manual.history, self.autograd.history, strict=False):
+            train_gap, val_gap = abs(m.train_loss - a.train_loss), abs(m.val_loss - a.val_loss)
+            out.append({"epoch": m.epoch, "manual_train_loss": m.train_loss,
+                        "autograd_train_loss": a.train_loss, "manual_val_loss": m.val_loss,
+                        "autograd_val_loss": a.val_loss, "train_gap": train_gap,
+                        "val_gap": val_gap, "max_gap": max(train_gap, val_gap)})
+        return out
+
+    def max_gap(self) -> float:
+        return max((g["max_gap"] for g in self.gaps()), default=float("nan"))
+
+    def curves(self) -> dict[str, dict[str, list[float]]]:
+        return {
+            ENGINE_LABELS[r.config.engine]: {"train": [m.train_loss for m in r.history],
+                                             "val": [m.val_loss for m in r.history]}
+            for r in (self.manual, self.autograd)
+        }
+
+
+def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
+                    out_dir: str | Path | None = None, observer: Observer | None = None,
+                    command: list[str] | None = None) -> Comparison:
+    """Run `config` with each engine (same seed: same weights, same batches)."""
+    config.validate()
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir, config.classes,
+                               config.val_fraction, config.seed, config.standardize,
+                               config.download)
+    out = Path(out_dir) if out_dir is not None else None
+    runs = {}
+    for engine in ("manual", "autograd"):
+        runs[engine] = train(config.replace(engine=engine), dataset,
+                             out / engine if out else None, observer, command=command)
+    comparison = Comparison(runs["manual"], runs["autograd"])
+    if out is not None:
+        write_json(out / "compare.json", {"dtype": config.dtype, "max_gap": comparison.max_gap(),
+                                          "epochs": comparison.gaps()})
+        plots.loss_curves(out / "engines.png", comparison.curves(),
+                          f"manual vs autograd ({config.dtype}, max gap "
+                          f"{comparison.max_gap():.2e})")
+    return comparison

@@ -1,0 +1,13 @@
+"""Bug: the activation derivative evaluated at a[l] instead of z[l].
+
+Invisible with ReLU (a > 0 exactly where z > 0), wrong with tanh and sigmoid.
+"""
+
+
+def backpropagation(model, y_true, y_pred):
+    dL_da = 2 * (y_pred - y_true)
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](model.a[l])  # BUG: df takes z, not a
+        model.dL_dw[l] = dL_dz.T @ model.a[l - 1]
+        model.dL_db[l] = dL_dz.sum(dim=0)
+        dL_da = dL_dz @ model.fc[str(l)].weight

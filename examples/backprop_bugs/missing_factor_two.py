@@ -1,0 +1,10 @@
+"""Bug: the SSE derivative without its factor 2 (off by a constant factor)."""
+
+
+def backpropagation(model, y_true, y_pred):
+    dL_da = y_pred - y_true  # BUG: d/dy (y - t)^2 = 2 (y - t)
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](model.z[l])
+        model.dL_dw[l] = dL_dz.T @ model.a[l - 1]
+        model.dL_db[l] = dL_dz.sum(dim=0)
+        dL_da = dL_dz @ model.fc[str(l)].weight

@@ -1,0 +1,10 @@
+"""Bug: the loss derivative with its sign flipped (y_true - y_pred)."""
+
+
+def backpropagation(model, y_true, y_pred):
+    dL_da = 2 * (y_true - y_pred)  # BUG: sign
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](model.z[l])
+        model.dL_dw[l] = dL_dz.T @ model.a[l - 1]
+        model.dL_db[l] = dL_dz.sum(dim=0)
+        dL_da = dL_dz @ model.fc[str(l)].weight

@@ -1,0 +1,205 @@
+"""What each `handgrad` subcommand does: call the library, render its results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+from tqdm import tqdm
+
+from handgrad.autograder import check_backprop, load_function
+from handgrad.checkpoint import evaluate_run
+from handgrad.cli import (
+    EXIT_CHECK_FAILED,
+    EXIT_DIVERGED,
+    EXIT_OK,
+    CLIError,
+    config_from_args,
+)
+from handgrad.compare import compare_engines
+from handgrad.gradcheck import gradcheck
+from handgrad.losses import get_loss
+from handgrad.metrics import one_hot
+from handgrad.model import MLP
+from handgrad.rundir import default_run_dir
+from handgrad.sweep import EXERCISE_GRID, SweepSpec, run_sweep
+from handgrad.sweep import table as sweep_table
+from handgrad.tables import fmt, text_table
+from handgrad.train import EpochMetrics, Observer, RunResult, train
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class ProgressObserver(Observer):
+    """A tqdm bar per epoch with the running loss (only on a terminal), a line per epoch."""
+
+    def __init__(self, quiet: bool, label: str = "") -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.quiet = quiet
+        self.label = label
+        self.bar = None
+
+    def epoch_start(self, epoch: int, steps: int) -> None:
+        if self.enabled:
+            self.bar = tqdm(total=steps, desc=f"{self.label}epoch {epoch}", leave=False,
+                            file=sys.stderr)
+
+    def batch_end(self, step: int, loss: torch.Tensor) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % 10 == 0:  # a host sync, so only every 10 steps and only on a terminal
+                self.bar.set_postfix(loss=f"{loss.item():.4f}")
+
+    def epoch_end(self, m: EpochMetrics) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if not self.quiet:
+            say(f"{self.label}epoch {m.epoch}: train loss {m.train_loss:.4f} acc "
+                f"{m.train_accuracy:.4f} | val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f} "
+                f"| {m.seconds:.1f}s")
+
+
+def summary_table(result: RunResult) -> str:
+    s = result.summary()
+    rows = [[k, s[k]] for k in ("status", "epochs_completed", "train_loss", "val_loss",
+                                "val_accuracy", "test_loss", "test_accuracy")]
+    return text_table(["metric", "value"], rows)
+
+
+def confusion_text(matrix, names) -> str:
+    return text_table(["true \\ predicted", *names],
+                      [[name, *row] for name, row in zip(names, matrix, strict=True)])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    out = args.out or default_run_dir(f"{config.dataset}-{config.engine}")
+    result = train(config, out_dir=out, observer=ProgressObserver(args.quiet))
+    say(summary_table(result))
+    if result.test is not None:
+        say(confusion_text(result.test.confusion, result.class_names))
+    say(f"run directory: {out}")
+    if result.status == "diverged":
+        print(f"handgrad: diverged: {result.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    out = args.out or default_run_dir(f"{config.dataset}-compare")
+    comparison = compare_engines(config, out_dir=out, observer=ProgressObserver(args.quiet))
+    rows = [[g["epoch"], g["manual_train_loss"], g["autograd_train_loss"], g["manual_val_loss"],
+             g["autograd_val_loss"], g["max_gap"]] for g in comparison.gaps()]
+    say(text_table(["epoch", "manual train", "autograd train", "manual val", "autograd val",
+                    "largest gap"], rows))
+    say(f"largest gap over all epochs ({config.dtype}): {fmt(comparison.max_gap())}")
+    say(f"plot: {out / 'engines.png'}")
+    diverged = [r for r in (comparison.manual, comparison.autograd) if r.status != "completed"]
+    return EXIT_DIVERGED if diverged else EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    classes = None if args.classes is None else [c for g in args.classes for c in g]
+    ev = evaluate_run(args.run_dir, args.data_dir, args.dataset, classes, args.device)
+    say(text_table(["metric", "value"], [["test_loss", ev.loss], ["test_accuracy", ev.accuracy]]))
+    return EXIT_OK
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    if len(args.sizes) < 2 or any(s < 1 for s in args.sizes):
+        raise CLIError(f"--sizes needs at least two positive widths, got {args.sizes}")
+    if args.batch_size < 1 or args.max_entries < 1:
+        raise CLIError("--batch-size and --max-entries must be >= 1")
+    loss = get_loss(args.loss).name
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    torch.manual_seed(args.seed)
+    model = MLP(args.sizes, activation=args.activation, dtype=dtype)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.rand(args.batch_size, args.sizes[0], generator=gen, dtype=dtype)
+    y = random_targets(loss, args.batch_size, args.sizes[-1], gen, dtype)
+    report = gradcheck(model, x, y, loss, max_entries=args.max_entries, seed=args.seed)
+    say(f"gradcheck {'-'.join(map(str, args.sizes))} {args.activation} {loss} "
+        f"N={args.batch_size} {report.dtype} (step {report.step:g})")
+    say(text_table(report.HEADERS, report.rows()))
+    for w in report.warnings:
+        say(f"warning: {w}")
+    bad = report.first_failure()
+    say("all gradients agree" if bad is None else f"first wrong tensor: {bad.name}")
+    return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+
+
+def random_targets(loss: str, N: int, C: int, gen: torch.Generator, dtype) -> torch.Tensor:
+    if loss in ("cross_entropy", "bce_with_logits"):
+        return one_hot(torch.randint(0, C, (N,), generator=gen), C, dtype)
+    return torch.randn(N, C, generator=gen, dtype=dtype)
+
+
+def cmd_check_backprop(args: argparse.Namespace) -> int:
+    fn = load_function(args.target)
+    result = check_backprop(fn, loss=args.loss)
+    say(text_table(result.HEADERS, result.rows()))
+    d = result.diagnosis()
+    if d is None:
+        say(f"PASS: all {len(result.cases)} cases match autograd")
+        return EXIT_OK
+    say(f"FAIL: first wrong layer {d.layer} (case {d.case}): {d.kind}")
+    say(f"hint: {d.hint}")
+    return EXIT_CHECK_FAILED
+
+
+def sweep_spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    """The exercise's four (lr, weight decay, momentum) configs unless a grid is given."""
+    base = config_from_args(args)
+    grid: dict[str, list] = {}
+    if args.lr or args.weight_decay or args.momentum:
+        grid = {"lr": args.lr or [base.lr], "weight_decay": args.weight_decay or [0.0],
+                "momentum": args.momentum or [0.0]}
+    extra = {"optimizer": args.optimizer, "batch_size": args.batch_size,
+             "hidden": args.hidden_grid}
+    extra = {k: list(dict.fromkeys(v)) for k, v in extra.items() if v and len(set(v)) > 1}
+    if grid:
+        return SweepSpec(base, grid={**grid, **extra}).validate()
+    points = [dict(lr=lr, weight_decay=wd, momentum=m) for lr, wd, m in EXERCISE_GRID]
+    for key, values in extra.items():
+        points = [{**p, key: v} for p in points for v in values]
+    base = base.replace(optimizer=args.optimizer[0], batch_size=args.batch_size[0])
+    return SweepSpec(base, points=points).validate()
+
+
+def render_sweep(summary: dict) -> None:
+    headers, rows = sweep_table(summary)
+    say(text_table(headers, rows))
+    say(f"selected by {summary['select_by']} (* above); training loss is never used")
+    sel = summary["selected"]
+    if sel is None:
+        say("no config completed: nothing to evaluate on the test set")
+        return
+    say(f"test loss {fmt(sel['test_loss'])}, test accuracy {fmt(sel['test_accuracy'])}")
+    say(confusion_text(sel["confusion_matrix"], sel["class_names"]))
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    spec = sweep_spec_from_args(args)
+    if args.workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    out = args.out or default_run_dir(f"{spec.base.dataset}-sweep")
+    summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
+                        select_by=args.select_by)
+    render_sweep(summary)
+    say(f"results: {out / 'results.md'}")
+    return EXIT_OK
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from handgrad.report import reproduce
+
+    spec = sweep_spec_from_args(args)
+    if args.workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    out = args.out or default_run_dir(f"{spec.base.dataset}-reproduce")
+    return reproduce(spec, out, args, say)

@@ -1,0 +1,159 @@
+"""`handgrad reproduce`: the whole classic exercise in one command, and its report.
+
+1. the hand-written gradients checked against autograd and finite differences;
+2. autograd + torch.optim.SGD and manual + handgrad.optim.SGD trained from one start;
+3. the sweep (the exercise's four configs by default), selected on validation;
+4. the selected model evaluated once on the test set;
+5. DIR/report.md with tables and PNG plots, and DIR/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handgrad import plots
+from handgrad.compare import compare_engines
+from handgrad.data import Dataset, load_dataset
+from handgrad.gradcheck import GradcheckReport, gradcheck
+from handgrad.metrics import one_hot
+from handgrad.rundir import METRICS, atomic_write_bytes, command_line, write_json
+from handgrad.sweep import SweepSpec, run_sweep
+from handgrad.sweep import table as sweep_table
+from handgrad.tables import fmt, markdown_table, text_table
+from handgrad.train import build_model
+
+COMPARE_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
+
+
+def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> GradcheckReport:
+    """gradcheck of the sweep's network in float64 on a real batch of training images."""
+    config = spec.base.replace(dtype="float64", device="cpu")
+    model = build_model(config, dataset.D, dataset.num_classes)
+    x = dataset.inputs(dataset.train.x[:batch], torch.float64)
+    y = one_hot(dataset.train.y[:batch], dataset.num_classes, torch.float64)
+    return gradcheck(model, x, y, config.loss, seed=config.seed)
+
+
+def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
+              say: Callable[[str], None]) -> int:
+    base = spec.base
+    dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
+                           base.seed, base.standardize, base.download)
+    out = Path(out)
+    sizes = "-".join(map(str, [dataset.D, *base.hidden, dataset.num_classes]))
+    say(f"== 1. gradient check ({sizes}, {base.activation}, {base.loss}, float64, "
+        "a real batch of 8 images)")
+    report = check_gradients(spec, dataset)
+    say(text_table(report.HEADERS, report.rows()))
+    for w in report.warnings:
+        say(f"note: {w}")
+
+    say("== 2. manual + handgrad.optim.SGD vs autograd + torch.optim.SGD, one start")
+    compare_config = base.replace(optimizer="sgd", **COMPARE_SETTINGS)
+    comparison = compare_engines(compare_config, dataset, out / "compare")
+    gap_rows = [[g["epoch"], g["manual_val_loss"], g["autograd_val_loss"], g["max_gap"]]
+                for g in comparison.gaps()]
+    say(text_table(["epoch", "manual val loss", "autograd val loss", "largest gap"], gap_rows))
+    say(f"largest gap ({base.dtype}): {fmt(comparison.max_gap())}")
+
+    say(f"== 3-4. sweep of {len(spec.configs())} configs, selected by {args.select_by}")
+    summary = run_sweep(out / "sweep", spec, workers=args.workers, storage=args.storage,
+                        select_by=args.select_by)
+    headers, rows = sweep_table(summary)
+    say(text_table(headers, rows))
+    sel = summary["selected"]
+    if sel:
+        say(f"selected config on test: loss {fmt(sel['test_loss'])}, accuracy "
+            f"{fmt(sel['test_accuracy'])}")
+
+    figures = _figures(out, summary, comparison)
+    results = {"command": command_line(), "dataset": base.dataset,
+               "class_names": list(dataset.class_names), "gradcheck": _gradcheck_json(report),
+               "engines": {"dtype": base.dtype, "max_gap": comparison.max_gap(),
+                           "epochs": comparison.gaps()},
+               **summary}
+    write_json(out / "results.json", results)
+    atomic_write_bytes(out / "report.md",
+                       render_report(results, report, comparison, figures).encode())
+    say(f"report: {out / 'report.md'}")
+    return 0 if report.passed else 1
+
+
+def _figures(out: Path, summary: dict[str, Any], comparison) -> dict[str, str]:
+    curves = {}
+    for row in summary["configs"]:
+        label = ", ".join(f"{k}={row[k]}" for k in summary["swept"])
+        curves[label] = _read_curves(Path(row["run_dir"]) / METRICS)
+    figures = {"sweep": plots.loss_curves(out / "sweep_curves.png", curves,
+                                          "every config: train (solid) and validation (dashed)"),
+               "engines": plots.loss_curves(out / "engines.png", comparison.curves(),
+                                            "manual vs autograd, same start")}
+    sel = summary["selected"]
+    if sel:
+        figures["confusion"] = plots.confusion_matrix(
+            out / "confusion.png", sel["confusion_matrix"], sel["class_names"],
+            "selected config on the test set")
+    return {k: Path(v).name for k, v in figures.items()}
+
+
+def _read_curves(path: Path) -> dict[str, list[float]]:
+    if not path.exists():
+        return {"train": [], "val": []}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {"train": [float(r["train_loss"]) for r in rows],
+            "val": [float(r["val_loss"]) for r in rows]}
+
+
+def _gradcheck_json(report: GradcheckReport) -> dict[str, Any]:
+    return {"passed": report.passed, "dtype": report.dtype, "warnings": report.warnings,
+            "tensors": [{"name": t.name, "autograd_error": t.autograd_error,
+                         "numeric_error": t.numeric_error, "entries": t.entries_checked,
+                         "kinks_skipped": t.kinks_skipped, "passed": t.passed}
+                        for t in report.tensors]}
+
+
+def render_report(results: dict[str, Any], report: GradcheckReport, comparison,
+                  figures: dict[str, str]) -> str:
+    sel = results["selected"]
+    headers, rows = sweep_table(results)
+    gaps = [[g["epoch"], g["manual_train_loss"], g["autograd_train_loss"], g["manual_val_loss"],
+             g["autograd_val_loss"], g["max_gap"]] for g in comparison.gaps()]
+    parts = [
+        "# handgrad: the classic exercise, reproduced\n",
+        f"Dataset: **{results['dataset']}**, classes {', '.join(results['class_names'])}.\n",
+        "Reproduce with:\n\n```\n" + " ".join(results["command"]) + "\n```\n",
+        "## 1. Gradient check (float64, a real batch)\n",
+        markdown_table(report.HEADERS, report.rows()),
+        "\n" + "".join(f"- {w}\n" for w in report.warnings),
+        "## 2. Hand-written vs autograd training, one start\n",
+        f"SGD lr {COMPARE_SETTINGS['lr']}, momentum {COMPARE_SETTINGS['momentum']}, "
+        f"{results['engines']['dtype']}; largest gap in loss: "
+        f"**{fmt(results['engines']['max_gap'])}**.\n",
+        markdown_table(["epoch", "manual train", "autograd train", "manual val",
+                        "autograd val", "largest gap"], gaps),
+        f"\n![engines]({figures['engines']})\n",
+        f"## 3. Sweep, selected by {results['select_by']} (validation)\n",
+        markdown_table(headers, rows),
+        f"\n![every config]({figures['sweep']})\n",
+        "## 4. Selected config on the test set\n",
+    ]
+    if sel:
+        swept = ", ".join(f"{k}={sel[k]}" for k in results["swept"])
+        confusion = markdown_table(["true \\ predicted", *sel["class_names"]],
+                                   [[n, *r] for n, r in zip(sel["class_names"],
+                                                            sel["confusion_matrix"],
+                                                            strict=True)])
+        parts += [f"Selected: **{swept}** (validation loss {fmt(sel['val_loss'])}).\n",
+                  f"Test loss **{fmt(sel['test_loss'])}**, test accuracy "
+                  f"**{fmt(sel['test_accuracy'])}**.\n", confusion,
+                  f"\n![confusion matrix]({figures['confusion']})\n"]
+    else:
+        parts.append("No config completed; nothing was selected.\n")
+    return "\n".join(parts)

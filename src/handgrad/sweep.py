@@ -1,0 +1,342 @@
+"""Grid sweeps on Optuna: resumable, safe for several worker processes, one run dir a config.
+
+The study lives in a journal file in the sweep directory (Optuna's `JournalStorage` with a
+file backend, safe for processes on one machine), or in any database given by `storage`
+(then workers on several machines share it). Optuna's facts this module copes with:
+
+- GridSampler counts a failed trial as visited and never retries it, and journal storage has
+  no heartbeat, so a worker that dies leaves its trial RUNNING forever. The coordinator holds
+  `sweep.lock` while it runs; a coordinator that acquires it knows every RUNNING trial of a
+  file-backed study is dead, marks it FAIL and enqueues its config again (with a database
+  URL, Optuna's heartbeat fails stale trials instead, and they are enqueued the same way).
+- An exhausted grid re-evaluates a random point if asked again, so workers never call
+  `optimize` open-ended: each asks for one trial at a time while some config still lacks a
+  result, and a trial whose config is already done or taken is pruned before any training.
+- A diverged config (NaN/inf) is a COMPLETE trial with value +inf and status "diverged":
+  it is never selected and never stops the sweep.
+
+Selection uses validation loss (or accuracy), never training loss; the selected model is then
+evaluated once on the test set.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import math
+import multiprocessing as mp
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from handgrad.checkpoint import load_run_model
+from handgrad.config import TrainConfig
+from handgrad.data import load_dataset
+from handgrad.losses import get_loss
+from handgrad.metrics import evaluate
+from handgrad.rundir import RESULTS, atomic_write_bytes, read_json, write_csv, write_json
+from handgrad.tables import markdown_table
+from handgrad.train import train
+
+STUDY = "handgrad-sweep"
+JOURNAL = "study.journal"
+SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
+SELECT_BY = ("val_loss", "val_accuracy")
+EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
+    (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9),
+]
+
+
+@dataclass
+class SweepSpec:
+    """A base config and the configs to run: a full grid over `grid`, or explicit `points`."""
+
+    base: TrainConfig
+    grid: dict[str, list] = field(default_factory=dict)
+    points: list[dict[str, Any]] | None = None
+
+    def configs(self) -> list[dict[str, Any]]:
+        """Each config's swept values, in a fixed order (hidden as '512,128,32')."""
+        if self.points is not None:
+            return [dict(p) for p in self.points]
+        keys = [k for k in SWEEPABLE if k in self.grid]
+        return [dict(zip(keys, values, strict=True))
+                for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def search_space(self) -> dict[str, list]:
+        configs = self.configs()
+        return {k: sorted({c[k] for c in configs}, key=str) for k in configs[0]}
+
+    def config_for(self, values: dict[str, Any]) -> TrainConfig:
+        changes = dict(values)
+        if "hidden" in changes:
+            text = str(changes["hidden"])
+            changes["hidden"] = tuple(int(h) for h in text.split(",") if h)
+        return self.base.replace(**changes)
+
+    def validate(self) -> SweepSpec:
+        configs = self.configs()
+        if not configs:
+            raise ValueError("the sweep has no configs")
+        for values in configs:
+            unknown = set(values) - set(SWEEPABLE)
+            if unknown:
+                raise ValueError(f"cannot sweep {sorted(unknown)}; sweepable: {SWEEPABLE}")
+            self.config_for(values).validate()
+        return self
+
+
+def config_key(values: dict[str, Any]) -> str:
+    return ",".join(f"{k}={values[k]}" for k in sorted(values))
+
+
+def run_dir_name(values: dict[str, Any]) -> str:
+    return "_".join(f"{k}-{values[k]}" for k in sorted(values)).replace(",", "x")
+
+
+def open_storage(sweep_dir: Path, storage: str | None):
+    if storage is None:
+        return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
+    if storage.startswith(("sqlite", "postgresql", "mysql")):
+        return RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+    return storage
+
+
+def _study(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=STUDY, storage=open_storage(sweep_dir, storage),
+                               sampler=_GridSampler(spec.search_space(), seed=spec.base.seed),
+                               direction="minimize", load_if_exists=True)
+
+
+class SweepError(RuntimeError):
+    """A sweep could not finish; rerunning the same command resumes it."""
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """GridSampler that also gives enqueued (re-run) trials their grid id, so that Optuna
+    counts them as the grid point they are."""
+
+    def before_trial(self, study: optuna.Study, trial) -> None:
+        fixed = trial.system_attrs.get("fixed_params")
+        if fixed is not None and "grid_id" not in trial.system_attrs:
+            point = [fixed[name] for name in self._param_names]
+            grid_id = next((i for i, g in enumerate(self._all_grids) if list(g) == point), None)
+            if grid_id is not None:
+                study._storage.set_trial_system_attr(trial._trial_id, "search_space",
+                                                     self._search_space)
+                study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
+            return
+        super().before_trial(study, trial)
+
+
+class SweepLock:
+    """An exclusive lock on DIR/sweep.lock for the coordinator's lifetime."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.path = sweep_dir / "sweep.lock"
+        self.file = None
+
+    def __enter__(self) -> SweepLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            raise ValueError(f"{self.path.parent}: another sweep is running on this directory"
+                             ) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def _trials_by_key(study: optuna.Study) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for t in study.get_trials(deepcopy=False):
+        params = t.params or t.system_attrs.get("fixed_params") or {}
+        if params:
+            out.setdefault(config_key(params), []).append(t)
+    return out
+
+
+def recover(study: optuna.Study, spec: SweepSpec, file_backed: bool) -> int:
+    """Fail the trials of dead workers and enqueue every config that has no result and is
+    not waiting or running. Returns the number of configs enqueued."""
+    if file_backed:  # we hold the lock: nobody else is running this study
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study._storage.set_trial_user_attr(t._trial_id, "failure", "worker died")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    by_key = _trials_by_key(study)
+    enqueued = 0
+    for values in spec.configs():
+        trials = by_key.get(config_key(values), [])
+        states = {t.state for t in trials}
+        if states & {TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING}:
+            continue
+        if TrialState.FAIL in states or TrialState.PRUNED in states:
+            study.enqueue_trial(values, skip_if_exists=False)
+            enqueued += 1
+    return enqueued
+
+
+def _work_left(study: optuna.Study, spec: SweepSpec) -> bool:
+    by_key = _trials_by_key(study)
+    busy = {TrialState.COMPLETE, TrialState.RUNNING}
+    if any(t.state == TrialState.WAITING for ts in by_key.values() for t in ts):
+        return True
+    return any(not ({t.state for t in by_key.get(config_key(v), [])} & busy)
+               for v in spec.configs())
+
+
+def _taken_by_another(study: optuna.Study, trial: optuna.Trial, key: str) -> bool:
+    for t in _trials_by_key(study).get(key, []):
+        if t.number == trial.number:
+            continue
+        if t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING
+                                              and t.number < trial.number):
+            return True
+    return False
+
+
+def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int) -> None:
+    """Ask for one trial at a time until every config has a result or is being run."""
+    torch.set_num_threads(threads)
+    sweep_dir = Path(sweep_dir)
+    study = _study(sweep_dir, spec, storage)
+    space = spec.search_space()
+    base = spec.base
+    dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
+                           base.seed, base.standardize)
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {k: trial.suggest_categorical(k, choices) for k, choices in space.items()}
+        key = config_key(values)
+        if key not in {config_key(v) for v in spec.configs()} or \
+                _taken_by_another(study, trial, key):
+            raise optuna.TrialPruned(f"{key} is done or taken")
+        trial.set_user_attr("started", os.getpid())
+        run_dir = sweep_dir / "configs" / run_dir_name(values)
+        result = train(spec.config_for(values), dataset, run_dir, evaluate_test=False)
+        trial.set_user_attr("status", result.status)
+        trial.set_user_attr("run_dir", str(run_dir.relative_to(sweep_dir)))
+        val_loss = result.summary()["val_loss"]
+        if result.status != "completed" or val_loss is None or not math.isfinite(val_loss):
+            return math.inf
+        return val_loss
+
+    while _work_left(study, spec):
+        study.optimize(objective, n_trials=1)
+
+
+def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
+              storage: str | None = None, select_by: str = "val_loss") -> dict[str, Any]:
+    """Run (or finish) the sweep in `sweep_dir`; write results.{json,csv,md}; return them."""
+    if select_by not in SELECT_BY:
+        raise ValueError(f"unknown --select-by {select_by!r}; choose from: {', '.join(SELECT_BY)}")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    spec.validate()
+    sweep_dir = Path(sweep_dir)
+    with SweepLock(sweep_dir):
+        study = _study(sweep_dir, spec, storage)
+        recover(study, spec, file_backed=storage is None)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        if workers == 1:
+            run_worker(str(sweep_dir), spec, storage, threads)
+        else:
+            ctx = mp.get_context("spawn")
+            procs = [ctx.Process(target=run_worker, args=(str(sweep_dir), spec, storage, threads))
+                     for _ in range(workers)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            failed = [p.exitcode for p in procs if p.exitcode != 0]
+            if failed:
+                raise SweepError(f"{len(failed)} sweep worker(s) failed (exit codes {failed});"
+                                   " rerun the same command to finish the sweep")
+        return collect(sweep_dir, spec, study, select_by)
+
+
+def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study,
+            select_by: str) -> dict[str, Any]:
+    """Read every config's results, select on validation, evaluate the selected on test."""
+    by_key = _trials_by_key(study)
+    rows = []
+    for values in spec.configs():
+        done = [t for t in by_key.get(config_key(values), []) if t.state == TrialState.COMPLETE]
+        if not done:
+            raise SweepError(f"config {config_key(values)} has no result; rerun the sweep")
+        run_dir = sweep_dir / done[0].user_attrs["run_dir"]
+        res = read_json(run_dir / RESULTS)
+        rows.append({**values, "status": res["status"], "train_loss": res["train_loss"],
+                     "val_loss": res["val_loss"], "val_accuracy": res["val_accuracy"],
+                     "run_dir": str(run_dir)})
+    selected = select(rows, select_by)
+    summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
+               "configs": rows, "selected": None}
+    if selected is not None:
+        summary["selected"] = {**selected, **evaluate_on_test(Path(selected["run_dir"]))}
+    write_results(sweep_dir, summary)
+    return summary
+
+
+def select(rows: list[dict[str, Any]], select_by: str) -> dict[str, Any] | None:
+    """The completed config with the lowest validation loss (or highest accuracy, ties
+    broken by the lower validation loss)."""
+    ok = [r for r in rows if r["status"] == "completed" and r["val_loss"] is not None
+          and math.isfinite(r["val_loss"])]
+    if not ok:
+        return None
+    if select_by == "val_accuracy":
+        return min(ok, key=lambda r: (-r["val_accuracy"], r["val_loss"]))
+    return min(ok, key=lambda r: r["val_loss"])
+
+
+def evaluate_on_test(run_dir: Path) -> dict[str, Any]:
+    config, _, model = load_run_model(run_dir)
+    data = load_dataset(config.dataset, config.data_dir, config.classes, config.val_fraction,
+                        config.seed, config.standardize)
+    device = config.resolved_device()
+    ev = evaluate(model.to(device), data.to(device), data.to(device).test,
+                  get_loss(config.loss), config.torch_dtype)
+    return {"test_loss": ev.loss, "test_accuracy": ev.accuracy, "confusion_matrix": ev.confusion,
+            "class_names": list(data.class_names)}
+
+
+def table(summary: dict[str, Any]) -> tuple[list[str], list[list]]:
+    """Headers and rows of the sweep table; the selected config marked with '*'."""
+    swept = summary["swept"]
+    chosen = summary["selected"]["run_dir"] if summary["selected"] else None
+    headers = ["", *swept, "train loss", "val loss", "val acc", "status"]
+    rows = [["*" if r["run_dir"] == chosen else "", *(r[k] for k in swept), r["train_loss"],
+             r["val_loss"], r["val_accuracy"], r["status"]] for r in summary["configs"]]
+    return headers, rows
+
+
+def write_results(sweep_dir: Path, summary: dict[str, Any]) -> None:
+    headers, rows = table(summary)
+    write_json(sweep_dir / "results.json", summary)
+    write_csv(sweep_dir / "results.csv", summary["configs"],
+              [*summary["swept"], "status", "train_loss", "val_loss", "val_accuracy", "run_dir"])
+    sel = summary["selected"]
+    lines = [f"# Sweep results\n\nSelected by **{summary['select_by']}** on the validation "
+             "split (never training loss); the selected config (*) was evaluated once on the "
+             "test set.\n", markdown_table(headers, rows), ""]
+    if sel:
+        lines.append(f"Selected: {', '.join(f'{k}={sel[k]}' for k in summary['swept'])}: "
+                     f"test loss {sel['test_loss']:.4f}, test accuracy "
+                     f"{sel['test_accuracy']:.4f}.\n")
+    else:
+        lines.append("No config completed: nothing selected.\n")
+    atomic_write_bytes(sweep_dir / "results.md", "\n".join(lines).encode())

@@ -159,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse has printed its usage line
         return int(e.code or 0)
+    args.command_line = ["handgrad", *(sys.argv[1:] if argv is None else argv)]
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -78,7 +78,8 @@ def confusion_text(matrix, names) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = args.out or default_run_dir(f"{config.dataset}-{config.engine}")
-    result = train(config, out_dir=out, observer=ProgressObserver(args.quiet))
+    result = train(config, out_dir=out, observer=ProgressObserver(args.quiet),
+                   command=args.command_line)
     say(summary_table(result))
     if result.test is not None:
         say(confusion_text(result.test.confusion, result.class_names))
@@ -92,7 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = args.out or default_run_dir(f"{config.dataset}-compare")
-    comparison = compare_engines(config, out_dir=out, observer=ProgressObserver(args.quiet))
+    comparison = compare_engines(config, out_dir=out, observer=ProgressObserver(args.quiet),
+                                 command=args.command_line)
     rows = [[g["epoch"], g["manual_train_loss"], g["autograd_train_loss"], g["manual_val_loss"],
              g["autograd_val_loss"], g["max_gap"]] for g in comparison.gaps()]
     say(text_table(["epoch", "manual train", "autograd train", "manual val", "autograd val",
@@ -163,12 +165,12 @@ def sweep_spec_from_args(args: argparse.Namespace) -> SweepSpec:
              "hidden": args.hidden_grid}
     extra = {k: list(dict.fromkeys(v)) for k, v in extra.items() if v and len(set(v)) > 1}
     if grid:
-        return SweepSpec(base, grid={**grid, **extra}).validate()
+        return SweepSpec(base, grid={**grid, **extra}, command=args.command_line).validate()
     points = [dict(lr=lr, weight_decay=wd, momentum=m) for lr, wd, m in EXERCISE_GRID]
     for key, values in extra.items():
         points = [{**p, key: v} for p in points for v in values]
     base = base.replace(optimizer=args.optimizer[0], batch_size=args.batch_size[0])
-    return SweepSpec(base, points=points).validate()
+    return SweepSpec(base, points=points, command=args.command_line).validate()
 
 
 def render_sweep(summary: dict) -> None:

@@ -73,7 +73,7 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
             f"{fmt(sel['test_accuracy'])}")
 
     figures = _figures(out, summary, comparison)
-    results = {"command": command_line(), "dataset": base.dataset,
+    results = {"command": spec.command or command_line(), "dataset": base.dataset,
                "class_names": list(dataset.class_names), "gradcheck": _gradcheck_json(report),
                "engines": {"dtype": base.dtype, "max_gap": comparison.max_gap(),
                            "epochs": comparison.gaps()},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -45,8 +46,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def finite_or_none(obj: Any) -> Any:
+    """obj with every NaN/inf float replaced by None, so that the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    text = json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def read_json(path: Path) -> Any:

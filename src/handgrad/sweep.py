@@ -26,6 +26,7 @@ import itertools
 import math
 import multiprocessing as mp
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class SweepSpec:
     base: TrainConfig
     grid: dict[str, list] = field(default_factory=dict)
     points: list[dict[str, Any]] | None = None
+    command: list[str] | None = None  # recorded in every config's config.json
 
     def configs(self) -> list[dict[str, Any]]:
         """Each config's swept values, in a fixed order (hidden as '512,128,32')."""
@@ -208,6 +210,22 @@ def _taken_by_another(study: optuna.Study, trial: optuna.Trial, key: str) -> boo
     return False
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when its coordinator dies (even by SIGKILL),
+    so that no orphan keeps training a config the next run will redo."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _spawned_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int) -> None:
+    _die_with_parent()
+    run_worker(sweep_dir, spec, storage, threads)
+
+
 def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int) -> None:
     """Ask for one trial at a time until every config has a result or is being run."""
     torch.set_num_threads(threads)
@@ -226,7 +244,8 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
             raise optuna.TrialPruned(f"{key} is done or taken")
         trial.set_user_attr("started", os.getpid())
         run_dir = sweep_dir / "configs" / run_dir_name(values)
-        result = train(spec.config_for(values), dataset, run_dir, evaluate_test=False)
+        result = train(spec.config_for(values), dataset, run_dir, evaluate_test=False,
+                       command=spec.command)
         trial.set_user_attr("status", result.status)
         trial.set_user_attr("run_dir", str(run_dir.relative_to(sweep_dir)))
         val_loss = result.summary()["val_loss"]
@@ -255,7 +274,8 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
             run_worker(str(sweep_dir), spec, storage, threads)
         else:
             ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=run_worker, args=(str(sweep_dir), spec, storage, threads))
+            worker_args = (str(sweep_dir), spec, storage, threads)
+            procs = [ctx.Process(target=_spawned_worker, args=worker_args)
                      for _ in range(workers)]
             for p in procs:
                 p.start()

@@ -10,6 +10,7 @@ every `CHECK_EVERY` steps and at the end of each epoch.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -221,6 +222,11 @@ def train(
             result.status, result.message = "diverged", str(e)
             break
         val = evaluate(model, dataset, dataset.val, loss, config.torch_dtype)
+        if not math.isfinite(val.loss):
+            result.status = "diverged"
+            result.message = (f"validation loss became {val.loss} after epoch {epoch}; try a "
+                              f"lower learning rate than --lr {config.lr:g}")
+            break
         metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy,
                                time.perf_counter() - start)
         result.history.append(metrics)

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+from handgrad.cli import main
+from handgrad.config import TrainConfig
+from handgrad.rundir import read_json
+from handgrad.sweep import STUDY, SweepSpec, config_key, open_storage, run_sweep
+
+BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=3)
+
+
+def _trials(sweep_dir: Path):
+    study = optuna.load_study(study_name=STUDY, storage=open_storage(sweep_dir, None))
+    return study.get_trials(deepcopy=False)
+
+
+def _started(sweep_dir: Path) -> Counter:
+    """How many times each config began training."""
+    return Counter(config_key(t.params) for t in _trials(sweep_dir) if "started" in t.user_attrs)
+
+
+def _comparable(summary: dict) -> list:
+    return [(r["lr"], r["weight_decay"], r["momentum"], r["status"], r["train_loss"],
+             r["val_loss"], r["val_accuracy"]) for r in summary["configs"]]
+
+
+def test_sweep_selects_on_validation_and_evaluates_once(tmp_path):
+    spec = SweepSpec(BASE, grid={"lr": [0.001, 0.05], "weight_decay": [0.0],
+                                 "momentum": [0.0, 0.9]})
+    summary = run_sweep(tmp_path, spec)
+    rows = summary["configs"]
+    assert len(rows) == 4 and summary["select_by"] == "val_loss"
+    best = min(rows, key=lambda r: r["val_loss"])
+    sel = summary["selected"]
+    assert (sel["lr"], sel["momentum"]) == (best["lr"], best["momentum"])
+    assert {"test_loss", "test_accuracy", "confusion_matrix", "run_dir"} <= sel.keys()
+    for row in rows:
+        assert {"lr", "weight_decay", "momentum", "status", "train_loss", "val_loss",
+                "val_accuracy", "run_dir"} <= row.keys()
+        run = Path(row["run_dir"])
+        assert {"config.json", "metrics.csv", "results.json", "weights.safetensors"} <= {
+            p.name for p in run.iterdir()}
+        assert read_json(run / "results.json")["test_accuracy"] is None  # only the selected
+    assert (tmp_path / "results.md").read_text().count("| * |") == 1
+    assert (tmp_path / "results.csv").read_text().count("\n") == 5
+    assert read_json(tmp_path / "results.json") == summary
+    # a finished sweep rerun trains nothing again
+    again = run_sweep(tmp_path, spec)
+    assert _comparable(again) == _comparable(summary)
+    assert set(_started(tmp_path).values()) == {1}
+
+
+def test_select_by_accuracy(tmp_path):
+    spec = SweepSpec(BASE, grid={"lr": [0.001, 0.05], "weight_decay": [0.0], "momentum": [0.9]})
+    summary = run_sweep(tmp_path, spec, select_by="val_accuracy")
+    best = max(summary["configs"], key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+    assert summary["selected"]["lr"] == best["lr"]
+
+
+def test_diverging_config_is_recorded_not_selected(tmp_path):
+    spec = SweepSpec(BASE.replace(loss="sse"), grid={"lr": [0.01, 50.0], "weight_decay": [0.0],
+                                                    "momentum": [0.0]})
+    summary = run_sweep(tmp_path, spec)
+    status = {r["lr"]: r["status"] for r in summary["configs"]}
+    assert status == {0.01: "completed", 50.0: "diverged"}
+    assert summary["selected"]["lr"] == 0.01
+
+
+def test_two_workers_run_every_config_exactly_once(tmp_path):
+    spec = SweepSpec(BASE, grid={"lr": [0.001, 0.01, 0.05], "weight_decay": [0.0, 0.01],
+                                 "momentum": [0.9]})
+    summary = run_sweep(tmp_path, spec, workers=2)
+    started = _started(tmp_path)
+    assert len(started) == 6 and set(started.values()) == {1}
+    pids = {t.user_attrs["started"] for t in _trials(tmp_path) if "started" in t.user_attrs}
+    assert len(pids) == 2 and os.getpid() not in pids  # real worker processes
+    assert all(r["status"] == "completed" for r in summary["configs"])
+
+
+SWEEP_ARGS = ["sweep", "--dataset", "digits", "--hidden", "64", "--epochs", "60", "--quiet",
+              "--lr", "0.001", "0.01", "--momentum", "0", "0.9", "--weight-decay", "0"]
+
+
+def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert main([*SWEEP_ARGS, "--out", str(straight)]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "handgrad", *SWEEP_ARGS, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill in the middle of the second config
+        done = list(killed.glob("configs/*/results.json"))
+        if len(done) >= 1 and len(list(killed.glob("configs/*/metrics.csv"))) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists(), "the sweep finished before it was killed"
+    states = Counter(t.state.name for t in _trials(killed))
+    assert states["RUNNING"] == 1  # the dead worker's trial, left behind as Optuna does
+    assert main([*SWEEP_ARGS, "--out", str(killed)]) == 0
+    assert _comparable(read_json(killed / "results.json")) == _comparable(
+        read_json(straight / "results.json"))
+    started = _started(killed)
+    assert sorted(started.values()) == [1, 1, 1, 2]  # only the killed config ran again
+    complete = Counter(config_key(t.params) for t in _trials(killed) if t.state.name == "COMPLETE")
+    assert set(complete.values()) == {1} and len(complete) == 4
+
+
+def test_a_second_coordinator_on_the_same_dir_is_refused(tmp_path):
+    from handgrad.sweep import SweepLock
+
+    with SweepLock(tmp_path), pytest.raises(ValueError, match="another sweep is running"):
+        run_sweep(tmp_path, SweepSpec(BASE, grid={"lr": [0.01]}))
+
+
+def test_sweep_cli_bad_input(tmp_path, capsys):
+    assert main([*SWEEP_ARGS[:8], "--lr", "0.1", "-2", "--out", str(tmp_path / "s")]) == 2
+    assert "--lr must be > 0" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

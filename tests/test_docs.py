@@ -1,0 +1,30 @@
+"""docs/backprop.md quotes code lines: each must still be in the file it names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_quoted_line_is_in_the_named_source_file():
+    text = (ROOT / "docs" / "backprop.md").read_text()
+    checked = 0
+    source = None
+    for block in re.split(r"(```python\n.*?```)", text, flags=re.S):
+        if block.startswith("```python"):
+            assert source is not None, "a code block before any source file is named"
+            code = (ROOT / source).read_text()
+            for line in block.splitlines()[1:-1]:
+                assert line in code.splitlines(), f"{source}: {line!r} not found"
+                checked += 1
+        else:
+            named = re.findall(r"`(src/handgrad/[\w/]+\.py)`", block)
+            source = named[-1] if named else source
+    assert checked >= 9
+
+
+def test_figures_exist():
+    for name in ("momentum.png", "weight_decay.png", "weight_decay_loss.png"):
+        assert (ROOT / "docs" / "figures" / name).stat().st_size > 10_000

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from handgrad.cli import main
+from handgrad.rundir import read_json
+
+
+def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["reproduce", "--dataset", "digits", "--epochs", "15", "--quiet",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "gradient check" in text and "largest gap" in text and "selected" in text
+    for name in ("report.md", "results.json", "sweep_curves.png", "engines.png",
+                 "confusion.png", "sweep/results.md", "sweep/results.csv", "sweep/results.json"):
+        assert (out / name).stat().st_size > 0, name
+    results = read_json(out / "results.json")
+    assert results["gradcheck"]["passed"] and len(results["configs"]) == 4
+    assert {(c["lr"], c["weight_decay"], c["momentum"]) for c in results["configs"]} == {
+        (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9)}
+    assert results["engines"]["max_gap"] < 1e-4
+    report = (out / "report.md").read_text()
+    assert "handgrad reproduce --dataset digits" in report
+    for heading in ("Gradient check", "Hand-written vs autograd", "Sweep, selected by val_loss",
+                    "Selected config on the test set"):
+        assert heading in report
+    assert "![confusion matrix](confusion.png)" in report
+
+
+def test_reproduce_on_real_cifar_selects_the_lowest_validation_loss(cifar_root, tmp_path):
+    out = tmp_path / "rep"
+    assert main(["reproduce", "--data-dir", str(cifar_root), "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0
+    results = read_json(out / "results.json")
+    best = min(results["configs"], key=lambda c: c["val_loss"])
+    selected = results["selected"]
+    assert selected["run_dir"] == best["run_dir"]
+    assert results["class_names"] == ["airplane", "automobile"]
+    assert sum(map(sum, selected["confusion_matrix"])) == 2000
+    report = (out / "report.md").read_text()
+    assert f"{selected['test_accuracy']:.4g}" in report

@@ -21,7 +21,7 @@ from handgrad.config import TrainConfig  # noqa: E402
 from handgrad.data import load_dataset  # noqa: E402
 from handgrad.losses import get_loss  # noqa: E402
 from handgrad.metrics import evaluate, one_hot  # noqa: E402
-from handgrad.train import build_model, build_optimizer, make_step  # noqa: E402
+from handgrad.train import build_model, make_step  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "figures"
 
@@ -29,7 +29,7 @@ OUT = Path(__file__).resolve().parent / "figures"
 def history(config: TrainConfig, data) -> dict[str, list[float]]:
     """Validation loss and ‖W‖ (all weights, Frobenius) after every epoch."""
     model = build_model(config, data.D, data.num_classes)
-    step = make_step(config, model, build_optimizer(config, model), get_loss(config.loss))
+    step = make_step(config, model, get_loss(config.loss))
     gen = torch.Generator().manual_seed(config.seed)
     out = {"val_loss": [], "weight_norm": []}
     for _ in range(config.epochs):

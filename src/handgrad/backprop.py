@@ -53,13 +53,20 @@ def backpropagation(
     shapes match): clone them to keep a gradient past the next call.
     """
     dL_da = get_loss(loss).grad(y_pred, y_true)
+    backward_from_output(model, dL_da)
+    if accumulate_grad:
+        _accumulate_into_grads(model)
+
+
+@torch.no_grad()
+def backward_from_output(model: MLP, dL_da: Tensor) -> None:
+    """Fill `model.dL_dw`, `model.dL_db` from dL/da[L] (N, H_L) (or (H_L,)) of the last
+    forward: the part of `backpropagation` after the loss. Overwrites `dL_da`."""
     layers = [
         Layer(model.weight(l), model.act[l], _batched(model.z[l]), _batched(model.a[l]))
         for l in range(1, model.L + 1)
     ]
     backward_layers(_batched(dL_da), _batched(model.a[0]), layers, model.dL_dw, model.dL_db)
-    if accumulate_grad:
-        _accumulate_into_grads(model)
 
 
 class Layer(NamedTuple):

@@ -105,6 +105,22 @@ def cross_entropy_grad(y_pred: Tensor, y_true: Tensor) -> Tensor:
     return dL_dy.div_(N).reshape(shape)
 
 
+def cross_entropy_value_and_grad(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
+    """(L, dL/dy) of cross_entropy from one log-softmax: what a training step needs."""
+    shape = y_pred.shape
+    y_pred, y_true = _as_batch(y_pred, y_true)
+    N = y_pred.shape[0]
+    log_p = y_pred - torch.logsumexp(y_pred, dim=1, keepdim=True)
+    if _is_index_target(y_pred, y_true):
+        value = -log_p.gather(1, y_true.unsqueeze(1)).mean()
+        dL_dy = log_p.exp_()
+        dL_dy[torch.arange(N, device=y_pred.device), y_true] -= 1
+    else:
+        value = -(y_true * log_p).sum() / N
+        dL_dy = log_p.exp_().mul_(y_true.sum(dim=1, keepdim=True)).sub_(y_true)
+    return value, dL_dy.div_(N).reshape(shape)
+
+
 def bce_with_logits(y_pred: Tensor, y_true: Tensor) -> Tensor:
     """L = mean[max(y, 0) - y t + log(1 + exp(-|y|))]. (N, C) -> scalar."""
     _check_same_shape(y_pred, y_true, "bce_with_logits")
@@ -125,12 +141,20 @@ class Loss:
     value: Callable[[Tensor, Tensor], Tensor]
     grad: Callable[[Tensor, Tensor], Tensor]
     torch_value: Callable[[Tensor, Tensor], Tensor]
+    fused: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
+
+    def value_and_grad(self, y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
+        """(L, dL/dy_pred) together, sharing work where the loss allows it."""
+        if self.fused is not None:
+            return self.fused(y_pred, y_true)
+        return self.value(y_pred, y_true), self.grad(y_pred, y_true)
 
 
 LOSSES: dict[str, Loss] = {
     "sse": Loss("sse", sse, sse_grad, lambda y, t: F.mse_loss(y, t, reduction="sum")),
     "mse": Loss("mse", mse, mse_grad, F.mse_loss),
-    "cross_entropy": Loss("cross_entropy", cross_entropy, cross_entropy_grad, F.cross_entropy),
+    "cross_entropy": Loss("cross_entropy", cross_entropy, cross_entropy_grad, F.cross_entropy,
+                          cross_entropy_value_and_grad),
     "bce_with_logits": Loss(
         "bce_with_logits", bce_with_logits, bce_with_logits_grad,
         F.binary_cross_entropy_with_logits,

@@ -87,7 +87,7 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+        tensors = {k: v.detach().to("cpu").clone() for k, v in state.items()}  # unshared
         save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)
     except BaseException:

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 
 from handgrad import optim as hand_optim
-from handgrad.backprop import backpropagation, bind_grads
+from handgrad.backprop import backward_from_output
 from handgrad.config import TrainConfig
 from handgrad.data import Dataset, load_dataset
+from handgrad.flat import flatten
 from handgrad.losses import Loss, get_loss
 from handgrad.metrics import Evaluation, evaluate, one_hot, per_sample_sum
 from handgrad.model import MLP
@@ -114,30 +115,37 @@ def build_model(config: TrainConfig, D: int, num_classes: int) -> MLP:
     return model.to(config.resolved_device())
 
 
-def build_optimizer(config: TrainConfig, model: MLP) -> torch.optim.Optimizer:
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """torch.optim's class for the autograd engine, handgrad.optim's for the manual one."""
     cls = OPTIMIZER_CLASSES[config.engine][config.optimizer]
     if config.optimizer == "sgd":
-        return cls(model.parameters(), lr=config.lr, momentum=config.momentum,
+        return cls(params, lr=config.lr, momentum=config.momentum,
                    weight_decay=config.weight_decay, nesterov=config.nesterov)
-    return cls(model.parameters(), lr=config.lr, betas=tuple(config.betas),
-               weight_decay=config.weight_decay)
+    return cls(params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
 
 
-def make_step(config: TrainConfig, model: MLP, opt: torch.optim.Optimizer,
+def make_step(config: TrainConfig, model: MLP,
               loss: Loss) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
-    """step(x (B, D), t (B, C)) -> (y_pred (B, C), loss value): one update of the engine."""
+    """step(x (B, D), t (B, C)) -> (y_pred (B, C), loss value): one update of the engine.
+
+    The manual engine puts all parameters and gradients in two flat buffers (`flatten`) and
+    gives its optimizer the single flat parameter: the same arithmetic, one pass per
+    operation for the whole network.
+    """
     if config.engine == "manual":
-        bind_grads(model)
+        opt = build_optimizer(config, [flatten(model)])
 
         @torch.no_grad()
         def manual_step(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
             y_pred = model(x)
-            value = loss.value(y_pred, t)
-            backpropagation(model, t, y_pred, loss.name)
+            value, dL_dy = loss.value_and_grad(y_pred, t)
+            backward_from_output(model, dL_dy)   # = backpropagation(model, t, y_pred, loss)
             opt.step()
             return y_pred, value
 
         return manual_step
+
+    opt = build_optimizer(config, model.parameters())
 
     def autograd_step(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         opt.zero_grad(set_to_none=True)
@@ -210,7 +218,7 @@ def train(
     if out is not None:
         write_json(out / CONFIG, _config_record(config, dataset, model, command))
     loss = get_loss(config.loss)
-    step_fn = make_step(config, model, build_optimizer(config, model), loss)
+    step_fn = make_step(config, model, loss)
     gen = torch.Generator().manual_seed(config.seed)
     result = RunResult(config, dataset.class_names, model=model)
     for epoch in range(1, config.epochs + 1):

@@ -33,7 +33,7 @@ def per_sample_sum(loss: Loss, value: Tensor, batch: int) -> Tensor:
 
 @torch.no_grad()
 def evaluate(model: MLP, dataset: Dataset, split: Split, loss: Loss, dtype: torch.dtype,
-             batch_size: int = 1024) -> Evaluation:
+             batch_size: int = 256) -> Evaluation:
     """Mean per-sample loss, accuracy and confusion matrix of `model` on `split`."""
     k = dataset.num_classes
     total = torch.zeros((), dtype=torch.float64, device=split.x.device)

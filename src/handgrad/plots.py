@@ -7,13 +7,19 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    """matplotlib, headless, imported on first use (it costs ~30 MB a process)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
     """Save atomically: a temporary PNG beside `path`, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +37,7 @@ def _save(fig, path: Path) -> Path:
 def loss_curves(path: Path, curves: dict[str, dict[str, Sequence[float]]], title: str,
                 ylabel: str = "mean loss per sample") -> Path:
     """curves: {label: {"train": [...], "val": [...]}}; train solid, validation dashed."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
     for i, (label, series) in enumerate(curves.items()):
         color = f"C{i % 10}"
         for kind, style in (("train", "-"), ("val", "--")):
@@ -49,7 +55,7 @@ def loss_curves(path: Path, curves: dict[str, dict[str, Sequence[float]]], title
 
 def confusion_matrix(path: Path, matrix: Sequence[Sequence[int]], class_names: Sequence[str],
                      title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4))
     image = ax.imshow(matrix, cmap="Blues")
     k = len(class_names)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handgrad.data.safe_pickle import load_pickle
+from handgrad.data.memory import release_free_memory
+from handgrad.data.safe_pickle import load_pickle, text, text_keys
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -42,8 +43,9 @@ def missing_message(root: Path) -> str:
 def read_meta(root: Path) -> list[str]:
     """The ten class names from batches.meta, checked."""
     path = _existing(root, META_FILE)
-    meta = load_pickle(path)
+    meta = text_keys(load_pickle(path))
     names = meta.get("label_names") if isinstance(meta, dict) else None
+    names = [text(n) for n in names] if isinstance(names, list) else names
     valid = isinstance(names, list) and len(names) == 10
     if not valid or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{path}: 'label_names' must be a list of 10 class names")
@@ -52,7 +54,7 @@ def read_meta(root: Path) -> list[str]:
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(data uint8 (N, 3072), labels int64 (N,)) from one batch file, structure checked."""
-    batch = load_pickle(path)
+    batch = text_keys(load_pickle(path))
     if not isinstance(batch, dict) or not {"data", "labels"} <= batch.keys():
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise ValueError(f"{path}: expected a dict with keys 'data' and 'labels', got {keys}")
@@ -74,11 +76,18 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
-def read_split(root: Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The whole training set (5 files) or the test set, as (data, labels)."""
+def read_split(root: Path, train: bool, classes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The rows of official `classes` in each file of the training set (5 files) or the test
+    set, as [(data, labels)], one pair a file. Only the kept rows stay in memory."""
     files = TRAIN_FILES if train else (TEST_FILE,)
-    parts = [read_batch(_existing(root, name)) for name in files]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    parts = []
+    for name in files:
+        data, labels = read_batch(_existing(root, name))
+        keep = np.isin(labels, classes)
+        parts.append((data, labels) if keep.all() else (data[keep], labels[keep]))
+        data = labels = None
+        release_free_memory()  # the unpickler's read buffer, and the file's other rows
+    return parts
 
 
 def _existing(root: Path, name: str) -> Path:

@@ -18,6 +18,7 @@ import torch
 
 from handgrad.data import cifar10
 from handgrad.data.download import download_cifar10
+from handgrad.data.memory import release_free_memory
 
 Tensor = torch.Tensor
 DATASETS = ("cifar10", "digits")
@@ -130,13 +131,42 @@ def stratified_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor,
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(val)).values
 
 
-def _select(x: np.ndarray, labels: np.ndarray, official: list[int]) -> Split:
-    """Keep the rows of the chosen official classes; relabel them 0..k-1 in the order given."""
-    relabel = np.full(max(10, labels.max(initial=0) + 1), -1, dtype=np.int64)
+def _relabel(labels: np.ndarray, official: list[int]) -> np.ndarray:
+    """Official class indices -> 0..k-1 in the order the classes were given."""
+    relabel = np.full(max(10, int(labels.max(initial=0)) + 1), -1, dtype=np.int64)
     relabel[official] = np.arange(len(official))
-    keep = relabel[labels] >= 0
-    return Split(torch.from_numpy(np.ascontiguousarray(x[keep])),
-                 torch.from_numpy(relabel[labels[keep]]))
+    return relabel[labels]
+
+
+def _assemble(parts: list[tuple[np.ndarray, np.ndarray]], official: list[int],
+              val_fraction: float | None, seed: int) -> tuple[Split, Split | None]:
+    """Concatenate the per-file parts into one uint8 array, each row written straight to its
+    place: training rows first, then validation rows (each group in file order). Train and
+    validation are views of that one array, so memory peaks near the data size (plus one
+    file), not at two or three copies."""
+    y = torch.from_numpy(np.concatenate([_relabel(labels, official) for _, labels in parts]))
+    n = len(y)
+    if val_fraction is None:
+        dest, n_train = torch.arange(n), n
+    else:
+        train_idx, val_idx = stratified_split(y, val_fraction, seed)
+        n_train = len(train_idx)
+        dest = torch.empty(n, dtype=torch.int64)
+        dest[train_idx] = torch.arange(n_train)
+        dest[val_idx] = torch.arange(n_train, n)
+    x = np.empty((n, parts[0][0].shape[1]), dtype=np.uint8)
+    y_out = torch.empty(n, dtype=torch.int64)
+    y_out[dest] = y
+    offset = 0
+    for i, (data, _) in enumerate(parts):
+        x[dest[offset:offset + len(data)].numpy()] = data
+        offset += len(data)
+        parts[i] = data = None  # let the file's array go as soon as it is copied
+        release_free_memory()
+    x_t = torch.from_numpy(x)
+    train = Split(x_t[:n_train], y_out[:n_train])
+    val = Split(x_t[n_train:], y_out[n_train:]) if val_fraction is not None else None
+    return train, val
 
 
 def _channel_stats(x: Tensor, image_shape: tuple[int, int, int],
@@ -149,17 +179,22 @@ def _channel_stats(x: Tensor, image_shape: tuple[int, int, int],
     return mean.repeat_interleave(per_pixel), std.repeat_interleave(per_pixel)
 
 
-def _raw_digits() -> tuple[tuple, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's embedded digits (1,797 8×8 images, values 0..16) as a fixed 80/20
-    train/test split by a seeded stratified permutation."""
-    from sklearn.datasets import load_digits
+def _digits_parts(official: list[int]) -> tuple[list, list]:
+    """scikit-learn's embedded digits (1,797 8×8 images, values 0..16), a fixed 80/20
+    train/test split by a seeded stratified permutation, as ([(x, y)], [(x, y)]) of the
+    chosen classes."""
+    from sklearn.datasets import load_digits  # imported here: only the digits need it
 
     digits = load_digits()
     x = digits.data.astype(np.uint8)
     y = digits.target.astype(np.int64)
-    train_idx, test_idx = stratified_split(torch.from_numpy(y), 0.2, seed=1797)
-    return (1, 8, 8), x[train_idx.numpy()], y[train_idx.numpy()], x[test_idx.numpy()], \
-        y[test_idx.numpy()]
+    train_idx, test_idx = (i.numpy() for i in stratified_split(torch.from_numpy(y), 0.2, 1797))
+
+    def part(idx: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        keep = idx[np.isin(y[idx], official)]
+        return [(x[keep], y[keep])]
+
+    return part(train_idx), part(test_idx)
 
 
 def load_dataset(
@@ -177,6 +212,8 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     if name == "cifar10":
         root = Path(root)
         if download:
@@ -184,17 +221,15 @@ def load_dataset(
         names = cifar10.read_meta(root)
         official = resolve_classes(classes, names, name)
         shape, scale = cifar10.IMAGE_SHAPE, 255.0
-        train_all = _select(*cifar10.read_split(root, train=True), official)
-        test = _select(*cifar10.read_split(root, train=False), official)
+        train_parts = cifar10.read_split(root, True, official)
+        test_parts = cifar10.read_split(root, False, official)
     else:
         names = list(DIGIT_NAMES)
         official = resolve_classes(classes, names, name)
-        shape, x_tr, y_tr, x_te, y_te = _raw_digits()
-        scale = 16.0
-        train_all, test = _select(x_tr, y_tr, official), _select(x_te, y_te, official)
-    train_idx, val_idx = stratified_split(train_all.y, val_fraction, seed)
-    train = Split(train_all.x[train_idx], train_all.y[train_idx])
-    val = Split(train_all.x[val_idx], train_all.y[val_idx])
+        shape, scale = (1, 8, 8), 16.0
+        train_parts, test_parts = _digits_parts(official)
+    train, val = _assemble(train_parts, official, val_fraction, seed)
+    test, _ = _assemble(test_parts, official, None, seed)
     mean = std = None
     if standardize:
         mean, std = _channel_stats(train.x, shape, scale)

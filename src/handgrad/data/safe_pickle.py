@@ -45,12 +45,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_pickle(path: Path) -> Any:
-    """Unpickle `path` with the allow-list; ValueError naming the file on anything amiss."""
+    """Unpickle `path` with the allow-list; ValueError naming the file on anything amiss.
+
+    Python 2 strings come back as bytes (encoding="bytes"): numpy then builds each array on
+    the bytes it was stored in, without a copy, and dict keys are bytes (see `text_keys`).
+    """
     try:
         with open(path, "rb") as f:
-            return _RestrictedUnpickler(f, encoding="latin1").load()
+            return _RestrictedUnpickler(f, encoding="bytes").load()
     except UnsafePickleError as e:
         raise ValueError(f"{path}: {e}: not a CIFAR-10 batch file (nothing was executed)") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError) as e:
         raise ValueError(f"{path}: truncated or corrupt file ({type(e).__name__}: {e})") from None
+
+
+def text(value: Any) -> Any:
+    """A Python 2 string (bytes here) as text; anything else unchanged."""
+    return value.decode("latin1") if isinstance(value, bytes) else value
+
+
+def text_keys(obj: Any) -> Any:
+    """A dict with its bytes keys decoded; anything else unchanged."""
+    return {text(k): v for k, v in obj.items()} if isinstance(obj, dict) else obj

@@ -28,10 +28,9 @@ Tensor = torch.Tensor
 def _out_buffer(buffers: dict[int, Tensor], l: int, like: Tensor) -> Tensor | None:
     """The reusable buffer for layer l when it matches `like`'s shape, dtype and device."""
     buf = buffers.get(l)
-    same = buf is not None and (buf.shape, buf.dtype, buf.device) == (
-        like.shape, like.dtype, like.device
-    )
-    return buf if same else None
+    if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+        return None
+    return buf if buf.device == like.device else None
 
 
 @torch.no_grad()

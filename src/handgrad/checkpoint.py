@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from handgrad.data import load_dataset
 from handgrad.losses import get_loss
 from handgrad.metrics import Evaluation, evaluate
 from handgrad.model import MLP
-from handgrad.rundir import CONFIG, RESULTS, WEIGHTS, load_weights, read_json
+from handgrad.rundir import CONFIG, METRICS, RESULTS, WEIGHTS, load_weights, read_json
+from handgrad.train import EpochMetrics, RunResult
 
 
 def load_run_model(run_dir: Path) -> tuple[TrainConfig, dict, MLP]:
@@ -57,6 +59,20 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, dataset: str | None
     data = data.to(config.resolved_device())
     model = model.to(config.resolved_device())
     return evaluate(model, data, data.test, get_loss(config.loss), config.torch_dtype)
+
+
+def load_run_result(run_dir: Path) -> RunResult:
+    """A finished run as a RunResult (config, per-epoch history, status), without weights."""
+    run_dir = Path(run_dir)
+    record = read_json(run_dir / CONFIG)
+    results = read_json(run_dir / RESULTS)
+    with open(run_dir / METRICS) as f:
+        history = [EpochMetrics(int(r["epoch"]), float(r["train_loss"]),
+                                float(r["train_accuracy"]), float(r["val_loss"]),
+                                float(r["val_accuracy"]), float("nan"))
+                   for r in csv.DictReader(f)]
+    return RunResult(TrainConfig.from_dict(record["config"]), tuple(record["class_names"]),
+                     results["status"], results.get("message", ""), history)
 
 
 def _fmt(shapes: dict[str, tuple[int, ...]]) -> str:

@@ -43,8 +43,13 @@ class Comparison:
 
 def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
                     out_dir: str | Path | None = None, observer: Observer | None = None,
-                    command: list[str] | None = None) -> Comparison:
-    """Run `config` with each engine (same seed: same weights, same batches)."""
+                    command: list[str] | None = None,
+                    done: list[RunResult] | None = None) -> Comparison:
+    """Run `config` with each engine (same seed: same weights, same batches).
+
+    done: runs already made (e.g. by a sweep); one whose config is exactly this config for an
+    engine is used instead of training that engine again. Training is deterministic, so the
+    result is the same."""
     config.validate()
     if dataset is None:
         dataset = load_dataset(config.dataset, config.data_dir, config.classes,
@@ -53,6 +58,11 @@ def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
     out = Path(out_dir) if out_dir is not None else None
     runs = {}
     for engine in ("manual", "autograd"):
+        wanted = config.replace(engine=engine).to_dict()
+        previous = [r for r in done or [] if r.config.to_dict() == wanted]
+        if previous:
+            runs[engine] = previous[0]
+            continue
         runs[engine] = train(config.replace(engine=engine), dataset,
                              out / engine if out else None, observer, command=command)
     comparison = Comparison(runs["manual"], runs["autograd"])

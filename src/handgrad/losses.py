@@ -110,7 +110,7 @@ def cross_entropy_value_and_grad(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor
     shape = y_pred.shape
     y_pred, y_true = _as_batch(y_pred, y_true)
     N = y_pred.shape[0]
-    log_p = y_pred - torch.logsumexp(y_pred, dim=1, keepdim=True)
+    log_p = torch.log_softmax(y_pred, dim=1)
     if _is_index_target(y_pred, y_true):
         value = -log_p.gather(1, y_true.unsqueeze(1)).mean()
         dL_dy = log_p.exp_()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from handgrad.activations import Activation, get_activation
@@ -72,17 +73,17 @@ class MLP(nn.Module):
             )
         self.a[0] = x
         for l in range(1, self.L + 1):
-            self.z[l] = self.fc[str(l)](self.a[l - 1])
+            self.z[l] = F.linear(self.a[l - 1], self.weight(l), self.bias(l))  # one addmm
             self.a[l] = self.f[l](self.z[l])
         return self.a[self.L]
 
     def weight(self, l: int) -> Tensor:
         """W_l, shape (H_l, H_{l-1})."""
-        return self.fc[str(l)].weight
+        return self.fc._modules[str(l)].weight
 
     def bias(self, l: int) -> Tensor:
         """b_l, shape (H_l,)."""
-        return self.fc[str(l)].bias
+        return self.fc._modules[str(l)].bias
 
     def copy_as(self, dtype: torch.dtype) -> MLP:
         """A new MLP with the same architecture and weights, in `dtype` (no stored z, a)."""

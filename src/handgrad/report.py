@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from handgrad import plots
+from handgrad.checkpoint import load_run_result
 from handgrad.compare import compare_engines
 from handgrad.data import Dataset, load_dataset
 from handgrad.gradcheck import GradcheckReport, gradcheck
@@ -54,23 +55,24 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
     for w in report.warnings:
         say(f"note: {w}")
 
-    say("== 2. manual + handgrad.optim.SGD vs autograd + torch.optim.SGD, one start")
-    compare_config = base.replace(optimizer="sgd", **COMPARE_SETTINGS)
-    comparison = compare_engines(compare_config, dataset, out / "compare")
-    gap_rows = [[g["epoch"], g["manual_val_loss"], g["autograd_val_loss"], g["max_gap"]]
-                for g in comparison.gaps()]
-    say(text_table(["epoch", "manual val loss", "autograd val loss", "largest gap"], gap_rows))
-    say(f"largest gap ({base.dtype}): {fmt(comparison.max_gap())}")
-
-    say(f"== 3-4. sweep of {len(spec.configs())} configs, selected by {args.select_by}")
+    say(f"== 2. sweep of {len(spec.configs())} configs, selected by {args.select_by}")
     summary = run_sweep(out / "sweep", spec, workers=args.workers, storage=args.storage,
-                        select_by=args.select_by)
+                        select_by=args.select_by, dataset=dataset)
     headers, rows = sweep_table(summary)
     say(text_table(headers, rows))
     sel = summary["selected"]
     if sel:
         say(f"selected config on test: loss {fmt(sel['test_loss'])}, accuracy "
             f"{fmt(sel['test_accuracy'])}")
+
+    say("== 3. manual + handgrad.optim.SGD vs autograd + torch.optim.SGD, one start")
+    compare_config = base.replace(optimizer="sgd", engine="manual", **COMPARE_SETTINGS)
+    comparison = compare_engines(compare_config, dataset, out / "compare",
+                                 done=_sweep_runs(summary))
+    gap_rows = [[g["epoch"], g["manual_val_loss"], g["autograd_val_loss"], g["max_gap"]]
+                for g in comparison.gaps()]
+    say(text_table(["epoch", "manual val loss", "autograd val loss", "largest gap"], gap_rows))
+    say(f"largest gap ({base.dtype}): {fmt(comparison.max_gap())}")
 
     figures = _figures(out, summary, comparison)
     results = {"command": spec.command or command_line(), "dataset": base.dataset,
@@ -83,6 +85,12 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
                        render_report(results, report, comparison, figures).encode())
     say(f"report: {out / 'report.md'}")
     return 0 if report.passed else 1
+
+
+def _sweep_runs(summary: dict[str, Any]) -> list:
+    """The sweep's completed runs, for the comparison to reuse one that is identical."""
+    return [load_run_result(Path(r["run_dir"])) for r in summary["configs"]
+            if r["status"] == "completed"]
 
 
 def _figures(out: Path, summary: dict[str, Any], comparison) -> dict[str, str]:

@@ -39,7 +39,7 @@ from optuna.trial import TrialState
 
 from handgrad.checkpoint import load_run_model
 from handgrad.config import TrainConfig
-from handgrad.data import load_dataset
+from handgrad.data import Dataset, load_dataset
 from handgrad.losses import get_loss
 from handgrad.metrics import evaluate
 from handgrad.rundir import RESULTS, atomic_write_bytes, read_json, write_csv, write_json
@@ -221,20 +221,24 @@ def _die_with_parent() -> None:
         pass
 
 
-def _spawned_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int) -> None:
+def _spawned_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
+                    dataset: Dataset | None) -> None:
     _die_with_parent()
-    run_worker(sweep_dir, spec, storage, threads)
+    run_worker(sweep_dir, spec, storage, threads, dataset)
 
 
-def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int) -> None:
-    """Ask for one trial at a time until every config has a result or is being run."""
+def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
+               dataset: Dataset | None = None) -> None:
+    """Ask for one trial at a time until every config has a result or is being run.
+    `dataset`: the base config's data, when the caller has it loaded already."""
     torch.set_num_threads(threads)
     sweep_dir = Path(sweep_dir)
     study = _study(sweep_dir, spec, storage)
     space = spec.search_space()
     base = spec.base
-    dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
-                           base.seed, base.standardize)
+    if dataset is None:
+        dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
+                               base.seed, base.standardize)
 
     def objective(trial: optuna.Trial) -> float:
         values = {k: trial.suggest_categorical(k, choices) for k, choices in space.items()}
@@ -258,8 +262,10 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
 
 
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
-              storage: str | None = None, select_by: str = "val_loss") -> dict[str, Any]:
-    """Run (or finish) the sweep in `sweep_dir`; write results.{json,csv,md}; return them."""
+              storage: str | None = None, select_by: str = "val_loss",
+              dataset: Dataset | None = None) -> dict[str, Any]:
+    """Run (or finish) the sweep in `sweep_dir`; write results.{json,csv,md}; return them.
+    `dataset`: the base config's data if already loaded (used in this process only)."""
     if select_by not in SELECT_BY:
         raise ValueError(f"unknown --select-by {select_by!r}; choose from: {', '.join(SELECT_BY)}")
     if workers < 1:
@@ -271,25 +277,40 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
         recover(study, spec, file_backed=storage is None)
         threads = max(1, (os.cpu_count() or 1) // workers)
         if workers == 1:
-            run_worker(str(sweep_dir), spec, storage, threads)
+            run_worker(str(sweep_dir), spec, storage, threads, dataset)
         else:
-            ctx = mp.get_context("spawn")
-            worker_args = (str(sweep_dir), spec, storage, threads)
-            procs = [ctx.Process(target=_spawned_worker, args=worker_args)
-                     for _ in range(workers)]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-            failed = [p.exitcode for p in procs if p.exitcode != 0]
-            if failed:
-                raise SweepError(f"{len(failed)} sweep worker(s) failed (exit codes {failed});"
-                                   " rerun the same command to finish the sweep")
-        return collect(sweep_dir, spec, study, select_by)
+            _run_worker_processes(sweep_dir, spec, storage, workers, threads, dataset)
+        return collect(sweep_dir, spec, study, select_by, dataset)
 
 
-def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study,
-            select_by: str) -> dict[str, Any]:
+def _run_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None, workers: int,
+                          threads: int, dataset: Dataset | None) -> None:
+    """N worker processes. With one torch thread each (and where fork exists) they are
+    forked after the data is loaded, so they share it (copy-on-write) and skip re-importing
+    torch. Otherwise they are spawned and each loads the data: a forked child that runs
+    OpenMP with several threads after its parent did can deadlock (GNU libgomp)."""
+    if threads == 1 and "fork" in mp.get_all_start_methods():
+        ctx = mp.get_context("fork")
+        if dataset is None:
+            base = spec.base
+            dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
+                                   base.seed, base.standardize)
+    else:
+        ctx, dataset = mp.get_context("spawn"), None
+    worker_args = (str(sweep_dir), spec, storage, threads, dataset)
+    procs = [ctx.Process(target=_spawned_worker, args=worker_args) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise SweepError(f"{len(failed)} sweep worker(s) failed (exit codes {failed}); rerun "
+                         "the same command to finish the sweep")
+
+
+def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: str,
+            dataset: Dataset | None = None) -> dict[str, Any]:
     """Read every config's results, select on validation, evaluate the selected on test."""
     by_key = _trials_by_key(study)
     rows = []
@@ -306,7 +327,8 @@ def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study,
     summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
                "configs": rows, "selected": None}
     if selected is not None:
-        summary["selected"] = {**selected, **evaluate_on_test(Path(selected["run_dir"]))}
+        summary["selected"] = {**selected,
+                               **evaluate_on_test(Path(selected["run_dir"]), dataset)}
     write_results(sweep_dir, summary)
     return summary
 
@@ -323,10 +345,11 @@ def select(rows: list[dict[str, Any]], select_by: str) -> dict[str, Any] | None:
     return min(ok, key=lambda r: r["val_loss"])
 
 
-def evaluate_on_test(run_dir: Path) -> dict[str, Any]:
+def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str, Any]:
+    """Test metrics of a run's saved weights (on `dataset`, or its data loaded anew)."""
     config, _, model = load_run_model(run_dir)
-    data = load_dataset(config.dataset, config.data_dir, config.classes, config.val_fraction,
-                        config.seed, config.standardize)
+    data = dataset or load_dataset(config.dataset, config.data_dir, config.classes,
+                                   config.val_fraction, config.seed, config.standardize)
     device = config.resolved_device()
     ev = evaluate(model.to(device), data.to(device), data.to(device).test,
                   get_loss(config.loss), config.torch_dtype)

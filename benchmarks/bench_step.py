@@ -1,0 +1,107 @@
+"""Training step: the hand-written engine against autograd, and against the matmul floor.
+
+The exercise's network (3072→512→128→32→2, ReLU, cross-entropy on one-hot targets, SGD with
+momentum 0.9), float32, the real two-class CIFAR-10 subset in memory (9,000 training images),
+batch 64 and 256. Each repeat times one epoch of each engine, alternating, in this process;
+the median is reported. The floor is 6 · MACs · N / (GFLOP/s of torch.matmul at the first
+layer's shapes, measured in the same run): forward (2) and backward (4) FLOPs per MAC.
+
+    .venv/bin/python benchmarks/bench_step.py [--repeats 7] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CIFAR, median, save  # noqa: E402
+
+from handgrad.config import TrainConfig  # noqa: E402
+from handgrad.data import load_dataset  # noqa: E402
+from handgrad.losses import get_loss  # noqa: E402
+from handgrad.train import Observer, build_model, make_step, train_epoch  # noqa: E402
+
+SIZES = [3072, 512, 128, 32, 2]
+TARGETS = {64: 1.15, 256: 1.0}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(batch: int, device: torch.device, reps: int = 50) -> float:
+    a = torch.randn(batch, SIZES[0], device=device)
+    b = torch.randn(SIZES[0], SIZES[1], device=device)
+    times = []
+    for _ in range(5):
+        torch.matmul(a, b)
+    for _ in range(reps):
+        sync(device)
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return 2 * batch * SIZES[0] * SIZES[1] / median(times) / 1e9
+
+
+def epoch_times(data, batch: int, device: torch.device, repeats: int) -> dict[str, float]:
+    loss = get_loss("cross_entropy")
+    engines = {}
+    for engine in ("manual", "autograd"):
+        config = TrainConfig(engine=engine, batch_size=batch, lr=0.01, momentum=0.9,
+                             device=device.type)
+        model = build_model(config, data.D, data.num_classes)
+        engines[engine] = (config, make_step(config, model, loss))
+    times: dict[str, list[float]] = {e: [] for e in engines}
+    for rep in range(repeats + 1):  # the first round warms up
+        for engine, (config, step) in engines.items():
+            gen = torch.Generator().manual_seed(rep)
+            sync(device)
+            start = time.perf_counter()
+            train_epoch(1, step, data, config, loss, gen, Observer())
+            sync(device)
+            if rep:
+                times[engine].append(time.perf_counter() - start)
+    return {e: median(t) for e, t in times.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    args = p.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("skipped: --device cuda but CUDA is not available on this machine")
+        save("step_cuda", {"skipped": "CUDA not available"})
+        return
+    device = torch.device(args.device)
+    data = load_dataset("cifar10", CIFAR).to(device)
+    n = len(data.train)
+    macs = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
+    rows = []
+    for batch in (64, 256):
+        gflops = matmul_gflops(batch, device)
+        floor = 6 * macs * n / (gflops * 1e9)
+        t = epoch_times(data, batch, device, args.repeats)
+        row = {"batch": batch, "manual_s": t["manual"], "autograd_s": t["autograd"],
+               "speedup": t["autograd"] / t["manual"], "target_speedup": TARGETS[batch],
+               "matmul_gflops": gflops, "floor_s": floor,
+               "manual_over_floor": t["manual"] / floor,
+               "autograd_over_floor": t["autograd"] / floor}
+        rows.append(row)
+        print(f"batch {batch}: epoch manual {t['manual']:.3f}s, autograd {t['autograd']:.3f}s,"
+              f" autograd/manual = {row['speedup']:.3f} (target >= {TARGETS[batch]}); "
+              f"matmul {gflops:.0f} GFLOP/s, floor {floor:.3f}s, manual/floor "
+              f"{row['manual_over_floor']:.2f}" + (" (target <= 1.3)" if batch == 256 else ""))
+    save(f"step_{args.device}", {"device": args.device, "train_images": n, "macs": macs,
+                                 "repeats": args.repeats, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@ evaluated once on the test set.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import itertools
 import math
 import multiprocessing as mp
@@ -291,6 +292,9 @@ def _run_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None,
     OpenMP with several threads after its parent did can deadlock (GNU libgomp)."""
     if threads == 1 and "fork" in mp.get_all_start_methods():
         ctx = mp.get_context("fork")
+        # torch.optim imports torch._dynamo (about a second) on an optimizer's first use;
+        # importing it once here lets every forked worker share it instead.
+        importlib.import_module("torch._dynamo")
         if dataset is None:
             base = spec.base
             dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,

@@ -45,6 +45,7 @@ def test_same_command_and_seed_give_identical_metrics(tmp_path):
     (["--activation", "swish"], "unknown activation 'swish'; choose from: relu"),
     (["--loss", "hinge"], "unknown loss 'hinge'"),
     (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["--optimizer", "adam", "--betas", "0.9", "1.0"], "--betas must be in [0, 1)"),
     (["--classes", "3", "cats"], "unknown class 'cats' for digits"),
     (["--classes", "3"], "need at least two classes, got 1"),
 ])

@@ -231,6 +231,14 @@ def test_good_archive_installs(tmp_path, server):
     assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]
 
 
+def test_mirror_from_the_environment(tmp_path, server, monkeypatch):
+    server["body"] = _archive(tmp_path)
+    monkeypatch.setenv("HANDGRAD_CIFAR10_URL", server["url"])
+    root = tmp_path / "data"
+    download_cifar10(root, md5=hashlib.md5(server["body"]).hexdigest(), progress=False)
+    assert server["requests"] == 1 and (root / "cifar-10-batches-py" / "test_batch").exists()
+
+
 def test_wrong_md5_is_refused_and_leaves_nothing(tmp_path, server):
     server["body"] = _archive(tmp_path)
     root = tmp_path / "data"

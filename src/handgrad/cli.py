@@ -38,7 +38,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", choices=DATASETS, default="cifar10",
                    help="cifar10 (from --data-dir) or the embedded digits (default: cifar10)")
     g.add_argument("--data-dir", default="data", help="root holding cifar-10-batches-py/")
-    g.add_argument("--download", action="store_true", help="download CIFAR-10 if missing")
+    g.add_argument("--download", action="store_true",
+                   help="download CIFAR-10 if missing (from $HANDGRAD_CIFAR10_URL if set, a "
+                        "mirror; the official md5 is checked)")
     g.add_argument("--classes", nargs="+", type=_classes, metavar="CLASS",
                    help="class names or indices (default: airplane automobile; digits: 3 8)")
     g.add_argument("--standardize", action="store_true",
@@ -60,6 +62,8 @@ def add_model_args(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     g.add_argument("--momentum", type=float, nargs=many, default=None if sweep else 0.0)
     g.add_argument("--weight-decay", type=float, nargs=many, default=None if sweep else 0.0)
     g.add_argument("--nesterov", action="store_true")
+    g.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
+                   help="Adam/AdamW moment decay rates (default: 0.9 0.999)")
     g.add_argument("--epochs", type=int, default=None,
                    help="default: 5 on cifar10, 40 on digits (4 steps an epoch there)")
     g.add_argument("--batch-size", type=int, nargs=many, default=[64] if sweep else 64)
@@ -75,7 +79,7 @@ def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
         dataset=args.dataset, data_dir=args.data_dir, download=args.download,
         classes=_flat(args.classes), standardize=args.standardize,
         val_fraction=args.val_fraction, hidden=tuple(args.hidden), activation=args.activation,
-        loss=args.loss, engine=args.engine, nesterov=args.nesterov,
+        loss=args.loss, engine=args.engine, nesterov=args.nesterov, betas=tuple(args.betas),
         epochs=args.epochs or DEFAULT_EPOCHS[args.dataset], seed=args.seed, device=args.device,
         dtype=args.dtype,
     )

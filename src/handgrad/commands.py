@@ -22,7 +22,7 @@ from handgrad.gradcheck import gradcheck
 from handgrad.losses import get_loss
 from handgrad.metrics import one_hot
 from handgrad.model import MLP
-from handgrad.rundir import default_run_dir
+from handgrad.rundir import default_run_dir, read_json
 from handgrad.sweep import EXERCISE_GRID, SweepSpec, run_sweep
 from handgrad.sweep import table as sweep_table
 from handgrad.tables import fmt, text_table
@@ -109,6 +109,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     classes = None if args.classes is None else [c for g in args.classes for c in g]
     ev = evaluate_run(args.run_dir, args.data_dir, args.dataset, classes, args.device)
     say(text_table(["metric", "value"], [["test_loss", ev.loss], ["test_accuracy", ev.accuracy]]))
+    names = read_json(args.run_dir / "config.json")["class_names"]
+    say(confusion_text(ev.confusion, names))
     return EXIT_OK
 
 

@@ -6,8 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from handgrad.config import TrainConfig
-from handgrad.data import load_dataset
+from handgrad.config import TrainConfig, load_data
 from handgrad.losses import get_loss
 from handgrad.metrics import Evaluation, evaluate
 from handgrad.model import MLP
@@ -46,8 +45,7 @@ def evaluate_run(run_dir: Path, data_dir: str | None = None, dataset: str | None
                                  ("classes", tuple(classes) if classes else None),
                                  ("device", device)) if v is not None}
     config = config.replace(download=False, **changes).validate()
-    data = load_dataset(config.dataset, config.data_dir, config.classes, config.val_fraction,
-                        config.seed, config.standardize)
+    data = load_data(config)
     trained_on = (record["config"]["dataset"], list(record["class_names"]))
     asked = (data.name, list(data.class_names))
     if trained_on != asked or model.sizes[0] != data.D:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handgrad import plots
-from handgrad.config import TrainConfig
-from handgrad.data import Dataset, load_dataset
+from handgrad.config import TrainConfig, load_data
+from handgrad.data import Dataset
 from handgrad.rundir import write_json
 from handgrad.train import Observer, RunResult, train
 
@@ -52,9 +52,7 @@ def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
     result is the same."""
     config.validate()
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir, config.classes,
-                               config.val_fraction, config.seed, config.standardize,
-                               config.download)
+        dataset = load_data(config)
     out = Path(out_dir) if out_dir is not None else None
     runs = {}
     for engine in ("manual", "autograd"):

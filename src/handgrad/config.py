@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from handgrad.activations import ACTIVATIONS
-from handgrad.data import DATASETS
+from handgrad.data import DATASETS, Dataset, load_dataset
 from handgrad.losses import LOSSES
 
 ENGINES = ("manual", "autograd")
@@ -100,6 +100,12 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def load_data(config: TrainConfig) -> Dataset:
+    """The dataset, classes, split and scaling `config` names (downloading if it says so)."""
+    return load_dataset(config.dataset, config.data_dir, config.classes, config.val_fraction,
+                        config.seed, config.standardize, config.download)
 
 
 def _choice(option: str, value: str, choices) -> None:

@@ -20,7 +20,8 @@ import torch
 from handgrad import plots
 from handgrad.checkpoint import load_run_result
 from handgrad.compare import compare_engines
-from handgrad.data import Dataset, load_dataset
+from handgrad.config import load_data
+from handgrad.data import Dataset
 from handgrad.gradcheck import GradcheckReport, gradcheck
 from handgrad.metrics import one_hot
 from handgrad.rundir import METRICS, atomic_write_bytes, command_line, write_json
@@ -44,8 +45,7 @@ def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> Gradch
 def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
               say: Callable[[str], None]) -> int:
     base = spec.base
-    dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
-                           base.seed, base.standardize, base.download)
+    dataset = load_data(base)
     out = Path(out)
     sizes = "-".join(map(str, [dataset.D, *base.hidden, dataset.num_classes]))
     say(f"== 1. gradient check ({sizes}, {base.activation}, {base.loss}, float64, "

@@ -39,8 +39,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from handgrad.checkpoint import load_run_model
-from handgrad.config import TrainConfig
-from handgrad.data import Dataset, load_dataset
+from handgrad.config import TrainConfig, load_data
+from handgrad.data import Dataset
 from handgrad.losses import get_loss
 from handgrad.metrics import evaluate
 from handgrad.rundir import RESULTS, atomic_write_bytes, read_json, write_csv, write_json
@@ -238,8 +238,7 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
     space = spec.search_space()
     base = spec.base
     if dataset is None:
-        dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
-                               base.seed, base.standardize)
+        dataset = load_data(base)
 
     def objective(trial: optuna.Trial) -> float:
         values = {k: trial.suggest_categorical(k, choices) for k, choices in space.items()}
@@ -296,9 +295,7 @@ def _run_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None,
         # importing it once here lets every forked worker share it instead.
         importlib.import_module("torch._dynamo")
         if dataset is None:
-            base = spec.base
-            dataset = load_dataset(base.dataset, base.data_dir, base.classes, base.val_fraction,
-                                   base.seed, base.standardize)
+            dataset = load_data(spec.base)
     else:
         ctx, dataset = mp.get_context("spawn"), None
     worker_args = (str(sweep_dir), spec, storage, threads, dataset)
@@ -352,8 +349,7 @@ def select(rows: list[dict[str, Any]], select_by: str) -> dict[str, Any] | None:
 def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str, Any]:
     """Test metrics of a run's saved weights (on `dataset`, or its data loaded anew)."""
     config, _, model = load_run_model(run_dir)
-    data = dataset or load_dataset(config.dataset, config.data_dir, config.classes,
-                                   config.val_fraction, config.seed, config.standardize)
+    data = dataset or load_data(config.replace(download=False))
     device = config.resolved_device()
     ev = evaluate(model.to(device), data.to(device), data.to(device).test,
                   get_loss(config.loss), config.torch_dtype)

@@ -21,8 +21,8 @@ import torch
 
 from handgrad import optim as hand_optim
 from handgrad.backprop import backward_from_output
-from handgrad.config import TrainConfig
-from handgrad.data import Dataset, load_dataset
+from handgrad.config import TrainConfig, load_data
+from handgrad.data import Dataset
 from handgrad.flat import flatten
 from handgrad.losses import Loss, get_loss
 from handgrad.metrics import Evaluation, evaluate, one_hot, per_sample_sum
@@ -209,9 +209,7 @@ def train(
     observer = observer or Observer()
     device = config.resolved_device()
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir, config.classes,
-                               config.val_fraction, config.seed, config.standardize,
-                               config.download)
+        dataset = load_data(config)
     dataset = dataset.to(device)
     model = build_model(config, dataset.D, dataset.num_classes)
     out = Path(out_dir) if out_dir is not None else None

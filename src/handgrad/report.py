@@ -138,6 +138,9 @@ def render_report(results: dict[str, Any], report: GradcheckReport, comparison,
         f"Dataset: **{results['dataset']}**, classes {', '.join(results['class_names'])}.\n",
         "Reproduce with:\n\n```\n" + " ".join(results["command"]) + "\n```\n",
         "## 1. Gradient check (float64, a real batch)\n",
+        f"Pass lines: relative error <= {report.autograd_tolerance:g} against autograd, <= "
+        f"{report.numeric_tolerance:g} against central differences (step {report.step:g}). "
+        f"Result: **{'pass' if report.passed else 'FAIL'}**.\n",
         markdown_table(report.HEADERS, report.rows()),
         "\n" + "".join(f"- {w}\n" for w in report.warnings),
         "## 2. Hand-written vs autograd training, one start\n",

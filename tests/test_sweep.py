@@ -78,8 +78,8 @@ def test_diverging_config_is_recorded_not_selected(tmp_path):
 
 def test_two_workers_run_every_config_exactly_once(tmp_path):
     # configs long enough (a few tenths of a second each) that both workers get some
-    spec = SweepSpec(BASE.replace(epochs=20, hidden=(64,)), grid={"lr": [0.001, 0.01, 0.05], "weight_decay": [0.0, 0.01],
-                                 "momentum": [0.9]})
+    grid = {"lr": [0.001, 0.01, 0.05], "weight_decay": [0.0, 0.01], "momentum": [0.9]}
+    spec = SweepSpec(BASE.replace(epochs=20, hidden=(64,)), grid=grid)
     summary = run_sweep(tmp_path, spec, workers=2)
     started = _started(tmp_path)
     assert len(started) == 6 and set(started.values()) == {1}

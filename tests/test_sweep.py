@@ -128,3 +128,18 @@ def test_sweep_cli_bad_input(tmp_path, capsys):
     assert main([*SWEEP_ARGS[:8], "--lr", "0.1", "-2", "--out", str(tmp_path / "s")]) == 2
     assert "--lr must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_same_command_without_out_resumes_in_the_same_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", "--dataset", "digits", "--hidden", "8", "--epochs", "2", "--quiet",
+            "--lr", "0.01", "0.05"]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert main([*args, "--momentum", "0.9"]) == 0  # other settings, other directory
+    dirs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(dirs) == 2 and all(d.startswith("sweep-digits-") for d in dirs)
+    first = next(p for p in (tmp_path / "runs").iterdir()
+                 if len(list(p.glob("configs/*"))) == 2 and "momentum-0.0" in
+                 " ".join(q.name for q in p.glob("configs/*")))
+    assert set(_started(first).values()) == {1}  # the second call trained nothing

@@ -70,7 +70,10 @@ def add_model_args(p: argparse.ArgumentParser, sweep: bool = False) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", choices=DEVICES, default="auto")
     g.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
-    g.add_argument("--out", type=Path, default=None, help="run directory (default: runs/…)")
+    g.add_argument("--out", type=Path, default=None,
+                   help="run directory (default: runs/<time>-… for train and compare; for "
+                        "sweep and reproduce runs/<command>-<dataset>-<hash of the settings>, "
+                        "so that rerunning the same command resumes it)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -23,7 +24,7 @@ from handgrad.losses import get_loss
 from handgrad.metrics import one_hot
 from handgrad.model import MLP
 from handgrad.rundir import default_run_dir, read_json
-from handgrad.sweep import EXERCISE_GRID, SweepSpec, run_sweep
+from handgrad.sweep import EXERCISE_GRID, SweepSpec, fingerprint, run_sweep
 from handgrad.sweep import table as sweep_table
 from handgrad.tables import fmt, text_table
 from handgrad.train import EpochMetrics, Observer, RunResult, train
@@ -191,7 +192,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = sweep_spec_from_args(args)
     if args.workers < 1:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
-    out = args.out or default_run_dir(f"{spec.base.dataset}-sweep")
+    out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
     summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
                         select_by=args.select_by)
     render_sweep(summary)
@@ -205,5 +206,5 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     spec = sweep_spec_from_args(args)
     if args.workers < 1:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
-    out = args.out or default_run_dir(f"{spec.base.dataset}-reproduce")
+    out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
     return reproduce(spec, out, args, say)

@@ -168,7 +168,7 @@ class _Problem:
         if not kept:
             return 0.0, 0, skipped, []
         picked = hand.reshape(-1)[torch.tensor(kept)].double()
-        num = torch.tensor(numeric, dtype=torch.float64)
+        num = torch.tensor(numeric, dtype=torch.float64, device=picked.device)
         errors = relative_errors(picked, num, scale=ref)  # floor from the whole tensor
         entries = [Entry(_unravel(kept[j], tuple(param.shape)), picked[j].item(), numeric[j],
                          errors[j].item())

@@ -22,8 +22,10 @@ evaluated once on the test set.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib
 import itertools
+import json
 import math
 import multiprocessing as mp
 import os
@@ -94,6 +96,16 @@ class SweepSpec:
                 raise ValueError(f"cannot sweep {sorted(unknown)}; sweepable: {SWEEPABLE}")
             self.config_for(values).validate()
         return self
+
+
+def fingerprint(spec: SweepSpec) -> str:
+    """8 hex digits that change with any setting of the sweep (not with where it runs), so
+    that the same command finds the same default directory and resumes there."""
+    settings = spec.base.to_dict()
+    for where in ("device", "download"):
+        settings.pop(where)
+    text = json.dumps({"base": settings, "configs": spec.configs()}, sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def config_key(values: dict[str, Any]) -> str:

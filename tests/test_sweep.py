@@ -14,7 +14,8 @@ import pytest
 from handgrad.cli import main
 from handgrad.config import TrainConfig
 from handgrad.rundir import read_json
-from handgrad.sweep import STUDY, SweepSpec, config_key, open_storage, run_sweep
+from handgrad.sweep import STUDY, open_storage, run_sweep
+from handgrad.sweep_spec import SweepSpec, config_key
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=3)
 

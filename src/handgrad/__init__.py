@@ -8,7 +8,9 @@
 
 from handgrad import optim
 from handgrad.activations import ACTIVATIONS, get_activation
+from handgrad.autograder import check_backprop
 from handgrad.backprop import backpropagation, bind_grads
+from handgrad.gradcheck import gradcheck
 from handgrad.losses import LOSSES, get_loss
 from handgrad.model import MLP
 
@@ -20,7 +22,9 @@ __all__ = [
     "MLP",
     "backpropagation",
     "bind_grads",
+    "check_backprop",
     "get_activation",
     "get_loss",
+    "gradcheck",
     "optim",
 ]

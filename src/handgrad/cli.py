@@ -15,7 +15,7 @@ from pathlib import Path
 from handgrad.autograder import SubmissionError
 from handgrad.config import ACTIVATIONS, DATASETS, DEVICES, DTYPES, ENGINES, OPTIMIZERS, TrainConfig
 from handgrad.losses import LOSSES
-from handgrad.sweep import SweepError
+from handgrad.sweep_spec import SweepError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
 DEFAULT_EPOCHS = {"cifar10": 5, "digits": 40}

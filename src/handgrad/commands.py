@@ -24,8 +24,9 @@ from handgrad.losses import get_loss
 from handgrad.metrics import one_hot
 from handgrad.model import MLP
 from handgrad.rundir import default_run_dir, read_json
-from handgrad.sweep import EXERCISE_GRID, SweepSpec, fingerprint, run_sweep
-from handgrad.sweep import table as sweep_table
+from handgrad.sweep import run_sweep
+from handgrad.sweep_results import table as sweep_table
+from handgrad.sweep_spec import EXERCISE_GRID, SweepSpec, fingerprint
 from handgrad.tables import fmt, text_table
 from handgrad.train import EpochMetrics, Observer, RunResult, train
 

@@ -25,8 +25,9 @@ from handgrad.data import Dataset
 from handgrad.gradcheck import GradcheckReport, gradcheck
 from handgrad.metrics import one_hot
 from handgrad.rundir import METRICS, atomic_write_bytes, command_line, write_json
-from handgrad.sweep import SweepSpec, run_sweep
-from handgrad.sweep import table as sweep_table
+from handgrad.sweep import run_sweep
+from handgrad.sweep_results import table as sweep_table
+from handgrad.sweep_spec import SweepSpec
 from handgrad.tables import fmt, markdown_table, text_table
 from handgrad.train import build_model
 

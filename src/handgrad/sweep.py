@@ -22,15 +22,11 @@ evaluated once on the test set.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib
-import itertools
-import json
 import math
 import multiprocessing as mp
 import os
 import signal
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,80 +36,21 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from handgrad.checkpoint import load_run_model
-from handgrad.config import TrainConfig, load_data
+from handgrad.config import load_data
 from handgrad.data import Dataset
-from handgrad.losses import get_loss
-from handgrad.metrics import evaluate
-from handgrad.rundir import RESULTS, atomic_write_bytes, read_json, write_csv, write_json
-from handgrad.tables import markdown_table
+from handgrad.sweep_results import collect
+from handgrad.sweep_spec import (
+    SELECT_BY,
+    SweepError,
+    SweepSpec,
+    config_key,
+    run_dir_name,
+    trials_by_key,
+)
 from handgrad.train import train
 
 STUDY = "handgrad-sweep"
 JOURNAL = "study.journal"
-SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
-SELECT_BY = ("val_loss", "val_accuracy")
-EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
-    (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9),
-]
-
-
-@dataclass
-class SweepSpec:
-    """A base config and the configs to run: a full grid over `grid`, or explicit `points`."""
-
-    base: TrainConfig
-    grid: dict[str, list] = field(default_factory=dict)
-    points: list[dict[str, Any]] | None = None
-    command: list[str] | None = None  # recorded in every config's config.json
-
-    def configs(self) -> list[dict[str, Any]]:
-        """Each config's swept values, in a fixed order (hidden as '512,128,32')."""
-        if self.points is not None:
-            return [dict(p) for p in self.points]
-        keys = [k for k in SWEEPABLE if k in self.grid]
-        return [dict(zip(keys, values, strict=True))
-                for values in itertools.product(*(self.grid[k] for k in keys))]
-
-    def search_space(self) -> dict[str, list]:
-        configs = self.configs()
-        return {k: sorted({c[k] for c in configs}, key=str) for k in configs[0]}
-
-    def config_for(self, values: dict[str, Any]) -> TrainConfig:
-        changes = dict(values)
-        if "hidden" in changes:
-            text = str(changes["hidden"])
-            changes["hidden"] = tuple(int(h) for h in text.split(",") if h)
-        return self.base.replace(**changes)
-
-    def validate(self) -> SweepSpec:
-        configs = self.configs()
-        if not configs:
-            raise ValueError("the sweep has no configs")
-        for values in configs:
-            unknown = set(values) - set(SWEEPABLE)
-            if unknown:
-                raise ValueError(f"cannot sweep {sorted(unknown)}; sweepable: {SWEEPABLE}")
-            self.config_for(values).validate()
-        return self
-
-
-def fingerprint(spec: SweepSpec) -> str:
-    """8 hex digits that change with any setting of the sweep (not with where it runs), so
-    that the same command finds the same default directory and resumes there."""
-    settings = spec.base.to_dict()
-    for where in ("device", "download"):
-        settings.pop(where)
-    text = json.dumps({"base": settings, "configs": spec.configs()}, sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
-
-
-def config_key(values: dict[str, Any]) -> str:
-    return ",".join(f"{k}={values[k]}" for k in sorted(values))
-
-
-def run_dir_name(values: dict[str, Any]) -> str:
-    return "_".join(f"{k}-{values[k]}" for k in sorted(values)).replace(",", "x")
 
 
 def open_storage(sweep_dir: Path, storage: str | None):
@@ -129,10 +66,6 @@ def _study(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> optuna.Stud
     return optuna.create_study(study_name=STUDY, storage=open_storage(sweep_dir, storage),
                                sampler=_GridSampler(spec.search_space(), seed=spec.base.seed),
                                direction="minimize", load_if_exists=True)
-
-
-class SweepError(RuntimeError):
-    """A sweep could not finish; rerunning the same command resumes it."""
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -175,15 +108,6 @@ class SweepLock:
         self.file.close()
 
 
-def _trials_by_key(study: optuna.Study) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for t in study.get_trials(deepcopy=False):
-        params = t.params or t.system_attrs.get("fixed_params") or {}
-        if params:
-            out.setdefault(config_key(params), []).append(t)
-    return out
-
-
 def recover(study: optuna.Study, spec: SweepSpec, file_backed: bool) -> int:
     """Fail the trials of dead workers and enqueue every config that has no result and is
     not waiting or running. Returns the number of configs enqueued."""
@@ -191,7 +115,7 @@ def recover(study: optuna.Study, spec: SweepSpec, file_backed: bool) -> int:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study._storage.set_trial_user_attr(t._trial_id, "failure", "worker died")
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    by_key = _trials_by_key(study)
+    by_key = trials_by_key(study)
     enqueued = 0
     for values in spec.configs():
         trials = by_key.get(config_key(values), [])
@@ -205,7 +129,7 @@ def recover(study: optuna.Study, spec: SweepSpec, file_backed: bool) -> int:
 
 
 def _work_left(study: optuna.Study, spec: SweepSpec) -> bool:
-    by_key = _trials_by_key(study)
+    by_key = trials_by_key(study)
     busy = {TrialState.COMPLETE, TrialState.RUNNING}
     if any(t.state == TrialState.WAITING for ts in by_key.values() for t in ts):
         return True
@@ -214,7 +138,7 @@ def _work_left(study: optuna.Study, spec: SweepSpec) -> bool:
 
 
 def _taken_by_another(study: optuna.Study, trial: optuna.Trial, key: str) -> bool:
-    for t in _trials_by_key(study).get(key, []):
+    for t in trials_by_key(study).get(key, []):
         if t.number == trial.number:
             continue
         if t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING
@@ -320,78 +244,3 @@ def _run_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None,
     if failed:
         raise SweepError(f"{len(failed)} sweep worker(s) failed (exit codes {failed}); rerun "
                          "the same command to finish the sweep")
-
-
-def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: str,
-            dataset: Dataset | None = None) -> dict[str, Any]:
-    """Read every config's results, select on validation, evaluate the selected on test."""
-    by_key = _trials_by_key(study)
-    rows = []
-    for values in spec.configs():
-        done = [t for t in by_key.get(config_key(values), []) if t.state == TrialState.COMPLETE]
-        if not done:
-            raise SweepError(f"config {config_key(values)} has no result; rerun the sweep")
-        run_dir = sweep_dir / done[0].user_attrs["run_dir"]
-        res = read_json(run_dir / RESULTS)
-        rows.append({**values, "status": res["status"], "train_loss": res["train_loss"],
-                     "val_loss": res["val_loss"], "val_accuracy": res["val_accuracy"],
-                     "run_dir": str(run_dir)})
-    selected = select(rows, select_by)
-    summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
-               "configs": rows, "selected": None}
-    if selected is not None:
-        summary["selected"] = {**selected,
-                               **evaluate_on_test(Path(selected["run_dir"]), dataset)}
-    write_results(sweep_dir, summary)
-    return summary
-
-
-def select(rows: list[dict[str, Any]], select_by: str) -> dict[str, Any] | None:
-    """The completed config with the lowest validation loss (or highest accuracy, ties
-    broken by the lower validation loss)."""
-    ok = [r for r in rows if r["status"] == "completed" and r["val_loss"] is not None
-          and math.isfinite(r["val_loss"])]
-    if not ok:
-        return None
-    if select_by == "val_accuracy":
-        return min(ok, key=lambda r: (-r["val_accuracy"], r["val_loss"]))
-    return min(ok, key=lambda r: r["val_loss"])
-
-
-def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str, Any]:
-    """Test metrics of a run's saved weights (on `dataset`, or its data loaded anew)."""
-    config, _, model = load_run_model(run_dir)
-    data = dataset or load_data(config.replace(download=False))
-    device = config.resolved_device()
-    ev = evaluate(model.to(device), data.to(device), data.to(device).test,
-                  get_loss(config.loss), config.torch_dtype)
-    return {"test_loss": ev.loss, "test_accuracy": ev.accuracy, "confusion_matrix": ev.confusion,
-            "class_names": list(data.class_names)}
-
-
-def table(summary: dict[str, Any]) -> tuple[list[str], list[list]]:
-    """Headers and rows of the sweep table; the selected config marked with '*'."""
-    swept = summary["swept"]
-    chosen = summary["selected"]["run_dir"] if summary["selected"] else None
-    headers = ["", *swept, "train loss", "val loss", "val acc", "status"]
-    rows = [["*" if r["run_dir"] == chosen else "", *(r[k] for k in swept), r["train_loss"],
-             r["val_loss"], r["val_accuracy"], r["status"]] for r in summary["configs"]]
-    return headers, rows
-
-
-def write_results(sweep_dir: Path, summary: dict[str, Any]) -> None:
-    headers, rows = table(summary)
-    write_json(sweep_dir / "results.json", summary)
-    write_csv(sweep_dir / "results.csv", summary["configs"],
-              [*summary["swept"], "status", "train_loss", "val_loss", "val_accuracy", "run_dir"])
-    sel = summary["selected"]
-    lines = [f"# Sweep results\n\nSelected by **{summary['select_by']}** on the validation "
-             "split (never training loss); the selected config (*) was evaluated once on the "
-             "test set.\n", markdown_table(headers, rows), ""]
-    if sel:
-        lines.append(f"Selected: {', '.join(f'{k}={sel[k]}' for k in summary['swept'])}: "
-                     f"test loss {sel['test_loss']:.4f}, test accuracy "
-                     f"{sel['test_accuracy']:.4f}.\n")
-    else:
-        lines.append("No config completed: nothing selected.\n")
-    atomic_write_bytes(sweep_dir / "results.md", "\n".join(lines).encode())

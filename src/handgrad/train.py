@@ -1,8 +1,9 @@
 """One training loop, two engines that start from identical weights and see identical batches.
 
 - `engine="autograd"`: `loss.backward()` and a `torch.optim` optimizer;
-- `engine="manual"`: `handgrad.backpropagation` and a `handgrad.optim` optimizer, with each
-  `param.grad` bound to the buffer the backward pass writes (no copy, no zeroing).
+- `engine="manual"`: `handgrad.backpropagation` and a `handgrad.optim` optimizer; the
+  backward pass writes the gradients straight into one flat buffer that the optimizer
+  reads as the gradient of one flat parameter (no copy, no zeroing; see `flat.py`).
 
 The step makes no host sync: per-step losses stay on the device and are checked for NaN/inf
 every `CHECK_EVERY` steps and at the end of each epoch.

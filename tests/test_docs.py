@@ -28,3 +28,19 @@ def test_every_quoted_line_is_in_the_named_source_file():
 def test_figures_exist():
     for name in ("momentum.png", "weight_decay.png", "weight_decay_loss.png"):
         assert (ROOT / "docs" / "figures" / name).stat().st_size > 10_000
+
+
+def test_readme_python_example_runs():
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    model = namespace["model"]
+    assert model.dL_dw[1].shape == (512, 3072)
+    assert model.fc["1"].weight.grad is not None
+
+
+def test_readme_holds_the_two_setup_commands_and_ci_runs_the_test_one():
+    text = (ROOT / "README.md").read_text()
+    assert "make demo" in text and "make test" in text
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -121,3 +121,16 @@ def test_check_backprop_command_exit_codes(capsys):
     assert "transposed" in capsys.readouterr().out
     assert main(["check-backprop", f"{examples / 'backprop_correct.py'}:nope"]) == 2
     assert "no function 'nope'" in capsys.readouterr().err
+
+
+def test_epochs_zero_is_refused_not_defaulted(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert main(["train", "--dataset", "digits", "--epochs", "0", "--out", out]) == 2
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_hidden_grid_must_be_widths(tmp_path, capsys):
+    assert main(["sweep", "--dataset", "digits", "--hidden-grid", "abc",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "is not a list of widths" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

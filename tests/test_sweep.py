@@ -144,3 +144,23 @@ def test_same_command_without_out_resumes_in_the_same_directory(tmp_path, monkey
                  if len(list(p.glob("configs/*"))) == 2 and "momentum-0.0" in
                  " ".join(q.name for q in p.glob("configs/*")))
     assert set(_started(first).values()) == {1}  # the second call trained nothing
+
+
+def test_database_storage_runs_and_resumes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = SweepSpec(BASE, grid={"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.9]})
+    first = run_sweep(tmp_path / "sweep", spec, storage=url)
+    again = run_sweep(tmp_path / "sweep", spec, storage=url)
+    assert _comparable(first) == _comparable(again)
+    study = optuna.load_study(study_name=STUDY, storage=url)
+    started = Counter(config_key(t.params) for t in study.trials if "started" in t.user_attrs)
+    assert len(started) == 2 and set(started.values()) == {1}
+    assert not (tmp_path / "sweep" / "study.journal").exists()
+
+
+def test_bad_storage_url_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main([*SWEEP_ARGS, "--storage", "nosuchdb://x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot use --storage 'nosuchdb://x'" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -29,6 +29,18 @@ def _classes(text: str) -> list[str]:
     return [c for c in text.split(",") if c]
 
 
+def _widths(text: str) -> str:
+    """'512,128,32' checked and normalised; argparse reports a ValueError as a usage error."""
+    try:
+        widths = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of widths like 512,128,32") from None
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"{text!r}: widths must be >= 1")
+    return ",".join(map(str, widths))
+
+
 def _flat(values: Sequence[Sequence[str]] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(c for group in values for c in group)
 
@@ -83,8 +95,8 @@ def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
         classes=_flat(args.classes), standardize=args.standardize,
         val_fraction=args.val_fraction, hidden=tuple(args.hidden), activation=args.activation,
         loss=args.loss, engine=args.engine, nesterov=args.nesterov, betas=tuple(args.betas),
-        epochs=args.epochs or DEFAULT_EPOCHS[args.dataset], seed=args.seed, device=args.device,
-        dtype=args.dtype,
+        epochs=DEFAULT_EPOCHS[args.dataset] if args.epochs is None else args.epochs,
+        seed=args.seed, device=args.device, dtype=args.dtype,
     )
     for name in ("optimizer", "lr", "momentum", "weight_decay", "batch_size"):
         value = getattr(args, name)
@@ -156,7 +168,7 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--storage", default=None,
                    help="Optuna storage URL shared by several machines (default: a journal "
                         "file in --out)")
-    g.add_argument("--hidden-grid", nargs="+", default=None, metavar="H1,H2,…",
+    g.add_argument("--hidden-grid", nargs="+", type=_widths, default=None, metavar="H1,H2,…",
                    help="hidden sizes to sweep, e.g. 512,128,32 256,64")
 
 

@@ -27,6 +27,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,19 @@ def open_storage(sweep_dir: Path, storage: str | None):
     if storage is None:
         return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
     if storage.startswith(("sqlite", "postgresql", "mysql")):
-        return RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+        with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(storage, heartbeat_interval=60, grace_period=180)
     return storage
+
+
+def check_storage(storage: str) -> None:
+    """Open the database once, so that a bad URL is a one-line error before any work."""
+    try:
+        optuna.storages.get_storage(open_storage(Path("."), storage))
+    except Exception as e:  # sqlalchemy and the drivers raise many types
+        raise ValueError(f"cannot use --storage {storage!r}: {' '.join(str(e).split())}"
+                         ) from None
 
 
 def _study(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> optuna.Study:
@@ -207,6 +219,8 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     spec.validate()
+    if storage is not None:
+        check_storage(storage)
     sweep_dir = Path(sweep_dir)
     with SweepLock(sweep_dir):
         study = _study(sweep_dir, spec, storage)

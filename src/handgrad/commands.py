@@ -36,31 +36,33 @@ def say(text: str = "") -> None:
 
 
 class ProgressObserver(Observer):
-    """A tqdm bar per epoch with the running loss (only on a terminal), a line per epoch."""
+    """A tqdm bar per epoch with the running mean of the batch losses (only on a terminal),
+    and a line per epoch."""
 
-    def __init__(self, quiet: bool, label: str = "") -> None:
+    def __init__(self, quiet: bool) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
         self.quiet = quiet
-        self.label = label
         self.bar = None
+        self.loss_sum: torch.Tensor | float = 0.0
 
     def epoch_start(self, epoch: int, steps: int) -> None:
         if self.enabled:
-            self.bar = tqdm(total=steps, desc=f"{self.label}epoch {epoch}", leave=False,
-                            file=sys.stderr)
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, file=sys.stderr)
+            self.loss_sum = 0.0
 
     def batch_end(self, step: int, loss: torch.Tensor) -> None:
         if self.bar is not None:
             self.bar.update(1)
+            self.loss_sum = self.loss_sum + loss.detach()  # stays on the device
             if step % 10 == 0:  # a host sync, so only every 10 steps and only on a terminal
-                self.bar.set_postfix(loss=f"{loss.item():.4f}")
+                self.bar.set_postfix(loss=f"{(self.loss_sum / step).item():.4f}")
 
     def epoch_end(self, m: EpochMetrics) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         if not self.quiet:
-            say(f"{self.label}epoch {m.epoch}: train loss {m.train_loss:.4f} acc "
+            say(f"epoch {m.epoch}: train loss {m.train_loss:.4f} acc "
                 f"{m.train_accuracy:.4f} | val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f} "
                 f"| {m.seconds:.1f}s")
 

@@ -14,6 +14,7 @@ BUGS = {  # file: (kind, first wrong layer or None to accept any)
     "wrong_sign.py": ("wrong_sign", 1),
     "derivative_at_activation.py": ("activation", None),
     "missing_bias.py": ("missing", 1),
+    "missing_activation_derivative.py": ("activation", None),
 }
 
 

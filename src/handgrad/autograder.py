@@ -12,7 +12,8 @@ matching it against the classic mistakes, each computed exactly:
 | batch_sum      | summed dL/da over the batch before going down a layer           |
 | wrong_sign     | the negative of the gradient                                     |
 | scale          | off by a constant factor (a missing 2, a stray 1/N …)            |
-| activation     | applied the activation derivative at the wrong place             |
+| activation     | applied the activation derivative at the wrong place (at a[l]    |
+|                | instead of z[l]), or not at all                                  |
 | values         | none of the above                                                |
 """
 
@@ -47,8 +48,9 @@ HINTS = {
                  "(dL_da = dL_dz @ W); sum over the batch only in dL_dw and dL_db",
     "wrong_sign": "the gradient has the wrong sign: dL/dy is y_pred - y_true, not y_true - y_pred",
     "scale": "off by a constant factor: check the loss derivative (2 for sse, 1/N for means)",
-    "activation": "the activation derivative is applied at the wrong place: multiply dL/da[l] "
-                  "by df[l](z[l]) of the same layer, before forming dL_dw[l]",
+    "activation": "the activation derivative is missing or applied at the wrong place: "
+                  "multiply dL/da[l] by df[l](z[l]) of the same layer, before forming "
+                  "dL_dw[l]",
     "values": "wrong values: compare your equations with docs/backprop.md",
 }
 
@@ -216,22 +218,20 @@ def _classic_bugs(model: MLP, x: Tensor, y_true: Tensor, loss: str) -> dict[str,
     dL_dy = get_loss(loss).grad(model.a[model.L], y_true)
     return {
         "batch_sum": _backward_variant(model, dL_dy, batch_sum=True),
-        "activation": _backward_variant(model, dL_dy, derivative_at_a=True),
-        "activation_late": _backward_variant(model, dL_dy, derivative_late=True),
+        "activation": _backward_variant(model, dL_dy, derivative_at="a"),
+        "activation_missing": _backward_variant(model, dL_dy, derivative_at="nowhere"),
     }
 
 
 @torch.no_grad()
 def _backward_variant(model: MLP, dL_dy: Tensor, batch_sum: bool = False,
-                      derivative_at_a: bool = False, derivative_late: bool = False) -> dict:
-    """A deliberately wrong backward pass: one classic mistake switched on."""
+                      derivative_at: str = "z") -> dict:
+    """A deliberately wrong backward pass: one classic mistake switched on.
+    derivative_at: "z" (right), "a" (df evaluated at the activation) or "nowhere"."""
     grads, dL_da = {}, dL_dy.clone()
     for l in range(model.L, 0, -1):
-        z, a = model.z[l], model.a[l]
-        if derivative_late:  # derivative of the layer below applied to this layer's gradient
-            dL_dz = dL_da * (model.df[l + 1](model.z[l + 1]).mean() if l < model.L else 1)
-        else:
-            dL_dz = dL_da * model.df[l](a if derivative_at_a else z)
+        point = {"z": model.z[l], "a": model.a[l]}.get(derivative_at)
+        dL_dz = dL_da if point is None else dL_da * model.df[l](point)
         grads[l] = (dL_dz.T @ model.a[l - 1], dL_dz.sum(0))
         dL_da = dL_dz @ model.weight(l)
         if batch_sum:
@@ -259,7 +259,7 @@ def _kind_of_error(got_w, got_b, want_w, want_b, l, bugs) -> str:
     want = torch.cat([want_w.reshape(-1), want_b])
     if _rel(got, -want) <= TOLERANCE:
         return "wrong_sign"
-    for kind in ("batch_sum", "activation", "activation_late"):
+    for kind in ("batch_sum", "activation", "activation_missing"):
         bug_w, bug_b = bugs[kind][l]
         if _rel(got, torch.cat([bug_w.reshape(-1), bug_b])) <= 1e-6:
             return "activation" if kind.startswith("activation") else kind

@@ -164,3 +164,16 @@ def test_bad_storage_url_is_one_line_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot use --storage 'nosuchdb://x'" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_finished_sweep_rerun_does_not_touch_the_test_set_again(tmp_path, monkeypatch):
+    spec = SweepSpec(BASE, grid={"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.9]})
+    first = run_sweep(tmp_path, spec)
+    import handgrad.sweep_results as results
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the test set was evaluated a second time")
+
+    monkeypatch.setattr(results, "evaluate_on_test", refuse)
+    again = run_sweep(tmp_path, spec)
+    assert again["selected"] == first["selected"]

@@ -38,10 +38,21 @@ def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: st
     summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
                "configs": rows, "selected": None}
     if selected is not None:
-        summary["selected"] = {**selected,
-                               **evaluate_on_test(Path(selected["run_dir"]), dataset)}
+        summary["selected"] = {**selected, **_test_metrics(sweep_dir, selected, dataset)}
     write_results(sweep_dir, summary)
     return summary
+
+
+def _test_metrics(sweep_dir: Path, selected: dict[str, Any],
+                  dataset: Dataset | None) -> dict[str, Any]:
+    """The selected run's test metrics: from an earlier results.json when that selected the
+    same run (the test set is evaluated once per selection), else evaluated now."""
+    previous = sweep_dir / "results.json"
+    if previous.exists():
+        before = (read_json(previous) or {}).get("selected") or {}
+        if before.get("run_dir") == selected["run_dir"] and "test_loss" in before:
+            return {k: before[k] for k in TEST_KEYS}
+    return evaluate_on_test(Path(selected["run_dir"]), dataset)
 
 
 def select(rows: list[dict[str, Any]], select_by: str) -> dict[str, Any] | None:
@@ -54,6 +65,9 @@ def select(rows: list[dict[str, Any]], select_by: str) -> dict[str, Any] | None:
     if select_by == "val_accuracy":
         return min(ok, key=lambda r: (-r["val_accuracy"], r["val_loss"]))
     return min(ok, key=lambda r: r["val_loss"])
+
+
+TEST_KEYS = ("test_loss", "test_accuracy", "confusion_matrix", "class_names")
 
 
 def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str, Any]:

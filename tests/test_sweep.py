@@ -90,6 +90,7 @@ def test_two_workers_run_every_config_exactly_once(tmp_path):
 
 
 SWEEP_ARGS = ["sweep", "--dataset", "digits", "--hidden", "64", "--epochs", "60", "--quiet",
+              "--workers", "1",
               "--lr", "0.001", "0.01", "--momentum", "0", "0.9", "--weight-decay", "0"]
 
 

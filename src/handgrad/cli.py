@@ -8,6 +8,7 @@ diverged (the run directory is still consistent).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 def add_sweep_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sweep")
     g.add_argument("--select-by", choices=("val_loss", "val_accuracy"), default="val_loss")
-    g.add_argument("--workers", type=int, default=1, help="local worker processes")
+    g.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="local worker processes, the torch threads divided among them "
+                        "(default: 2, or 1 on a single core: one process leaves part of two "
+                        "cores idle, see benchmarks/RESULTS.md)")
     g.add_argument("--storage", default=None,
                    help="Optuna storage URL shared by several machines (default: a journal "
                         "file in --out)")

@@ -1,8 +1,8 @@
 """The `handgrad` command line: parsing and validation here, the work in the library.
 
 Exit codes: 0 success; 1 a check failed (gradcheck, check-backprop, the gradient check of
-reproduce) or a sweep could not finish (rerun it to resume); 2 bad input (one line on stderr, nothing written); 3 training
-diverged (the run directory is still consistent).
+reproduce) or a sweep could not finish (rerun it to resume); 2 bad input (one line on
+stderr, nothing written); 3 training diverged (the run directory is still consistent).
 """
 
 from __future__ import annotations

@@ -81,3 +81,14 @@ def test_unsupported_dtype():
     with pytest.raises(ValueError, match="float32 and float64"):
         gradcheck(model, torch.zeros(1, 2, dtype=torch.float16),
                   torch.zeros(1, 2, dtype=torch.float16), "mse")
+
+
+def test_a_model_with_transposed_weight_storage_checks_too():
+    from handgrad.flat import flatten
+
+    torch.manual_seed(0)
+    model = MLP([5, 4, 3], activation="tanh", dtype=torch.float64)
+    flatten(model, transposed=True)  # as the manual engine leaves a trained model
+    report = gradcheck(model, torch.randn(3, 5, dtype=torch.float64),
+                       torch.randn(3, 3, dtype=torch.float64), "mse")
+    assert report.passed

@@ -178,15 +178,15 @@ class _Problem:
     @torch.no_grad()
     def central_difference(self, param: Tensor, i: int) -> float | None:
         """(L(θ_i + h) - L(θ_i - h)) / 2h, or None when the two sides straddle a ReLU kink."""
-        flat = param.view(-1)
-        old = flat[i].item()
+        index = _unravel(i, tuple(param.shape))  # works whatever the strides
+        old = param[index].item()
         values, signs = [], []
         for delta in (STEP, -STEP):
-            flat[i] = old + delta
+            param[index] = old + delta
             values.append(self.loss_fn.value(self.model(self.x), self.y_true).item())
             signs.append([self.model.z[l] > 0 for l, act in self.model.act.items()
                           if act.name in KINKED])
-        flat[i] = old
+        param[index] = old
         if any(not torch.equal(p, m) for p, m in zip(*signs, strict=True)):
             return None
         return (values[0] - values[1]) / (2 * STEP)

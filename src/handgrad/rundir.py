@@ -87,7 +87,8 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        tensors = {k: v.detach().to("cpu").clone() for k, v in state.items()}  # unshared
+        tensors = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+                   for k, v in state.items()}  # contiguous and unshared, as safetensors needs
         save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)
     except BaseException:

@@ -18,6 +18,7 @@ def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys):
     assert {(c["lr"], c["weight_decay"], c["momentum"]) for c in results["configs"]} == {
         (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9)}
     assert results["engines"]["max_gap"] < 1e-4
+    assert results["engines"]["float64_one_epoch_max_gap"] <= 1e-9
     report = (out / "report.md").read_text()
     assert "handgrad reproduce --dataset digits" in report
     for heading in ("Gradient check", "Hand-written vs autograd", "Sweep, selected by val_loss",
@@ -35,6 +36,7 @@ def test_reproduce_on_real_cifar_selects_the_lowest_validation_loss(cifar_root, 
     selected = results["selected"]
     assert selected["run_dir"] == best["run_dir"]
     assert results["class_names"] == ["airplane", "automobile"]
+    assert results["engines"]["float64_one_epoch_max_gap"] <= 1e-9
     assert sum(map(sum, selected["confusion_matrix"])) == 2000
     report = (out / "report.md").read_text()
     assert f"{selected['test_accuracy']:.4g}" in report

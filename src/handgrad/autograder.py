@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from handgrad.losses import get_loss
-from handgrad.metrics import one_hot
+from handgrad.metrics import random_targets
 from handgrad.model import MLP
 
 Tensor = torch.Tensor
@@ -177,7 +177,7 @@ def _run_case(fn, sizes, activation, batch, loss, source, seed) -> CaseResult:
     model = MLP(sizes, activation=activation, dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed + batch)
     x = torch.randn(batch, sizes[0], generator=gen, dtype=torch.float64)
-    y_true = _targets(loss, batch, sizes[-1], gen)
+    y_true = random_targets(loss, batch, sizes[-1], gen, torch.float64)
     reference = _reference(model, x, y_true, loss)
     with torch.no_grad():
         y_pred = model(x)
@@ -195,12 +195,6 @@ def _run_case(fn, sizes, activation, batch, loss, source, seed) -> CaseResult:
     for l in range(1, model.L + 1):
         result.layers.append(_judge_layer(model, l, reference, bugs))
     return result
-
-
-def _targets(loss: str, N: int, C: int, gen: torch.Generator) -> Tensor:
-    if loss in ("cross_entropy", "bce_with_logits"):
-        return one_hot(torch.randint(0, C, (N,), generator=gen), C, torch.float64)
-    return torch.randn(N, C, generator=gen, dtype=torch.float64)
 
 
 def _reference(model: MLP, x: Tensor, y_true: Tensor, loss: str) -> dict[int, tuple]:

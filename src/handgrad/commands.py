@@ -21,7 +21,7 @@ from handgrad.cli import (
 from handgrad.compare import compare_engines
 from handgrad.gradcheck import gradcheck
 from handgrad.losses import get_loss
-from handgrad.metrics import one_hot
+from handgrad.metrics import random_targets
 from handgrad.model import MLP
 from handgrad.rundir import default_run_dir, read_json
 from handgrad.sweep import run_sweep
@@ -139,12 +139,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     bad = report.first_failure()
     say("all gradients agree" if bad is None else f"first wrong tensor: {bad.name}")
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
-
-
-def random_targets(loss: str, N: int, C: int, gen: torch.Generator, dtype) -> torch.Tensor:
-    if loss in ("cross_entropy", "bce_with_logits"):
-        return one_hot(torch.randint(0, C, (N,), generator=gen), C, dtype)
-    return torch.randn(N, C, generator=gen, dtype=dtype)
 
 
 def cmd_check_backprop(args: argparse.Namespace) -> int:

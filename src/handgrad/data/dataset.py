@@ -80,16 +80,13 @@ class Dataset:
         """Yield (x (B, D) float, y (B,) int64) in the order of a permutation drawn from
         `generator` (in order when None); the last batch may be short."""
         N = len(split)
-        order = None if generator is None else torch.randperm(N, generator=generator)
-        if order is not None:
-            order = order.to(split.x.device)
+        order = None
+        if generator is not None:
+            order = torch.randperm(N, generator=generator).to(split.x.device)
         for start in range(0, N, batch_size):
-            if order is None:
-                idx = slice(start, start + batch_size)
-                yield self.inputs(split.x[idx], dtype), split.y[idx]
-            else:
-                idx = order[start:start + batch_size]
-                yield self.inputs(split.x[idx], dtype), split.y[idx]
+            rows = slice(start, start + batch_size)
+            idx = rows if order is None else order[rows]
+            yield self.inputs(split.x[idx], dtype), split.y[idx]
 
 
 def resolve_classes(requested: Sequence[str | int] | None, names: Sequence[str],

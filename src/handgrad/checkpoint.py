@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from handgrad.config import TrainConfig, load_data
+from handgrad.data import Dataset
 from handgrad.losses import get_loss
 from handgrad.metrics import Evaluation, evaluate
 from handgrad.model import MLP
@@ -38,14 +39,16 @@ def load_run_model(run_dir: Path) -> tuple[TrainConfig, dict, MLP]:
 
 
 def evaluate_run(run_dir: Path, data_dir: str | None = None, dataset: str | None = None,
-                 classes: Sequence[str] | None = None, device: str | None = None) -> Evaluation:
-    """Test-set metrics of the run's weights; the data must be what the run was trained on."""
+                 classes: Sequence[str] | None = None, device: str | None = None,
+                 data: Dataset | None = None) -> Evaluation:
+    """Test-set metrics of the run's weights; the data must be what the run was trained on.
+    data: the dataset already loaded (else loaded from the run's config and the overrides)."""
     config, record, model = load_run_model(run_dir)
     changes = {k: v for k, v in (("data_dir", data_dir), ("dataset", dataset),
                                  ("classes", tuple(classes) if classes else None),
                                  ("device", device)) if v is not None}
     config = config.replace(download=False, **changes).validate()
-    data = load_data(config)
+    data = data or load_data(config)
     trained_on = (record["config"]["dataset"], list(record["class_names"]))
     asked = (data.name, list(data.class_names))
     if trained_on != asked or model.sizes[0] != data.D:

@@ -10,12 +10,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from handgrad.checkpoint import load_run_model
-from handgrad.config import load_data
+from handgrad.checkpoint import evaluate_run
 from handgrad.data import Dataset
-from handgrad.losses import get_loss
-from handgrad.metrics import evaluate
-from handgrad.rundir import RESULTS, atomic_write_bytes, read_json, write_csv, write_json
+from handgrad.rundir import CONFIG, RESULTS, atomic_write_bytes, read_json, write_csv, write_json
 from handgrad.sweep_spec import SweepError, SweepSpec, config_key, trials_by_key
 from handgrad.tables import markdown_table
 
@@ -72,13 +69,10 @@ TEST_KEYS = ("test_loss", "test_accuracy", "confusion_matrix", "class_names")
 
 def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str, Any]:
     """Test metrics of a run's saved weights (on `dataset`, or its data loaded anew)."""
-    config, _, model = load_run_model(run_dir)
-    data = dataset or load_data(config.replace(download=False))
-    device = config.resolved_device()
-    ev = evaluate(model.to(device), data.to(device), data.to(device).test,
-                  get_loss(config.loss), config.torch_dtype)
+    ev = evaluate_run(run_dir, data=dataset)
+    names = read_json(Path(run_dir) / CONFIG)["class_names"]
     return {"test_loss": ev.loss, "test_accuracy": ev.accuracy, "confusion_matrix": ev.confusion,
-            "class_names": list(data.class_names)}
+            "class_names": names}
 
 
 def table(summary: dict[str, Any]) -> tuple[list[str], list[list]]:

@@ -178,3 +178,27 @@ def test_a_finished_sweep_rerun_does_not_touch_the_test_set_again(tmp_path, monk
     monkeypatch.setattr(results, "evaluate_on_test", refuse)
     again = run_sweep(tmp_path, spec)
     assert again["selected"] == first["selected"]
+
+
+def test_resuming_with_other_settings_is_refused_and_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["sweep", "--dataset", "digits", "--hidden", "8", "--quiet", "--lr", "0.01", "0.05",
+            "--out", str(out)]
+    assert main([*args, "--epochs", "1"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "other settings (epochs 1 -> 2)" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main([*args, "--epochs", "2", "--lr", "0.01", "0.1"]) == 2
+    assert "configs ['lr=0.01,momentum=0.0,weight_decay=0.0'," in capsys.readouterr().err
+    assert main([*args, "--epochs", "1"]) == 0  # the same settings resume
+    assert set(_started(out).values()) == {1}
+
+
+def test_a_study_without_recorded_settings_is_not_resumed(tmp_path):
+    study = optuna.create_study(study_name=STUDY, storage=open_storage(tmp_path, None))
+    study.enqueue_trial({"lr": 0.01})
+    with pytest.raises(ValueError, match="without recorded settings"):
+        run_sweep(tmp_path, SweepSpec(BASE, grid={"lr": [0.01]}))

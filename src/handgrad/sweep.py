@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib
+import json
 import math
 import multiprocessing as mp
 import os
@@ -46,12 +47,15 @@ from handgrad.sweep_spec import (
     SweepSpec,
     config_key,
     run_dir_name,
+    settings,
+    settings_differences,
     trials_by_key,
 )
 from handgrad.train import train
 
 STUDY = "handgrad-sweep"
 JOURNAL = "study.journal"
+SETTINGS = "handgrad_settings"  # study user attribute: the sweep_spec.settings it was made with
 
 
 def open_storage(sweep_dir: Path, storage: str | None):
@@ -118,6 +122,37 @@ class SweepLock:
     def __exit__(self, *exc) -> None:
         fcntl.flock(self.file, fcntl.LOCK_UN)
         self.file.close()
+
+
+def _check_same_sweep(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> None:
+    """Refuse to resume a study made with other settings (its finished trials would be
+    reported as results of these), before anything is written. A new study gets the
+    settings recorded by `_record_settings`."""
+    where = sweep_dir if storage is None else "the study in --storage"
+    store = optuna.storages.get_storage(open_storage(sweep_dir, storage))
+    try:
+        study_id = store.get_study_id_from_name(STUDY)
+    except KeyError:
+        return
+    stored = store.get_study_user_attrs(study_id).get(SETTINGS)
+    if stored is None:
+        if store.get_all_trials(study_id, deepcopy=False):
+            raise ValueError(f"{where}: holds a sweep without recorded settings; "
+                             "use another directory")
+        return
+    diff = settings_differences(stored, _settings_json(spec))
+    if diff:
+        raise ValueError(f"{where}: holds a sweep with other settings ({'; '.join(diff)}); "
+                         "use another --out, or the same settings to resume it")
+
+
+def _settings_json(spec: SweepSpec) -> dict[str, Any]:
+    return json.loads(json.dumps(settings(spec)))
+
+
+def _record_settings(study: optuna.Study, spec: SweepSpec) -> None:
+    if SETTINGS not in study.user_attrs:
+        study.set_user_attr(SETTINGS, _settings_json(spec))
 
 
 def recover(study: optuna.Study, spec: SweepSpec, file_backed: bool) -> int:
@@ -223,7 +258,9 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
         check_storage(storage)
     sweep_dir = Path(sweep_dir)
     with SweepLock(sweep_dir):
+        _check_same_sweep(sweep_dir, spec, storage)
         study = _study(sweep_dir, spec, storage)
+        _record_settings(study, spec)
         recover(study, spec, file_backed=storage is None)
         threads = max(1, (os.cpu_count() or 1) // workers)
         if workers == 1:

@@ -63,14 +63,30 @@ class SweepSpec:
         return self
 
 
+def settings(spec: SweepSpec) -> dict[str, Any]:
+    """Everything that decides the sweep's results (not where it runs), as plain JSON."""
+    base = spec.base.to_dict()
+    for where in ("device", "download"):
+        base.pop(where)
+    return {"base": base, "configs": spec.configs()}
+
+
 def fingerprint(spec: SweepSpec) -> str:
     """8 hex digits that change with any setting of the sweep (not with where it runs), so
     that the same command finds the same default directory and resumes there."""
-    settings = spec.base.to_dict()
-    for where in ("device", "download"):
-        settings.pop(where)
-    text = json.dumps({"base": settings, "configs": spec.configs()}, sort_keys=True)
+    text = json.dumps(settings(spec), sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """'name: stored → wanted' for every setting that differs, base settings first."""
+    base_a, base_b = stored.get("base", {}), wanted["base"]
+    out = [f"{k} {base_a.get(k)!r} -> {base_b.get(k)!r}"
+           for k in sorted(set(base_a) | set(base_b)) if base_a.get(k) != base_b.get(k)]
+    if stored.get("configs") != wanted["configs"]:
+        out.append(f"configs {[config_key(c) for c in stored.get('configs', [])]} -> "
+                   f"{[config_key(c) for c in wanted['configs']]}")
+    return out
 
 
 def config_key(values: dict[str, Any]) -> str:

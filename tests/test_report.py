@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import pytest
+
 from handgrad.cli import main
 from handgrad.rundir import read_json
 
 
-def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["1", "2"])  # in this process; worker processes
+def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys, workers):
     out = tmp_path / "rep"
     assert main(["reproduce", "--dataset", "digits", "--epochs", "15", "--quiet",
-                 "--out", str(out)]) == 0
+                 "--workers", workers, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "gradient check" in text and "largest gap" in text and "selected" in text
     for name in ("report.md", "results.json", "sweep_curves.png", "engines.png",
@@ -18,7 +21,11 @@ def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys):
     assert {(c["lr"], c["weight_decay"], c["momentum"]) for c in results["configs"]} == {
         (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9)}
     assert results["engines"]["max_gap"] < 1e-4
-    assert results["engines"]["float64_one_epoch_max_gap"] <= 1e-9
+    assert results["engines"]["float64_max_loss_gap"] <= 1e-12
+    assert results["engines"]["float64_max_weight_gap"] <= 1e-12
+    # the comparison trained autograd only: its manual run is the sweep's
+    assert {p.name for p in (out / "compare").iterdir()} == {"autograd", "compare.json",
+                                                             "engines.png"}
     report = (out / "report.md").read_text()
     assert "handgrad reproduce --dataset digits" in report
     for heading in ("Gradient check", "Hand-written vs autograd", "Sweep, selected by val_loss",
@@ -36,7 +43,7 @@ def test_reproduce_on_real_cifar_selects_the_lowest_validation_loss(cifar_root, 
     selected = results["selected"]
     assert selected["run_dir"] == best["run_dir"]
     assert results["class_names"] == ["airplane", "automobile"]
-    assert results["engines"]["float64_one_epoch_max_gap"] <= 1e-9
+    assert results["engines"]["float64_max_weight_gap"] <= 1e-12
     assert sum(map(sum, selected["confusion_matrix"])) == 2000
     report = (out / "report.md").read_text()
     assert f"{selected['test_accuracy']:.4g}" in report

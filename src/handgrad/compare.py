@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from handgrad import plots
 from handgrad.config import TrainConfig, load_data
 from handgrad.data import Dataset
@@ -32,6 +34,13 @@ class Comparison:
 
     def max_gap(self) -> float:
         return max((g["max_gap"] for g in self.gaps()), default=float("nan"))
+
+    @torch.no_grad()
+    def max_weight_gap(self) -> float:
+        """The largest |manual - autograd| over every weight and bias at the end."""
+        pairs = zip(self.manual.model.parameters(), self.autograd.model.parameters(),
+                    strict=True)
+        return max(float((m - a).abs().max()) for m, a in pairs)
 
     def curves(self) -> dict[str, dict[str, list[float]]]:
         return {

@@ -244,34 +244,89 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
         study.optimize(objective, n_trials=1)
 
 
+class Sweep:
+    """A sweep as a context. Entering runs it, or starts it: one worker runs in this process
+    before `__enter__` returns; several run as processes in the background (`background` is
+    then True) while the caller does other work. Leaving waits for them and writes the
+    results, then in `summary`; an exception inside stops the workers (rerunning resumes).
+
+        with Sweep(dir, spec, workers=2) as sweep:
+            ...                       # runs while the workers train
+        sweep.summary                 # results.json's content
+    """
+
+    def __init__(self, sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
+                 storage: str | None = None, select_by: str = "val_loss",
+                 dataset: Dataset | None = None) -> None:
+        if select_by not in SELECT_BY:
+            raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
+                             f"{', '.join(SELECT_BY)}")
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+        spec.validate()
+        if storage is not None:
+            check_storage(storage)
+        self.sweep_dir, self.spec, self.workers = Path(sweep_dir), spec, workers
+        self.storage, self.select_by, self.dataset = storage, select_by, dataset
+        self.procs: list = []
+        self.summary: dict[str, Any] | None = None
+        self._lock = SweepLock(self.sweep_dir)
+        self._study: optuna.Study | None = None
+
+    @property
+    def background(self) -> bool:
+        """Whether worker processes are training now."""
+        return any(p.is_alive() for p in self.procs)
+
+    def __enter__(self) -> Sweep:
+        self._lock.__enter__()
+        try:
+            _check_same_sweep(self.sweep_dir, self.spec, self.storage)
+            self._study = _study(self.sweep_dir, self.spec, self.storage)
+            _record_settings(self._study, self.spec)
+            recover(self._study, self.spec, file_backed=self.storage is None)
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            if self.workers == 1:
+                run_worker(str(self.sweep_dir), self.spec, self.storage, threads, self.dataset)
+            else:
+                self.procs = _start_worker_processes(self.sweep_dir, self.spec, self.storage,
+                                                     self.workers, threads, self.dataset)
+        except BaseException:
+            self._stop_workers()
+            self._lock.__exit__()
+            raise
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is not None:
+                self._stop_workers()
+                return
+            _join(self.procs)
+            self.summary = collect(self.sweep_dir, self.spec, self._study, self.select_by,
+                                   self.dataset)
+        finally:
+            self._lock.__exit__()
+
+    def _stop_workers(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.join()
+
+
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
               storage: str | None = None, select_by: str = "val_loss",
               dataset: Dataset | None = None) -> dict[str, Any]:
     """Run (or finish) the sweep in `sweep_dir`; write results.{json,csv,md}; return them.
     `dataset`: the base config's data if already loaded (used in this process only)."""
-    if select_by not in SELECT_BY:
-        raise ValueError(f"unknown --select-by {select_by!r}; choose from: {', '.join(SELECT_BY)}")
-    if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
-    spec.validate()
-    if storage is not None:
-        check_storage(storage)
-    sweep_dir = Path(sweep_dir)
-    with SweepLock(sweep_dir):
-        _check_same_sweep(sweep_dir, spec, storage)
-        study = _study(sweep_dir, spec, storage)
-        _record_settings(study, spec)
-        recover(study, spec, file_backed=storage is None)
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        if workers == 1:
-            run_worker(str(sweep_dir), spec, storage, threads, dataset)
-        else:
-            _run_worker_processes(sweep_dir, spec, storage, workers, threads, dataset)
-        return collect(sweep_dir, spec, study, select_by, dataset)
+    with Sweep(sweep_dir, spec, workers, storage, select_by, dataset) as sweep:
+        pass
+    return sweep.summary
 
 
-def _run_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None, workers: int,
-                          threads: int, dataset: Dataset | None) -> None:
+def _start_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None,
+                            workers: int, threads: int, dataset: Dataset | None) -> list:
     """N worker processes. With one torch thread each (and where fork exists) they are
     forked after the data is loaded, so they share it (copy-on-write) and skip re-importing
     torch. Otherwise they are spawned and each loads the data: a forked child that runs
@@ -289,6 +344,10 @@ def _run_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None,
     procs = [ctx.Process(target=_spawned_worker, args=worker_args) for _ in range(workers)]
     for p in procs:
         p.start()
+    return procs
+
+
+def _join(procs: list) -> None:
     for p in procs:
         p.join()
     failed = [p.exitcode for p in procs if p.exitcode != 0]

@@ -64,9 +64,10 @@ class SweepSpec:
 
 
 def settings(spec: SweepSpec) -> dict[str, Any]:
-    """Everything that decides the sweep's results (not where it runs), as plain JSON."""
+    """Everything that decides the sweep's results, as plain JSON; not where it runs or where
+    its data lives (machines sharing a study may keep CIFAR-10 in different places)."""
     base = spec.base.to_dict()
-    for where in ("device", "download"):
+    for where in ("device", "download", "data_dir"):
         base.pop(where)
     return {"base": base, "configs": spec.configs()}
 

@@ -10,7 +10,7 @@ evaluation.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,10 @@ class Dataset:
         stats = [None if t is None else t.to(device) for t in (self.mean, self.std)]
         return Dataset(self.name, self.class_names, self.image_shape, self.scale,
                        self.train.to(device), self.val.to(device), self.test.to(device), *stats)
+
+    def first(self, n: int) -> Dataset:
+        """The same dataset with only the first `n` training images (val and test kept)."""
+        return replace(self, train=Split(self.train.x[:n], self.train.y[:n]))
 
     def inputs(self, x_u8: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         """uint8 (N, D) -> float (N, D): x / scale, standardised when statistics are set."""

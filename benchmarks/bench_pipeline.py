@@ -39,7 +39,7 @@ def main() -> None:
                     "--out", str(out)), stdout=log))
             with open(Path(tmp) / "b.log", "w") as log:
                 times["baseline"].append(run(
-                    [sys.executable, str(BASELINE), str(CIFAR), str(args.epochs)], stdout=log))
+                    [sys.executable, str(BASELINE), str(CIFAR), str(args.epochs), tmp], stdout=log))
             print(f"repeat {rep + 1}: handgrad {times['handgrad'][-1]:.1f}s, "
                   f"baseline {times['baseline'][-1]:.1f}s")
     h, b = median(times["handgrad"]), median(times["baseline"])

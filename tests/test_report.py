@@ -13,7 +13,7 @@ def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys, workers):
                  "--workers", workers, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "gradient check" in text and "largest gap" in text and "selected" in text
-    for name in ("report.md", "results.json", "sweep_curves.png", "engines.png",
+    for name in ("report.md", "results.json", "sweep_curves.png", "compare/engines.png",
                  "confusion.png", "sweep/results.md", "sweep/results.csv", "sweep/results.json"):
         assert (out / name).stat().st_size > 0, name
     results = read_json(out / "results.json")
@@ -32,6 +32,7 @@ def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys, workers):
                     "Selected config on the test set"):
         assert heading in report
     assert "![confusion matrix](confusion.png)" in report
+    assert "![engines](compare/engines.png)" in report
 
 
 def test_reproduce_on_real_cifar_selects_the_lowest_validation_loss(cifar_root, tmp_path):

@@ -53,12 +53,13 @@ class Comparison:
 def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
                     out_dir: str | Path | None = None, observer: Observer | None = None,
                     command: list[str] | None = None,
-                    done: list[RunResult] | None = None) -> Comparison:
+                    done: list[RunResult] | None = None,
+                    evaluate_test: bool = True) -> Comparison:
     """Run `config` with each engine (same seed: same weights, same batches).
 
     done: runs already made (e.g. by a sweep); one whose config is exactly this config for an
     engine is used instead of training that engine again. Training is deterministic, so the
-    result is the same."""
+    result is the same. evaluate_test=False leaves the test set alone."""
     config.validate()
     if dataset is None:
         dataset = load_data(config)
@@ -71,7 +72,8 @@ def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
             runs[engine] = previous[0]
             continue
         runs[engine] = train(config.replace(engine=engine), dataset,
-                             out / engine if out else None, observer, command=command)
+                             out / engine if out else None, observer, evaluate_test,
+                             command=command)
     comparison = Comparison(runs["manual"], runs["autograd"])
     if out is not None:
         write_json(out / "compare.json", {"dtype": config.dtype, "max_gap": comparison.max_gap(),

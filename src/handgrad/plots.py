@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _pyplot():
-    """matplotlib, headless, imported on first use (it costs ~30 MB a process)."""
+def load():
+    """matplotlib, headless, imported on first use (it costs ~30 MB a process and about half
+    a second; call this early to import it while other processes compute)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,8 +20,8 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
     """Save atomically: a temporary PNG beside `path`, then rename."""
+    plt = load()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
@@ -37,7 +38,7 @@ def _save(fig, path: Path) -> Path:
 def loss_curves(path: Path, curves: dict[str, dict[str, Sequence[float]]], title: str,
                 ylabel: str = "mean loss per sample") -> Path:
     """curves: {label: {"train": [...], "val": [...]}}; train solid, validation dashed."""
-    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
+    fig, ax = load().subplots(figsize=(7, 4.5))
     for i, (label, series) in enumerate(curves.items()):
         color = f"C{i % 10}"
         for kind, style in (("train", "-"), ("val", "--")):
@@ -55,7 +56,7 @@ def loss_curves(path: Path, curves: dict[str, dict[str, Sequence[float]]], title
 
 def confusion_matrix(path: Path, matrix: Sequence[Sequence[int]], class_names: Sequence[str],
                      title: str) -> Path:
-    fig, ax = _pyplot().subplots(figsize=(4.5, 4))
+    fig, ax = load().subplots(figsize=(4.5, 4))
     image = ax.imshow(matrix, cmap="Blues")
     k = len(class_names)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right")

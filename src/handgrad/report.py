@@ -58,9 +58,12 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
     with sweep, torch_threads(1 if sweep.background else None):
         report = _gradient_check(spec, dataset, say)
         autograd_run = train(compare_config.replace(engine="autograd"), dataset,
-                             out / "compare" / "autograd", command=spec.command)
+                             out / "compare" / "autograd", evaluate_test=False,
+                             command=spec.command)
         exact = compare_engines(compare_config.replace(dtype="float64", epochs=1),
-                                dataset.first(EXACT_STEPS * base.batch_size))
+                                dataset.first(EXACT_STEPS * base.batch_size),
+                                evaluate_test=False)
+        plots.load()
     summary = sweep.summary
     say(f"== 2. sweep of {len(spec.configs())} configs, selected by {args.select_by}")
     headers, rows = sweep_table(summary)
@@ -71,7 +74,7 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
             f"{fmt(sel['test_accuracy'])}")
 
     say("== 3. manual + handgrad.optim.SGD vs autograd + torch.optim.SGD, one start")
-    comparison = compare_engines(compare_config, dataset, out / "compare",
+    comparison = compare_engines(compare_config, dataset, out / "compare", evaluate_test=False,
                                  done=[*_sweep_runs(summary), autograd_run])
     gap_rows = [[g["epoch"], g["manual_val_loss"], g["autograd_val_loss"], g["max_gap"]]
                 for g in comparison.gaps()]
@@ -81,7 +84,7 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
         f"{fmt(exact.max_gap())}, largest weight difference {fmt(exact.max_weight_gap())} "
         "(the same arithmetic; float32 runs drift apart from rounding, amplified by training)")
 
-    figures = _figures(out, summary, comparison)
+    figures = _figures(out, summary)
     results = {"command": spec.command or command_line(), "dataset": base.dataset,
                "class_names": list(dataset.class_names), "gradcheck": _gradcheck_json(report),
                "engines": {"dtype": base.dtype, "max_gap": comparison.max_gap(),
@@ -128,21 +131,20 @@ def _sweep_runs(summary: dict[str, Any]) -> list:
             if r["status"] == "completed"]
 
 
-def _figures(out: Path, summary: dict[str, Any], comparison) -> dict[str, str]:
+def _figures(out: Path, summary: dict[str, Any]) -> dict[str, str]:
     curves = {}
     for row in summary["configs"]:
         label = ", ".join(f"{k}={row[k]}" for k in summary["swept"])
         curves[label] = _read_curves(Path(row["run_dir"]) / METRICS)
     figures = {"sweep": plots.loss_curves(out / "sweep_curves.png", curves,
                                           "every config: train (solid) and validation (dashed)"),
-               "engines": plots.loss_curves(out / "engines.png", comparison.curves(),
-                                            "manual vs autograd, same start")}
+               "engines": out / "compare" / "engines.png"}  # drawn by compare_engines
     sel = summary["selected"]
     if sel:
         figures["confusion"] = plots.confusion_matrix(
             out / "confusion.png", sel["confusion_matrix"], sel["class_names"],
             "selected config on the test set")
-    return {k: Path(v).name for k, v in figures.items()}
+    return {k: Path(v).relative_to(out).as_posix() for k, v in figures.items()}
 
 
 def _read_curves(path: Path) -> dict[str, list[float]]:

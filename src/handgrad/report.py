@@ -33,7 +33,7 @@ from handgrad.tables import fmt, markdown_table, text_table
 from handgrad.train import build_model, train
 
 COMPARE_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
-EXACT_STEPS = 25  # the float64 comparison of the engines: this many steps from one start
+EXACT_STEPS = 10  # the float64 comparison of the engines: this many steps from one start
 
 
 def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> GradcheckReport:

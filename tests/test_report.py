@@ -48,3 +48,16 @@ def test_reproduce_on_real_cifar_selects_the_lowest_validation_loss(cifar_root, 
     assert sum(map(sum, selected["confusion_matrix"])) == 2000
     report = (out / "report.md").read_text()
     assert f"{selected['test_accuracy']:.4g}" in report
+
+
+def test_reproduce_twice_gives_the_same_numbers(tmp_path):
+    def numbers(out):
+        assert main(["reproduce", "--dataset", "digits", "--epochs", "5", "--quiet",
+                     "--workers", "2", "--out", str(out)]) == 0
+        r = read_json(out / "results.json")
+        return (r["engines"], [(c["train_loss"], c["val_loss"]) for c in r["configs"]],
+                r["selected"]["test_loss"])
+
+    assert numbers(tmp_path / "a") == numbers(tmp_path / "b")
+    # a rerun in place (a finished sweep: no worker trains) reports the same, too
+    assert numbers(tmp_path / "a") == numbers(tmp_path / "b")

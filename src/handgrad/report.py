@@ -1,10 +1,15 @@
 """`handgrad reproduce`: the whole classic exercise in one command, and its report.
 
 1. the hand-written gradients checked against autograd and finite differences;
-2. autograd + torch.optim.SGD and manual + handgrad.optim.SGD trained from one start;
+2. autograd + torch.optim.SGD and manual + handgrad.optim.SGD trained from one start (the
+   manual run is the sweep's run of the same config), in float32, and the first steps of
+   both again in float64;
 3. the sweep (the exercise's four configs by default), selected on validation;
 4. the selected model evaluated once on the test set;
 5. DIR/report.md with tables and PNG plots, and DIR/results.json.
+
+With several sweep workers, 1 and the autograd side of 2 run in this process while the
+workers train, so that both cores are busy from the start to the end.
 """
 
 from __future__ import annotations
@@ -51,11 +56,11 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
     dataset = load_data(base)
     out = Path(out)
     compare_config = base.replace(optimizer="sgd", engine="manual", **COMPARE_SETTINGS)
-    # While the sweep's worker processes train (they use every core), this process does the
-    # rest of the exercise with one thread, so that the cores stay shared evenly.
+    # While the sweep's worker processes train, this process does the rest of the exercise
+    # with as many threads as each of them.
     sweep = Sweep(out / "sweep", spec, workers=args.workers, storage=args.storage,
                   select_by=args.select_by, dataset=dataset)
-    with sweep, torch_threads(1 if sweep.background else None):
+    with sweep, torch_threads(sweep.threads):
         report = _gradient_check(spec, dataset, say)
         autograd_run = train(compare_config.replace(engine="autograd"), dataset,
                              out / "compare" / "autograd", evaluate_test=False,
@@ -114,11 +119,10 @@ def _gradient_check(spec: SweepSpec, dataset: Dataset,
 
 
 @contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to `n` inside (unchanged when None), restored after."""
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to `n` inside, restored after."""
     before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
+    torch.set_num_threads(n)
     try:
         yield
     finally:

@@ -246,8 +246,8 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
 
 class Sweep:
     """A sweep as a context. Entering runs it, or starts it: one worker runs in this process
-    before `__enter__` returns; several run as processes in the background (`background` is
-    then True) while the caller does other work. Leaving waits for them and writes the
+    before `__enter__` returns; several run as processes in the background while the caller
+    does other work (with `threads` torch threads). Leaving waits for them and writes the
     results, then in `summary`; an exception inside stops the workers (rerunning resumes).
 
         with Sweep(dir, spec, workers=2) as sweep:
@@ -271,12 +271,15 @@ class Sweep:
         self.procs: list = []
         self.summary: dict[str, Any] | None = None
         self._lock = SweepLock(self.sweep_dir)
+        self._threads = torch.get_num_threads()
         self._study: optuna.Study | None = None
 
     @property
-    def background(self) -> bool:
-        """Whether worker processes are training now."""
-        return any(p.is_alive() for p in self.procs)
+    def threads(self) -> int:
+        """torch threads of each worker: this process's threads shared among the workers.
+        Work done beside the workers should use as many: it keeps the cores evenly shared,
+        and float32 results depend on the thread count, so they depend only on the command."""
+        return max(1, self._threads // self.workers)
 
     def __enter__(self) -> Sweep:
         self._lock.__enter__()
@@ -285,12 +288,12 @@ class Sweep:
             self._study = _study(self.sweep_dir, self.spec, self.storage)
             _record_settings(self._study, self.spec)
             recover(self._study, self.spec, file_backed=self.storage is None)
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
             if self.workers == 1:
-                run_worker(str(self.sweep_dir), self.spec, self.storage, threads, self.dataset)
+                run_worker(str(self.sweep_dir), self.spec, self.storage, self.threads,
+                           self.dataset)
             else:
                 self.procs = _start_worker_processes(self.sweep_dir, self.spec, self.storage,
-                                                     self.workers, threads, self.dataset)
+                                                     self.workers, self.threads, self.dataset)
         except BaseException:
             self._stop_workers()
             self._lock.__exit__()

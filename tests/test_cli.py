@@ -65,6 +65,13 @@ def test_missing_cifar_is_a_one_line_error_as_a_subprocess(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_the_command_flushes_everything_before_its_fast_exit(tmp_path):
+    proc = run_cli("train", *DIGITS, "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith(f"run directory: {tmp_path / 'r'}")
+    assert read_json(tmp_path / "r" / "results.json")["status"] == "completed"
+
+
 def test_diverged_run_exits_3(tmp_path):
     proc = run_cli("train", *DIGITS, "--lr", "50", "--loss", "sse", "--out", str(tmp_path / "r"))
     assert proc.returncode == 3 and "diverged" in proc.stderr

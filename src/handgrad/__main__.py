@@ -1,5 +1,3 @@
-import sys
+from handgrad.cli import run
 
-from handgrad.cli import main
-
-sys.exit(main())
+run()

@@ -18,7 +18,7 @@ SCRIPTS = [
     ["bench_step.py"],
     ["bench_step.py", "--device", "cuda"],
     ["bench_pipeline.py", "--workers", "1"],
-    ["bench_pipeline.py", "--workers", "2"],
+    ["bench_pipeline.py", "--workers", "2", "--repeats", "5"],
     ["bench_sweep.py", "--epochs", "5"],
     ["bench_memory.py"],
 ]

@@ -42,23 +42,20 @@ def write_synthetic(root: Path) -> int:
 
 
 PROBE = """
-import re, runpy, sys
-sys.argv = sys.argv[1:]
-try:
-    runpy.run_module(sys.argv[0], run_name="__main__")
-except SystemExit as e:
-    if e.code:
-        raise
-finally:
-    status = open("/proc/self/status").read()
-    print("VmHWM", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), file=sys.stderr)
+import re, sys
+from handgrad.cli import main
+code = main(sys.argv[1:])
+status = open("/proc/self/status").read()
+print("VmHWM", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), file=sys.stderr)
+sys.exit(code)
 """
 
 
-def peak_rss_mb(module_and_args: list[str]) -> float:
-    """Peak RSS (VmHWM) of a child running `python -m MODULE ARGS`, read by the child itself
-    at exit (ru_maxrss of a forked child would count the parent's pages before exec)."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, *module_and_args], check=True,
+def peak_rss_mb(args: list[str]) -> float:
+    """Peak RSS (VmHWM) of a child running `handgrad ARGS` (its `main`), read by the child
+    itself at the end (ru_maxrss of a forked child would count the parent's pages before
+    exec)."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], check=True,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     kb = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("VmHWM")]
     return int(kb[-1]) / 1024
@@ -67,9 +64,9 @@ def peak_rss_mb(module_and_args: list[str]) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_bytes = write_synthetic(Path(tmp) / "data")
-        import_only = peak_rss_mb(["handgrad", "--help"])
+        import_only = peak_rss_mb(["--help"])
         train = peak_rss_mb([
-            "handgrad", "train", "--data-dir", str(Path(tmp) / "data"),
+            "train", "--data-dir", str(Path(tmp) / "data"),
             "--classes", *map(str, range(10)),
             "--epochs", "1", "--quiet", "--out", str(Path(tmp) / "run")])
     data_mb = data_bytes / 1e6

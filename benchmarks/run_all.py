@@ -1,6 +1,7 @@
 """Run every benchmark and regenerate benchmarks/RESULTS.md from their JSON output.
 
     make bench        (= .venv/bin/python benchmarks/run_all.py)
+    .venv/bin/python benchmarks/run_all.py --render   # only rewrite RESULTS.md from out/*.json
 
 Only ratios measured within one run are meaningful: these machines are shared and noisy.
 """
@@ -90,9 +91,10 @@ def render() -> str:
 
 
 def main() -> None:
-    for args in SCRIPTS:
-        print(f"== {' '.join(args)}", flush=True)
-        subprocess.run([sys.executable, str(HERE / args[0]), *args[1:]], check=True)
+    if "--render" not in sys.argv[1:]:  # --render: rewrite RESULTS.md from benchmarks/out
+        for args in SCRIPTS:
+            print(f"== {' '.join(args)}", flush=True)
+            subprocess.run([sys.executable, str(HERE / args[0]), *args[1:]], check=True)
     notes = HERE / "NOTES.md"
     text = render() + ("\n" + notes.read_text() if notes.exists() else "")
     (HERE / "RESULTS.md").write_text(text)

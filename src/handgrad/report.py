@@ -87,7 +87,7 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
     say(f"largest gap ({base.dtype}): {fmt(comparison.max_gap())}")
     say(f"float64, the first {EXACT_STEPS} steps from one start: largest loss gap "
         f"{fmt(exact.max_gap())}, largest weight difference {fmt(exact.max_weight_gap())} "
-        "(the same arithmetic; float32 runs drift apart from rounding, amplified by training)")
+        "(rounding level: float32 runs drift apart from rounding, amplified by training)")
 
     figures = _figures(out, summary)
     results = {"command": spec.command or command_line(), "dataset": base.dataset,
@@ -193,7 +193,8 @@ def render_report(results: dict[str, Any], report: GradcheckReport, comparison,
         f"**{fmt(results['engines']['float64_max_weight_gap'])}**. The two "
         "engines compute the same function; in float32 their different summation orders "
         "leave rounding-level differences that training can amplify over epochs, so the "
-        "float64 gap is the proof and the float32 curves show the practical agreement.\n",
+        "float64 gaps, at the level of float64 rounding, are the check and the float32 curves "
+        "show the practical agreement.\n",
         markdown_table(["epoch", "manual train", "autograd train", "manual val",
                         "autograd val", "largest gap"], gaps),
         f"\n![engines]({figures['engines']})\n",

@@ -202,3 +202,14 @@ def test_a_study_without_recorded_settings_is_not_resumed(tmp_path):
     study.enqueue_trial({"lr": 0.01})
     with pytest.raises(ValueError, match="without recorded settings"):
         run_sweep(tmp_path, SweepSpec(BASE, grid={"lr": [0.01]}))
+
+
+def test_other_settings_on_a_shared_storage_are_refused_before_any_directory(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["sweep", "--dataset", "digits", "--hidden", "8", "--quiet", "--lr", "0.01",
+            "--storage", url]
+    assert main([*args, "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "b")]) == 2
+    assert "other settings (epochs 1 -> 2)" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

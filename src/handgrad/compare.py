@@ -37,7 +37,10 @@ class Comparison:
 
     @torch.no_grad()
     def max_weight_gap(self) -> float:
-        """The largest |manual - autograd| over every weight and bias at the end."""
+        """The largest |manual - autograd| over every weight and bias at the end (both runs
+        trained in this process: a run loaded from disk has no weights in memory)."""
+        if self.manual.model is None or self.autograd.model is None:
+            raise ValueError("max_weight_gap needs both runs' weights in memory")
         pairs = zip(self.manual.model.parameters(), self.autograd.model.parameters(),
                     strict=True)
         return max(float((m - a).abs().max()) for m, a in pairs)

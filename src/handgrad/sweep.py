@@ -128,6 +128,8 @@ def _check_same_sweep(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> 
     """Refuse to resume a study made with other settings (its finished trials would be
     reported as results of these), before anything is written. A new study gets the
     settings recorded by `_record_settings`."""
+    if storage is None and not (sweep_dir / JOURNAL).exists():
+        return  # a new sweep (opening the journal would create it)
     where = sweep_dir if storage is None else "the study in --storage"
     store = optuna.storages.get_storage(open_storage(sweep_dir, storage))
     try:
@@ -266,6 +268,7 @@ class Sweep:
         spec.validate()
         if storage is not None:
             check_storage(storage)
+        _check_same_sweep(Path(sweep_dir), spec, storage)
         self.sweep_dir, self.spec, self.workers = Path(sweep_dir), spec, workers
         self.storage, self.select_by, self.dataset = storage, select_by, dataset
         self.procs: list = []
@@ -284,7 +287,6 @@ class Sweep:
     def __enter__(self) -> Sweep:
         self._lock.__enter__()
         try:
-            _check_same_sweep(self.sweep_dir, self.spec, self.storage)
             self._study = _study(self.sweep_dir, self.spec, self.storage)
             _record_settings(self._study, self.spec)
             recover(self._study, self.spec, file_backed=self.storage is None)

@@ -80,7 +80,7 @@ def fingerprint(spec: SweepSpec) -> str:
 
 
 def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """'name: stored → wanted' for every setting that differs, base settings first."""
+    """'name stored -> wanted' for every setting that differs, base settings first."""
     base_a, base_b = stored.get("base", {}), wanted["base"]
     out = [f"{k} {base_a.get(k)!r} -> {base_b.get(k)!r}"
            for k in sorted(set(base_a) | set(base_b)) if base_a.get(k) != base_b.get(k)]

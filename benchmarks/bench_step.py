@@ -9,6 +9,11 @@ the median of measurements taken before each pair): forward (2) and backward (4)
 MAC.
 
     .venv/bin/python benchmarks/bench_step.py [--repeats 11] [--device cpu|cuda]
+        [--layout auto|linear|transposed] [--data-dir ../shared/data/cifar10]
+
+--layout picks how the manual engine stores its weights in the flat buffer (see
+handgrad/flat.py): `auto` is what training uses (transposed on a multi-threaded CPU,
+nn.Linear's layout otherwise); the other two force one, to measure the choice.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CIFAR, median, save  # noqa: E402
+from common import CIFAR, OUT, median, save  # noqa: E402
 
 from handgrad.config import TrainConfig  # noqa: E402
 from handgrad.data import load_dataset  # noqa: E402
@@ -30,6 +35,7 @@ from handgrad.train import Observer, build_model, make_step, train_epoch  # noqa
 
 SIZES = [3072, 512, 128, 32, 2]
 TARGETS = {64: 1.15, 256: 1.0}
+LAYOUTS = {"auto": None, "linear": False, "transposed": True}
 
 
 def sync(device: torch.device) -> None:
@@ -52,8 +58,8 @@ def matmul_gflops(batch: int, device: torch.device, reps: int = 50) -> float:
     return 2 * batch * SIZES[0] * SIZES[1] / median(times) / 1e9
 
 
-def epoch_times(data, batch: int, device: torch.device,
-                repeats: int) -> tuple[dict[str, list[float]], list[float]]:
+def epoch_times(data, batch: int, device: torch.device, repeats: int,
+                transposed: bool | None) -> tuple[dict[str, list[float]], list[float]]:
     """Per engine, the seconds of `repeats` epochs, run as pairs (one epoch of each engine,
     who goes first alternating, after a warm-up pair), and the matmul GFLOP/s measured
     before each pair: the host's slow and fast periods then hit both sides of a pair."""
@@ -63,7 +69,7 @@ def epoch_times(data, batch: int, device: torch.device,
         config = TrainConfig(engine=engine, batch_size=batch, lr=0.01, momentum=0.9,
                              device=device.type)
         model = build_model(config, data.D, data.num_classes)
-        engines[engine] = (config, make_step(config, model, loss))
+        engines[engine] = (config, make_step(config, model, loss, transposed))
     times: dict[str, list[float]] = {e: [] for e in engines}
     gflops = []
     for rep in range(repeats + 1):  # the first pair warms up
@@ -85,18 +91,23 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=11)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--layout", default="auto", choices=tuple(LAYOUTS))
+    p.add_argument("--data-dir", type=Path, default=CIFAR,
+                   help="the CIFAR-10 folder holding cifar-10-batches-py")
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("skipped: --device cuda but CUDA is not available on this machine")
-        save("step_cuda", {"skipped": "CUDA not available"})
+        if not (OUT / "step_cuda.json").exists():  # keep a GPU machine's measurements
+            save("step_cuda", {"skipped": "CUDA not available"})
         return
     device = torch.device(args.device)
-    data = load_dataset("cifar10", CIFAR).to(device)
+    data = load_dataset("cifar10", args.data_dir).to(device)
     n = len(data.train)
     macs = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
     rows = []
     for batch in (64, 256):
-        times, gflops_runs = epoch_times(data, batch, device, args.repeats)
+        times, gflops_runs = epoch_times(data, batch, device, args.repeats,
+                                         LAYOUTS[args.layout])
         gflops = median(gflops_runs)
         floor = 6 * macs * n / (gflops * 1e9)
         manual, autograd = median(times["manual"]), median(times["autograd"])
@@ -111,8 +122,9 @@ def main() -> None:
               f"{min(pairs):.2f} … {max(pairs):.2f}; target >= {TARGETS[batch]}); "
               f"matmul {gflops:.0f} GFLOP/s, floor {floor:.3f}s, manual/floor "
               f"{row['manual_over_floor']:.2f}" + (" (target <= 1.3)" if batch == 256 else ""))
-    save(f"step_{args.device}", {"device": args.device, "train_images": n, "macs": macs,
-                                 "repeats": args.repeats, "rows": rows})
+    name = f"step_{args.device}" + ("" if args.layout == "auto" else f"_{args.layout}")
+    save(name, {"device": args.device, "layout": args.layout, "train_images": n, "macs": macs,
+                "repeats": args.repeats, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
+GPU = HERE / "gpu"  # CUDA results copied from a GPU machine, kept in git
 SCRIPTS = [
     ["bench_step.py"],
     ["bench_step.py", "--device", "cuda"],
@@ -30,8 +31,49 @@ def load(name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def step_table(step: dict) -> list[str]:
+    lines = ["| batch | manual (s/epoch) | autograd (s/epoch) | autograd / manual (pairs) | "
+             "autograd / manual | target | matmul GFLOP/s | floor (s) | manual / floor |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in step.get("rows", []):
+        pairs = r.get("pair_speedups", [])
+        spread = f"{min(pairs):.2f} … {max(pairs):.2f}" if pairs else ""
+        lines.append(f"| {r['batch']} | {r['manual_s']:.4f} | {r['autograd_s']:.4f} | "
+                     f"{spread} | **{r['speedup']:.3f}** | >= {r['target_speedup']} | "
+                     f"{r['matmul_gflops']:.0f} | {r['floor_s']:.4f} | "
+                     f"{r['manual_over_floor']:.2f} |")
+    return lines
+
+
+def load_gpu(name: str) -> dict:
+    """A CUDA result: this machine's, else the one recorded from a GPU machine in gpu/."""
+    fresh = load(name)
+    if fresh.get("rows"):
+        return fresh
+    recorded = GPU / f"{name}.json"
+    return json.loads(recorded.read_text()) if recorded.exists() else fresh
+
+
+def gpu_section(cuda: dict) -> list[str]:
+    """The CUDA step benchmark, and the manual engine's weight layouts compared on it."""
+    if not cuda.get("rows"):
+        return [f"`bench_step.py --device cuda`: {cuda.get('skipped', 'not run')}."]
+    m = cuda["machine"]
+    lines = [f"`bench_step.py --device cuda`, measured on {m.get('cuda')} ({m.get('date')}, "
+             f"torch {m.get('torch')}, {m.get('cpu')}), {cuda['repeats']} pairs:", ""]
+    lines += step_table(cuda)
+    for layout in ("linear", "transposed"):
+        forced = load_gpu(f"step_cuda_{layout}")
+        if forced.get("rows"):
+            ratios = ", ".join(f"batch {r['batch']}: manual {r['manual_s'] * 1e3:.1f} ms, "
+                               f"autograd/manual {r['speedup']:.3f}" for r in forced["rows"])
+            lines += ["", f"Weights forced to the {layout} layout "
+                      f"({forced['machine'].get('date')}): {ratios}."]
+    return lines
+
+
 def render() -> str:
-    step, cuda = load("step_cpu"), load("step_cuda")
+    step, cuda = load("step_cpu"), load_gpu("step_cuda")
     p1, p2 = load("pipeline_workers1"), load("pipeline_workers2")
     sweep, mem = load("sweep_scaling"), load("memory")
     m = step.get("machine", {})
@@ -52,18 +94,9 @@ def render() -> str:
         "of epochs (one of each engine, who goes first alternating): medians, and the median "
         "of the pairs' ratios.",
         "",
-        "| batch | manual (s/epoch) | autograd (s/epoch) | autograd / manual (pairs) | "
-        "autograd / manual | target | matmul GFLOP/s | floor (s) | manual / floor |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in step.get("rows", []):
-        pairs = r.get("pair_speedups", [])
-        spread = f"{min(pairs):.2f} … {max(pairs):.2f}" if pairs else ""
-        lines.append(f"| {r['batch']} | {r['manual_s']:.3f} | {r['autograd_s']:.3f} | "
-                     f"{spread} | **{r['speedup']:.3f}** | >= {r['target_speedup']} | "
-                     f"{r['matmul_gflops']:.0f} | {r['floor_s']:.3f} | "
-                     f"{r['manual_over_floor']:.2f} |")
-    lines += ["", "GPU: " + (cuda.get("skipped") or "see step_cuda.json"), ""]
+    lines += step_table(step)
+    lines += ["", "### On a GPU", ""] + gpu_section(cuda) + [""]
     lines += ["## 3. The whole exercise against the usual exercise code", "",
               "`benchmarks/bench_pipeline.py`: `handgrad reproduce` (5 epochs, batch 64, the "
               "four configs, real CIFAR-10 subset) against `benchmarks/baseline_exercise.py`.",

@@ -12,7 +12,8 @@ layout for the three products of a step (a W_lᵀ forward, dL/dzᵀ a for dL/dW,
 dL/da). Measured on the project's 2-core machine (epochs of the exercise's network, batch
 64): with 2 threads it is as fast when the host is quiet and 15 % faster when it is busy
 (each product splits better between the threads); with 1 thread it is 4-9 % slower, so a
-single-threaded process (a sweep worker) keeps nn.Linear's layout.
+single-threaded process (a sweep worker) keeps nn.Linear's layout, and so does a model on a
+GPU, where the thread count says nothing about how a product is split.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from handgrad.model import MLP
 def flatten(model: MLP, transposed: bool | None = None) -> nn.Parameter:
     """Re-home every parameter of `model` into one buffer; returns it as a Parameter whose
     `.grad` is the flat gradient buffer, with `model.dL_dw` / `model.dL_db` views into it.
-    transposed: store weights transposed (default: when torch uses several threads)."""
-    if transposed is None:
-        transposed = torch.get_num_threads() > 1
+    transposed: store weights transposed (default: on the CPU when torch uses several
+    threads)."""
     params = [p for l in range(1, model.L + 1) for p in (model.weight(l), model.bias(l))]
     first = params[0]
+    if transposed is None:
+        transposed = first.device.type == "cpu" and torch.get_num_threads() > 1
     flat = torch.empty(sum(p.numel() for p in params), dtype=first.dtype, device=first.device)
     grad = torch.zeros_like(flat)
     offset = 0

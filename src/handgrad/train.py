@@ -125,16 +125,17 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
 
 
-def make_step(config: TrainConfig, model: MLP,
-              loss: Loss) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+def make_step(config: TrainConfig, model: MLP, loss: Loss, transposed: bool | None = None,
+              ) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """step(x (B, D), t (B, C)) -> (y_pred (B, C), loss value): one update of the engine.
 
     The manual engine puts all parameters and gradients in two flat buffers (`flatten`) and
     gives its optimizer the single flat parameter: the same arithmetic, one pass per
-    operation for the whole network.
+    operation for the whole network. `transposed`: the weights' layout in that buffer
+    (default: `flatten`'s choice for the device and thread count).
     """
     if config.engine == "manual":
-        opt = build_optimizer(config, [flatten(model)])
+        opt = build_optimizer(config, [flatten(model, transposed)])
 
         @torch.no_grad()
         def manual_step(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:

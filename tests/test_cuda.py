@@ -141,7 +141,7 @@ def test_reproduce_on_cuda_with_worker_processes(tmp_path, omp_threads):
     out = tmp_path / "reproduce"
     proc = subprocess.run(
         [sys.executable, "-m", "handgrad", "reproduce", "--dataset", "digits", "--device",
-         "cuda", "--epochs", "2", "--workers", "2", "--out", str(out)],
+         "cuda", "--workers", "2", "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     selected = read_json(out / "sweep" / "results.json")["selected"]

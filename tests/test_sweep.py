@@ -14,7 +14,7 @@ import pytest
 from handgrad.cli import main
 from handgrad.config import TrainConfig
 from handgrad.rundir import read_json
-from handgrad.sweep import STUDY, open_storage, run_sweep
+from handgrad.sweep import STUDY, open_storage, run_sweep, start_method
 from handgrad.sweep_spec import SweepSpec, config_key
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=3)
@@ -87,6 +87,16 @@ def test_two_workers_run_every_config_exactly_once(tmp_path):
     pids = {t.user_attrs["started"] for t in _trials(tmp_path) if "started" in t.user_attrs}
     assert len(pids) == 2 and os.getpid() not in pids  # real worker processes
     assert all(r["status"] == "completed" for r in summary["configs"])
+
+
+def test_workers_are_forked_only_when_single_threaded_on_the_cpu():
+    """Fork shares the loaded data, but a forked child deadlocks in multi-threaded OpenMP
+    after its parent used it, and cannot use CUDA at all (seen on an H100: 'Cannot
+    re-initialize CUDA in forked subprocess')."""
+    cpu = TrainConfig(dataset="digits", device="cpu")
+    assert start_method(1, cpu) == "fork"
+    assert start_method(2, cpu) == "spawn"
+    assert start_method(1, cpu.replace(device="cuda")) == "spawn"
 
 
 SWEEP_ARGS = ["sweep", "--dataset", "digits", "--hidden", "64", "--epochs", "60", "--quiet",

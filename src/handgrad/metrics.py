@@ -43,11 +43,13 @@ def per_sample_sum(loss: Loss, value: Tensor, batch: int) -> Tensor:
 @torch.no_grad()
 def evaluate(model: MLP, dataset: Dataset, split: Split, loss: Loss, dtype: torch.dtype,
              batch_size: int = 256) -> Evaluation:
-    """Mean per-sample loss, accuracy and confusion matrix of `model` on `split`."""
-    k = dataset.num_classes
-    total = torch.zeros((), dtype=torch.float64, device=split.x.device)
-    counts = torch.zeros(k * k, dtype=torch.int64, device=split.x.device)
+    """Mean per-sample loss, accuracy and confusion matrix of `model` on `split`, on the
+    model's device (batches are moved there when the data lives elsewhere)."""
+    k, device = dataset.num_classes, model.weight(1).device
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    counts = torch.zeros(k * k, dtype=torch.int64, device=device)
     for x, y in dataset.batches(split, batch_size, dtype=dtype):
+        x, y = x.to(device), y.to(device)
         y_pred = model(x)
         total += per_sample_sum(loss, loss.value(y_pred, one_hot(y, k, dtype)), len(y))
         counts += torch.bincount(y * k + y_pred.argmax(dim=1), minlength=k * k)

@@ -38,7 +38,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from handgrad.config import load_data
+from handgrad.config import TrainConfig, load_data
 from handgrad.data import Dataset
 from handgrad.sweep_results import collect
 from handgrad.sweep_spec import (
@@ -332,11 +332,10 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
 
 def _start_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None,
                             workers: int, threads: int, dataset: Dataset | None) -> list:
-    """N worker processes. With one torch thread each (and where fork exists) they are
-    forked after the data is loaded, so they share it (copy-on-write) and skip re-importing
-    torch. Otherwise they are spawned and each loads the data: a forked child that runs
-    OpenMP with several threads after its parent did can deadlock (GNU libgomp)."""
-    if threads == 1 and "fork" in mp.get_all_start_methods():
+    """N worker processes. Forked after the data is loaded where `start_method` allows it,
+    so that they share it (copy-on-write) and skip re-importing torch; spawned otherwise,
+    each loading the data itself."""
+    if start_method(threads, spec.base) == "fork":
         ctx = mp.get_context("fork")
         # torch.optim imports torch._dynamo (about a second) on an optimizer's first use;
         # importing it once here lets every forked worker share it instead.
@@ -350,6 +349,16 @@ def _start_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | Non
     for p in procs:
         p.start()
     return procs
+
+
+def start_method(threads: int, config: TrainConfig) -> str:
+    """"fork" for single-threaded CPU workers where fork exists, else "spawn". A forked child
+    that runs OpenMP with several threads after its parent did can deadlock (GNU libgomp),
+    and one cannot use CUDA at all once its parent has (torch refuses to re-initialise it)."""
+    on_cpu = config.resolved_device().type == "cpu"
+    if threads == 1 and on_cpu and "fork" in mp.get_all_start_methods():
+        return "fork"
+    return "spawn"
 
 
 def _join(procs: list) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -131,3 +133,30 @@ def test_zero_grad_clears_gradients():
     opt.step()
     opt.zero_grad()
     assert p.grad is None and torch.allclose(p.detach(), torch.full((3,), -0.1))
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_param_group_checks_are_torchs(name):
+    """add_param_group runs torch's own code (unwrapped): the same checks, the same groups."""
+    p, q = torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)
+    for groups in ([{"params": [p]}, {"params": [p]}], [{"params": [p, 1.0]}]):
+        with pytest.raises((ValueError, TypeError)) as theirs:
+            getattr(torch.optim, name)(groups, lr=0.1)
+        with pytest.raises(type(theirs.value), match=str(theirs.value)[:30]):
+            getattr(optim, name)(groups, lr=0.1)
+    ours = getattr(optim, name)([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)
+    theirs = getattr(torch.optim, name)([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)
+    for mine, torchs in zip(ours.param_groups, theirs.param_groups, strict=True):
+        assert set(mine) == {"params", *ours.defaults}  # every default filled in
+        assert {k: mine[k] for k in ours.defaults} == {k: torchs[k] for k in ours.defaults}
+
+
+def test_building_and_stepping_does_not_import_dynamo():
+    """torch._dynamo takes about a second to import; a manual-engine run never needs it."""
+    code = ("import sys, torch\nfrom handgrad import optim\n"
+            "p = torch.zeros(2, requires_grad=True)\np.grad = torch.ones(2)\n"
+            "for cls in (optim.SGD, optim.Adam, optim.AdamW):\n    cls([p], lr=0.1).step()\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"

@@ -109,7 +109,24 @@ def _evaluate(closure: Callable[[], float] | None) -> float | None:
         return closure()
 
 
-class SGD(Optimizer):
+class EagerOptimizer(Optimizer):
+    """torch.optim.Optimizer, constructed without importing torch._dynamo.
+
+    torch wraps `Optimizer.add_param_group` in `torch._disable_dynamo`, which imports
+    torch._dynamo (about a second) the first time it runs, to keep torch.compile out of it.
+    handgrad's optimizers are eager code that nothing compiles, so they call the method
+    underneath: a training run of the manual engine never pays for that import.
+    """
+
+    def add_param_group(self, param_group: dict) -> None:
+        unwrapped = getattr(Optimizer.add_param_group, "__wrapped__", None)
+        if unwrapped is None:  # a torch that does not wrap it
+            super().add_param_group(param_group)
+        else:
+            unwrapped(self, param_group)
+
+
+class SGD(EagerOptimizer):
     """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
 
     The rule is torch's (see `sgd_update`): weight decay is added to the gradient before
@@ -162,7 +179,7 @@ class SGD(Optimizer):
         return loss
 
 
-class Adam(Optimizer):
+class Adam(EagerOptimizer):
     """Adam (Kingma & Ba) with torch's conventions (see `adam_update`).
 
     Weight decay here is an L2 penalty added to the gradient; `AdamW` decouples it. State:

@@ -337,9 +337,10 @@ def _start_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | Non
     each loading the data itself."""
     if start_method(threads, spec.base) == "fork":
         ctx = mp.get_context("fork")
-        # torch.optim imports torch._dynamo (about a second) on an optimizer's first use;
-        # importing it once here lets every forked worker share it instead.
-        importlib.import_module("torch._dynamo")
+        if spec.base.engine == "autograd":
+            # torch.optim's optimizers import torch._dynamo (about a second) when built
+            # (handgrad's do not): importing it once here lets the workers share it.
+            importlib.import_module("torch._dynamo")
         if dataset is None:
             dataset = load_data(spec.base)
     else:

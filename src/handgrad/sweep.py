@@ -354,9 +354,9 @@ def _start_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | Non
 
 def start_method(threads: int, config: TrainConfig) -> str:
     """How to start sweep workers: "fork" when they train single-threaded on the CPU (where
-    fork exists), else "spawn". A forked child
-    that runs OpenMP with several threads after its parent did can deadlock (GNU libgomp),
-    and one cannot use CUDA at all once its parent has (torch refuses to re-initialise it)."""
+    fork exists), else "spawn". A forked child that runs OpenMP with several threads after
+    its parent did can deadlock (GNU libgomp), and one cannot use CUDA at all once its
+    parent has (torch refuses to re-initialise it)."""
     on_cpu = config.resolved_device().type == "cpu"
     if threads == 1 and on_cpu and "fork" in mp.get_all_start_methods():
         return "fork"

@@ -43,7 +43,7 @@ def write_synthetic(root: Path) -> int:
 
 PROBE = """
 import re, sys
-from handgrad.cli import main
+from handgrad.cli.main import main
 code = main(sys.argv[1:])
 status = open("/proc/self/status").read()
 print("VmHWM", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), file=sys.stderr)

@@ -28,10 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CIFAR, OUT, median, save  # noqa: E402
 
-from handgrad.config import TrainConfig  # noqa: E402
 from handgrad.data import load_dataset  # noqa: E402
-from handgrad.losses import get_loss  # noqa: E402
-from handgrad.train import Observer, build_model, make_step, train_epoch  # noqa: E402
+from handgrad.engine.losses import get_loss  # noqa: E402
+from handgrad.run.config import TrainConfig  # noqa: E402
+from handgrad.run.train import Observer, build_model, make_step, train_epoch  # noqa: E402
 
 SIZES = [3072, 512, 128, 32, 2]
 TARGETS = {64: 1.15, 256: 1.0}

@@ -17,11 +17,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from handgrad.config import TrainConfig  # noqa: E402
 from handgrad.data import load_dataset  # noqa: E402
-from handgrad.losses import get_loss  # noqa: E402
-from handgrad.metrics import evaluate, one_hot  # noqa: E402
-from handgrad.train import build_model, make_step  # noqa: E402
+from handgrad.engine.losses import get_loss  # noqa: E402
+from handgrad.run.config import TrainConfig  # noqa: E402
+from handgrad.run.metrics import evaluate, one_hot  # noqa: E402
+from handgrad.run.train import build_model, make_step  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "figures"
 

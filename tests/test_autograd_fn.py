@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad import MLP
-from handgrad.autograd_fn import HandBackward, MLPFunction, mlp_apply
+from handgrad.check.autograd_fn import HandBackward, MLPFunction, mlp_apply
 from support import architectures
 
 
@@ -55,7 +55,7 @@ def test_training_with_the_hand_written_backward_matches_autograd():
 
 
 def test_gradcheck_catches_a_broken_backward(monkeypatch):
-    from handgrad import activations
+    from handgrad.engine import activations
 
     monkeypatch.setattr(activations._Tanh, "backward", lambda self, g, z, a: g * 0.5)
     model = MLP([3, 4, 2], activation="tanh", dtype=torch.float64)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from handgrad.autograder import SubmissionError, check_backprop, load_function
+from handgrad.check.grader import SubmissionError, check_backprop, load_function
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BUGS = {  # file: (kind, first wrong layer or None to accept any)

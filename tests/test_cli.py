@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from handgrad.cli import main
-from handgrad.rundir import read_json
+from handgrad.cli.main import main
+from handgrad.run.rundir import read_json
 
 DIGITS = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]
 

@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handgrad import MLP, backpropagation, gradcheck, optim
-from handgrad.checkpoint import evaluate_run
-from handgrad.cli import main
-from handgrad.config import TrainConfig
+from handgrad.cli.main import main
 from handgrad.data import load_dataset
-from handgrad.flat import flatten
-from handgrad.rundir import read_json
-from handgrad.train import train
+from handgrad.engine.flat import flatten
+from handgrad.run.checkpoint import evaluate_run
+from handgrad.run.config import TrainConfig
+from handgrad.run.rundir import read_json
+from handgrad.run.train import train
 from support import activations, architectures, autograd_grads, losses, make_targets, rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")

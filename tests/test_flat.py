@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad import MLP, backpropagation, optim
-from handgrad.flat import flatten
+from handgrad.engine.flat import flatten
 from support import architectures, rel_err
 
 

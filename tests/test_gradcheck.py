@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad import MLP
-from handgrad.gradcheck import gradcheck
+from handgrad.check.gradcheck import gradcheck
 from support import activations, architectures
 
 
@@ -37,7 +37,7 @@ def test_exercise_network_is_sampled_and_fast():
 def test_a_wrong_layer_is_named(monkeypatch):
     """Break the backward of layer 2 only: the report must fail W2/b2 and W1/b1 (below it),
     and pass the top layer."""
-    from handgrad import activations as acts
+    from handgrad.engine import activations as acts
 
     torch.manual_seed(1)
     model = MLP([5, 4, 3, 2], activation="tanh", dtype=torch.float64)
@@ -84,7 +84,7 @@ def test_unsupported_dtype():
 
 
 def test_a_model_with_transposed_weight_storage_checks_too():
-    from handgrad.flat import flatten
+    from handgrad.engine.flat import flatten
 
     torch.manual_seed(0)
     model = MLP([5, 4, 3], activation="tanh", dtype=torch.float64)

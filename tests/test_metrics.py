@@ -4,8 +4,8 @@ import torch
 
 from handgrad import MLP
 from handgrad.data import load_dataset
-from handgrad.losses import get_loss
-from handgrad.metrics import evaluate, one_hot
+from handgrad.engine.losses import get_loss
+from handgrad.run.metrics import evaluate, one_hot
 
 
 def test_confusion_matrix_loss_and_accuracy_match_a_direct_count():

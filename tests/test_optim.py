@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handgrad import optim
+from handgrad.engine import optim
 from support import rel_err
 
 STEPS = 50
@@ -153,7 +153,7 @@ def test_param_group_checks_are_torchs(name):
 
 def test_building_and_stepping_does_not_import_dynamo():
     """torch._dynamo takes about a second to import; a manual-engine run never needs it."""
-    code = ("import sys, torch\nfrom handgrad import optim\n"
+    code = ("import sys, torch\nfrom handgrad.engine import optim\n"
             "p = torch.zeros(2, requires_grad=True)\np.grad = torch.ones(2)\n"
             "for cls in (optim.SGD, optim.Adam, optim.AdamW):\n    cls([p], lr=0.1).step()\n"
             "print('torch._dynamo' in sys.modules)")

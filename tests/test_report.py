@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from handgrad.cli import main
-from handgrad.rundir import read_json
+from handgrad.cli.main import main
+from handgrad.run.rundir import read_json
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])  # in this process; worker processes

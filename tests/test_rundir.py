@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from handgrad.rundir import atomic_write_bytes, load_weights, save_weights, write_json
+from handgrad.run.rundir import atomic_write_bytes, load_weights, save_weights, write_json
 
 
 def test_atomic_write_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch):

@@ -11,11 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from handgrad.cli import main
-from handgrad.config import TrainConfig
-from handgrad.rundir import read_json
-from handgrad.sweep import STUDY, open_storage, run_sweep, start_method
-from handgrad.sweep_spec import SweepSpec, config_key
+from handgrad.cli.main import main
+from handgrad.run.config import TrainConfig
+from handgrad.run.rundir import read_json
+from handgrad.run.sweep import STUDY, open_storage, run_sweep, start_method
+from handgrad.run.sweep_spec import SweepSpec, config_key
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=3)
 
@@ -130,7 +130,7 @@ def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 def test_a_second_coordinator_on_the_same_dir_is_refused(tmp_path):
-    from handgrad.sweep import SweepLock
+    from handgrad.run.sweep import SweepLock
 
     with SweepLock(tmp_path), pytest.raises(ValueError, match="another sweep is running"):
         run_sweep(tmp_path, SweepSpec(BASE, grid={"lr": [0.01]}))
@@ -180,7 +180,7 @@ def test_bad_storage_url_is_one_line_and_writes_nothing(tmp_path, capsys):
 def test_a_finished_sweep_rerun_does_not_touch_the_test_set_again(tmp_path, monkeypatch):
     spec = SweepSpec(BASE, grid={"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.9]})
     first = run_sweep(tmp_path, spec)
-    import handgrad.sweep_results as results
+    import handgrad.run.sweep_results as results
 
     def refuse(*args, **kwargs):
         raise AssertionError("the test set was evaluated a second time")

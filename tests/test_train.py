@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from handgrad.compare import compare_engines
-from handgrad.config import TrainConfig
 from handgrad.data import load_dataset
-from handgrad.rundir import read_json
-from handgrad.train import train
+from handgrad.run.compare import compare_engines
+from handgrad.run.config import TrainConfig
+from handgrad.run.rundir import read_json
+from handgrad.run.train import train
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,8 @@ def test_last_short_batch_is_weighted_by_its_size(digits):
     config = TrainConfig(dataset="digits", hidden=(8,), lr=1e-12, epochs=1, batch_size=100,
                          dtype="float64")
     result = train(config, digits)
-    from handgrad.losses import get_loss
-    from handgrad.metrics import evaluate
+    from handgrad.engine.losses import get_loss
+    from handgrad.run.metrics import evaluate
 
     full = evaluate(result.model, digits, digits.train, get_loss("cross_entropy"), torch.float64)
     assert result.history[0].train_loss == pytest.approx(full.loss, rel=1e-9)

@@ -6,13 +6,13 @@
     >>> handgrad.backpropagation(model, torch.randn(64, 2), y_pred)   # fills model.dL_dw
 """
 
-from handgrad import optim
-from handgrad.activations import ACTIVATIONS, get_activation
-from handgrad.autograder import check_backprop
-from handgrad.backprop import backpropagation, bind_grads
-from handgrad.gradcheck import gradcheck
-from handgrad.losses import LOSSES, get_loss
-from handgrad.model import MLP
+from handgrad.check.gradcheck import gradcheck
+from handgrad.check.grader import check_backprop
+from handgrad.engine import optim
+from handgrad.engine.activations import ACTIVATIONS, get_activation
+from handgrad.engine.backprop import backpropagation, bind_grads
+from handgrad.engine.losses import LOSSES, get_loss
+from handgrad.engine.model import MLP
 
 __version__ = "0.1.0"
 

@@ -6,13 +6,13 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from handgrad.config import TrainConfig, load_data
 from handgrad.data import Dataset
-from handgrad.losses import get_loss
-from handgrad.metrics import Evaluation, evaluate
-from handgrad.model import MLP
-from handgrad.rundir import CONFIG, METRICS, RESULTS, WEIGHTS, load_weights, read_json
-from handgrad.train import EpochMetrics, RunResult
+from handgrad.engine.losses import get_loss
+from handgrad.engine.model import MLP
+from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.metrics import Evaluation, evaluate
+from handgrad.run.rundir import CONFIG, METRICS, RESULTS, WEIGHTS, load_weights, read_json
+from handgrad.run.train import EpochMetrics, RunResult
 
 
 def load_run_model(run_dir: Path) -> tuple[TrainConfig, dict, MLP]:

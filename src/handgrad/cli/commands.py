@@ -9,26 +9,26 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from handgrad.autograder import check_backprop, load_function
-from handgrad.checkpoint import evaluate_run
-from handgrad.cli import (
+from handgrad.check.gradcheck import gradcheck
+from handgrad.check.grader import check_backprop, load_function
+from handgrad.cli.main import (
     EXIT_CHECK_FAILED,
     EXIT_DIVERGED,
     EXIT_OK,
     CLIError,
     config_from_args,
 )
-from handgrad.compare import compare_engines
-from handgrad.gradcheck import gradcheck
-from handgrad.losses import get_loss
-from handgrad.metrics import random_targets
-from handgrad.model import MLP
-from handgrad.rundir import default_run_dir, read_json
-from handgrad.sweep import run_sweep
-from handgrad.sweep_results import table as sweep_table
-from handgrad.sweep_spec import EXERCISE_GRID, SweepSpec, fingerprint
-from handgrad.tables import fmt, text_table
-from handgrad.train import EpochMetrics, Observer, RunResult, train
+from handgrad.engine.losses import get_loss
+from handgrad.engine.model import MLP
+from handgrad.report.tables import fmt, text_table
+from handgrad.run.checkpoint import evaluate_run
+from handgrad.run.compare import compare_engines
+from handgrad.run.metrics import random_targets
+from handgrad.run.rundir import default_run_dir, read_json
+from handgrad.run.sweep import run_sweep
+from handgrad.run.sweep_results import table as sweep_table
+from handgrad.run.sweep_spec import EXERCISE_GRID, SweepSpec, fingerprint
+from handgrad.run.train import EpochMetrics, Observer, RunResult, train
 
 
 def say(text: str = "") -> None:
@@ -198,7 +198,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from handgrad.report import reproduce
+    from handgrad.run.reproduce import reproduce
 
     spec = sweep_spec_from_args(args)
     if args.workers < 1:

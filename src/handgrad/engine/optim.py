@@ -3,7 +3,7 @@
 `SGD`, `Adam` and `AdamW` subclass `torch.optim.Optimizer`: same constructor arguments,
 defaults, validation messages, param groups, `zero_grad()`, `state_dict()` and
 `load_state_dict()`, and the same `state[p]` keys (`momentum_buffer`; `step`, `exp_avg`,
-`exp_avg_sq`, `max_exp_avg_sq`). Switching `torch.optim.SGD` for `handgrad.optim.SGD` is a
+`exp_avg_sq`, `max_exp_avg_sq`). Switching `torch.optim.SGD` for `handgrad.engine.optim.SGD` is a
 one-word change. Each class is a thin shell over one function that does the arithmetic.
 """
 

@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 import torch
 
-from handgrad.activations import Activation
-from handgrad.losses import get_loss
-from handgrad.model import MLP
+from handgrad.engine.activations import Activation
+from handgrad.engine.losses import get_loss
+from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from handgrad.activations import ACTIVATIONS
 from handgrad.data import DATASETS, Dataset, load_dataset
-from handgrad.losses import LOSSES
+from handgrad.engine.activations import ACTIVATIONS
+from handgrad.engine.losses import LOSSES
 
 ENGINES = ("manual", "autograd")
 OPTIMIZERS = ("sgd", "adam", "adamw")

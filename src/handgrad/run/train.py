@@ -1,7 +1,7 @@
 """One training loop, two engines that start from identical weights and see identical batches.
 
 - `engine="autograd"`: `loss.backward()` and a `torch.optim` optimizer;
-- `engine="manual"`: `handgrad.backpropagation` and a `handgrad.optim` optimizer; the
+- `engine="manual"`: `handgrad.backpropagation` and a `handgrad.engine.optim` optimizer; the
   backward pass writes the gradients straight into one flat buffer that the optimizer
   reads as the gradient of one flat parameter (no copy, no zeroing; see `flat.py`).
 
@@ -20,15 +20,15 @@ from typing import Any
 
 import torch
 
-from handgrad import optim as hand_optim
-from handgrad.backprop import backward_from_output
-from handgrad.config import TrainConfig, load_data
 from handgrad.data import Dataset
-from handgrad.flat import flatten
-from handgrad.losses import Loss, get_loss
-from handgrad.metrics import Evaluation, evaluate, one_hot, per_sample_sum
-from handgrad.model import MLP
-from handgrad.rundir import (
+from handgrad.engine import optim as hand_optim
+from handgrad.engine.backprop import backward_from_output
+from handgrad.engine.flat import flatten
+from handgrad.engine.losses import Loss, get_loss
+from handgrad.engine.model import MLP
+from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.metrics import Evaluation, evaluate, one_hot, per_sample_sum
+from handgrad.run.rundir import (
     CONFIG,
     METRIC_FIELDS,
     METRICS,
@@ -117,7 +117,7 @@ def build_model(config: TrainConfig, D: int, num_classes: int) -> MLP:
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """torch.optim's class for the autograd engine, handgrad.optim's for the manual one."""
+    """torch.optim's class for the autograd engine, handgrad.engine.optim's for the manual one."""
     cls = OPTIMIZER_CLASSES[config.engine][config.optimizer]
     if config.optimizer == "sgd":
         return cls(params, lr=config.lr, momentum=config.momentum,

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from handgrad.backprop import backpropagation
-from handgrad.losses import Loss, get_loss
-from handgrad.model import MLP
+from handgrad.engine.backprop import backpropagation
+from handgrad.engine.losses import Loss, get_loss
+from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
 KINKED = ("relu", "leaky_relu")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from handgrad import plots
-from handgrad.config import TrainConfig, load_data
 from handgrad.data import Dataset
-from handgrad.rundir import write_json
-from handgrad.train import Observer, RunResult, train
+from handgrad.report import plots
+from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.rundir import write_json
+from handgrad.run.train import Observer, RunResult, train
 
-ENGINE_LABELS = {"manual": "manual + handgrad.optim", "autograd": "autograd + torch.optim"}
+ENGINE_LABELS = {"manual": "manual + handgrad.engine.optim", "autograd": "autograd + torch.optim"}
 
 
 @dataclass

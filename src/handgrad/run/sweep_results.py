@@ -10,11 +10,18 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from handgrad.checkpoint import evaluate_run
 from handgrad.data import Dataset
-from handgrad.rundir import CONFIG, RESULTS, atomic_write_bytes, read_json, write_csv, write_json
-from handgrad.sweep_spec import SweepError, SweepSpec, config_key, trials_by_key
-from handgrad.tables import markdown_table
+from handgrad.report.tables import markdown_table
+from handgrad.run.checkpoint import evaluate_run
+from handgrad.run.rundir import (
+    CONFIG,
+    RESULTS,
+    atomic_write_bytes,
+    read_json,
+    write_csv,
+    write_json,
+)
+from handgrad.run.sweep_spec import SweepError, SweepSpec, config_key, trials_by_key
 
 
 def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: str,

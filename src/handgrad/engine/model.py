@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handgrad.activations import Activation, get_activation
+from handgrad.engine.activations import Activation, get_activation
 
 Tensor = torch.Tensor
 

@@ -38,10 +38,10 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from handgrad.config import TrainConfig, load_data
 from handgrad.data import Dataset
-from handgrad.sweep_results import collect
-from handgrad.sweep_spec import (
+from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.sweep_results import collect
+from handgrad.run.sweep_spec import (
     SELECT_BY,
     SweepError,
     SweepSpec,
@@ -51,7 +51,7 @@ from handgrad.sweep_spec import (
     settings_differences,
     trials_by_key,
 )
-from handgrad.train import train
+from handgrad.run.train import train
 
 STUDY = "handgrad-sweep"
 JOURNAL = "study.journal"

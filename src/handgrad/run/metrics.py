@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from handgrad.data import Dataset, Split
-from handgrad.losses import Loss
-from handgrad.model import MLP
+from handgrad.engine.losses import Loss
+from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
 

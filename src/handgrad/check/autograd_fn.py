@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handgrad.activations import Activation
-from handgrad.backprop import Layer, backward_layers
-from handgrad.model import MLP
+from handgrad.engine.activations import Activation
+from handgrad.engine.backprop import Layer, backward_layers
+from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from handgrad.losses import get_loss
-from handgrad.metrics import random_targets
-from handgrad.model import MLP
+from handgrad.engine.losses import get_loss
+from handgrad.engine.model import MLP
+from handgrad.run.metrics import random_targets
 
 Tensor = torch.Tensor
 TOLERANCE = 1e-8

@@ -1,7 +1,7 @@
 """`handgrad reproduce`: the whole classic exercise in one command, and its report.
 
 1. the hand-written gradients checked against autograd and finite differences;
-2. autograd + torch.optim.SGD and manual + handgrad.optim.SGD trained from one start (the
+2. autograd + torch.optim.SGD and manual + handgrad.engine.optim.SGD trained from one start (the
    manual run is the sweep's run of the same config), in float32, and the first steps of
    both again in float64;
 3. the sweep (the exercise's four configs by default), selected on validation;
@@ -23,19 +23,19 @@ from typing import Any
 
 import torch
 
-from handgrad import plots
-from handgrad.checkpoint import load_run_result
-from handgrad.compare import compare_engines
-from handgrad.config import load_data
+from handgrad.check.gradcheck import GradcheckReport, gradcheck
 from handgrad.data import Dataset
-from handgrad.gradcheck import GradcheckReport, gradcheck
-from handgrad.metrics import one_hot
-from handgrad.rundir import METRICS, atomic_write_bytes, command_line, write_json
-from handgrad.sweep import Sweep
-from handgrad.sweep_results import table as sweep_table
-from handgrad.sweep_spec import SweepSpec
-from handgrad.tables import fmt, markdown_table, text_table
-from handgrad.train import build_model, train
+from handgrad.report import plots
+from handgrad.report.tables import fmt, markdown_table, text_table
+from handgrad.run.checkpoint import load_run_result
+from handgrad.run.compare import compare_engines
+from handgrad.run.config import load_data
+from handgrad.run.metrics import one_hot
+from handgrad.run.rundir import METRICS, atomic_write_bytes, command_line, write_json
+from handgrad.run.sweep import Sweep
+from handgrad.run.sweep_results import table as sweep_table
+from handgrad.run.sweep_spec import SweepSpec
+from handgrad.run.train import build_model, train
 
 COMPARE_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
 EXACT_STEPS = 10  # the float64 comparison of the engines: this many steps from one start
@@ -78,7 +78,7 @@ def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
         say(f"selected config on test: loss {fmt(sel['test_loss'])}, accuracy "
             f"{fmt(sel['test_accuracy'])}")
 
-    say("== 3. manual + handgrad.optim.SGD vs autograd + torch.optim.SGD, one start")
+    say("== 3. manual + handgrad.engine.optim.SGD vs autograd + torch.optim.SGD, one start")
     comparison = compare_engines(compare_config, dataset, out / "compare", evaluate_test=False,
                                  done=[*_sweep_runs(summary), autograd_run])
     gap_rows = [[g["epoch"], g["manual_val_loss"], g["autograd_val_loss"], g["max_gap"]]

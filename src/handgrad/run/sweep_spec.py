@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from handgrad.config import TrainConfig
+from handgrad.run.config import TrainConfig
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
 SELECT_BY = ("val_loss", "val_accuracy")

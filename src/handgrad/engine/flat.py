@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from handgrad.model import MLP
+from handgrad.engine.model import MLP
 
 
 def flatten(model: MLP, transposed: bool | None = None) -> nn.Parameter:

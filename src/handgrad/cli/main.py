@@ -15,10 +15,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from handgrad.autograder import SubmissionError
-from handgrad.config import ACTIVATIONS, DATASETS, DEVICES, DTYPES, ENGINES, OPTIMIZERS, TrainConfig
-from handgrad.losses import LOSSES
-from handgrad.sweep_spec import SweepError
+from handgrad.check.grader import SubmissionError
+from handgrad.engine.losses import LOSSES
+from handgrad.run.config import (
+    ACTIVATIONS,
+    DATASETS,
+    DEVICES,
+    DTYPES,
+    ENGINES,
+    OPTIMIZERS,
+    TrainConfig,
+)
+from handgrad.run.sweep_spec import SweepError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
 DEFAULT_EPOCHS = {"cifar10": 5, "digits": 40}
@@ -110,7 +118,7 @@ def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from handgrad import commands
+    from handgrad.cli import commands
 
     parser = argparse.ArgumentParser(
         prog="handgrad", description="Backpropagation written by hand, proven against autograd.")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ CIFAR_ROOT = REPO.parent / "shared" / "data" / "cifar10"
 
 @pytest.fixture(scope="session")
 def cifar_root() -> Path:
-    """The real two-class CIFAR-10 subset; fails (never skips) when it is missing."""
+    """The real two-class CIFAR-10 subset beside the clone. Without it a test skips with a
+    reason, as on a user's own clone; where `CI` is set it fails instead, so CI always runs
+    the tests on the real images."""
     batches = CIFAR_ROOT / "cifar-10-batches-py"
-    assert batches.is_dir(), f"real CIFAR-10 files missing at {batches}"
+    if not batches.is_dir():
+        message = f"real CIFAR-10 files missing at {batches}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set: the real images are required)")
+        pytest.skip(message)
     return CIFAR_ROOT

@@ -78,12 +78,20 @@ def test_each_option_reaches_every_config_of_the_spec(command, name, option_args
         assert config[name] == value
 
 
-def test_the_issue_command_trains_adam_batch_7_hidden_16_8(tmp_path):
+def test_the_issue_command_trains_adam_batch_7_hidden_16_8_and_shows_it(tmp_path, capsys):
     out = tmp_path / "s"
     assert main([*SWEEP, "--lr", "0.01", "--optimizer", "adam", "--batch-size", "7",
                  "--hidden-grid", "16,8", "--out", str(out)]) == 0
     (config,) = _recorded(out)
     assert (config["optimizer"], config["batch_size"], config["hidden"]) == ("adam", 7, [16, 8])
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    assert header.split()[:6] == ["optimizer", "lr", "weight_decay", "momentum", "batch_size",
+                                  "hidden"]
+    assert row.split()[1:7] == ["adam", "0.01", "0", "0", "7", "16,8"]
+    (summary_row,) = read_json(out / "results.json")["configs"]
+    assert {k: summary_row[k] for k in ("optimizer", "batch_size", "hidden")} == {
+        "optimizer": "adam", "batch_size": 7, "hidden": "16,8"}
+    assert "| adam | 0.01 | 0 | 0 | 7 | 16,8 |" in (out / "results.md").read_text()
 
 
 def test_lists_multiply_the_configs_and_each_records_its_own_values():

@@ -21,7 +21,14 @@ from handgrad.run.rundir import (
     write_csv,
     write_json,
 )
-from handgrad.run.sweep_spec import SweepError, SweepSpec, config_key, trials_by_key
+from handgrad.run.sweep_spec import (
+    HYPERPARAMETERS,
+    SweepError,
+    SweepSpec,
+    config_key,
+    hyperparameters,
+    trials_by_key,
+)
 
 
 def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: str,
@@ -35,11 +42,14 @@ def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: st
             raise SweepError(f"config {config_key(values)} has no result; rerun the sweep")
         run_dir = sweep_dir / done[0].user_attrs["run_dir"]
         res = read_json(run_dir / RESULTS)
-        rows.append({**values, "status": res["status"], "train_loss": res["train_loss"],
-                     "val_loss": res["val_loss"], "val_accuracy": res["val_accuracy"],
+        config = spec.config_for(values)
+        rows.append({**hyperparameters(config), **values, "status": res["status"],
+                     "train_loss": res["train_loss"], "val_loss": res["val_loss"],
+                     "val_accuracy": res["val_accuracy"],
                      "run_dir": str(run_dir)})
     selected = select(rows, select_by)
     summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
+               "hyperparameters": list(HYPERPARAMETERS),
                "configs": rows, "selected": None}
     if selected is not None:
         summary["selected"] = {**selected, **_test_metrics(sweep_dir, selected, dataset)}
@@ -84,7 +94,7 @@ def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str,
 
 def table(summary: dict[str, Any]) -> tuple[list[str], list[list]]:
     """Headers and rows of the sweep table; the selected config marked with '*'."""
-    swept = summary["swept"]
+    swept = summary.get("hyperparameters", summary["swept"])  # every one, swept or not
     chosen = summary["selected"]["run_dir"] if summary["selected"] else None
     headers = ["", *swept, "train loss", "val loss", "val acc", "status"]
     rows = [["*" if r["run_dir"] == chosen else "", *(r[k] for k in swept), r["train_loss"],
@@ -96,7 +106,8 @@ def write_results(sweep_dir: Path, summary: dict[str, Any]) -> None:
     headers, rows = table(summary)
     write_json(sweep_dir / "results.json", summary)
     write_csv(sweep_dir / "results.csv", summary["configs"],
-              [*summary["swept"], "status", "train_loss", "val_loss", "val_accuracy", "run_dir"])
+              [*summary.get("hyperparameters", summary["swept"]), "status", "train_loss",
+               "val_loss", "val_accuracy", "run_dir"])
     sel = summary["selected"]
     lines = [f"# Sweep results\n\nSelected by **{summary['select_by']}** on the validation "
              "split (never training loss); the selected config (*) was evaluated once on the "

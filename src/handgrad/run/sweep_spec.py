@@ -14,6 +14,7 @@ import optuna
 from handgrad.run.config import TrainConfig
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
+HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
 SELECT_BY = ("val_loss", "val_accuracy")
 EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
     (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9),
@@ -106,6 +107,13 @@ class SweepSpec:
         for key, values in swept.items():
             points = [{**p, key: v} for p in points for v in values]
         return cls(base, points=points, command=command).validate()
+
+
+def hyperparameters(config: TrainConfig) -> dict[str, Any]:
+    """The settings a sweep table shows for `config`, swept or not (hidden as '16,8')."""
+    values = {k: getattr(config, k) for k in HYPERPARAMETERS}
+    values["hidden"] = _hidden_text(config.hidden)
+    return values
 
 
 def _error_of(config: TrainConfig) -> str | None:

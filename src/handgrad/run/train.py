@@ -26,6 +26,7 @@ from handgrad.engine.backprop import backward_from_output
 from handgrad.engine.flat import flatten
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
+from handgrad.run import summaries
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.metrics import Evaluation, evaluate, one_hot, per_sample_sum
 from handgrad.run.rundir import (
@@ -88,6 +89,15 @@ class RunResult:
             "confusion_matrix": test.confusion if test else None,
             "class_names": list(self.class_names),
         }
+
+    def __repr__(self) -> str:
+        return summaries.run_line(self)
+
+    def __str__(self) -> str:
+        return summaries.run_text(self)
+
+    def _repr_html_(self) -> str:
+        return summaries.as_html(summaries.run_text(self))
 
 
 class Observer:

@@ -22,7 +22,6 @@ from handgrad.run.rundir import (
     write_json,
 )
 from handgrad.run.sweep_spec import (
-    HYPERPARAMETERS,
     SweepError,
     SweepSpec,
     config_key,
@@ -35,7 +34,7 @@ def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: st
             dataset: Dataset | None = None) -> dict[str, Any]:
     """Read every config's results, select on validation, evaluate the selected on test."""
     by_key = trials_by_key(study)
-    rows = []
+    rows, columns = [], spec.table_columns()
     for values in spec.configs():
         done = [t for t in by_key.get(config_key(values), []) if t.state == TrialState.COMPLETE]
         if not done:
@@ -43,13 +42,13 @@ def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: st
         run_dir = sweep_dir / done[0].user_attrs["run_dir"]
         res = read_json(run_dir / RESULTS)
         config = spec.config_for(values)
-        rows.append({**hyperparameters(config), **values, "status": res["status"],
+        rows.append({**hyperparameters(config, columns), **values, "status": res["status"],
                      "train_loss": res["train_loss"], "val_loss": res["val_loss"],
                      "val_accuracy": res["val_accuracy"],
                      "run_dir": str(run_dir)})
     selected = select(rows, select_by)
     summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
-               "hyperparameters": list(HYPERPARAMETERS),
+               "hyperparameters": columns,
                "configs": rows, "selected": None}
     if selected is not None:
         summary["selected"] = {**selected, **_test_metrics(sweep_dir, selected, dataset)}

@@ -67,6 +67,15 @@ class SweepSpec:
                                  else f"config {config_key(values)}: {error}")
         return self
 
+    def table_columns(self) -> list[str]:
+        """The hyperparameters a table of this sweep shows: HYPERPARAMETERS, and betas and
+        nesterov where some config uses them."""
+        configs = [self.config_for(v) for v in self.configs()]
+        extra = [name for name, used in (
+            ("betas", any(c.optimizer != "sgd" for c in configs)),
+            ("nesterov", any(c.nesterov for c in configs))) if used]
+        return [*HYPERPARAMETERS, *extra]
+
     @classmethod
     def from_grid(cls, base: TrainConfig, *, lr: Sequence[float] | None = None,
                   weight_decay: Sequence[float] | None = None,
@@ -109,10 +118,13 @@ class SweepSpec:
         return cls(base, points=points, command=command).validate()
 
 
-def hyperparameters(config: TrainConfig) -> dict[str, Any]:
-    """The settings a sweep table shows for `config`, swept or not (hidden as '16,8')."""
-    values = {k: getattr(config, k) for k in HYPERPARAMETERS}
+def hyperparameters(config: TrainConfig, columns=HYPERPARAMETERS) -> dict[str, Any]:
+    """`config`'s values of `columns`, as a sweep table shows them (hidden as '16,8')."""
+    values = {k: getattr(config, k) for k in columns}
     values["hidden"] = _hidden_text(config.hidden)
+    if "betas" in values:  # '-' where the optimizer has none
+        values["betas"] = (None if config.optimizer == "sgd"
+                           else ",".join(f"{b:g}" for b in config.betas))
     return values
 
 

@@ -64,6 +64,9 @@ def test_keywords_and_config_objects_give_the_same_run(tmp_path):
     loaded = handgrad.load_run(tmp_path / "a")
     assert loaded.config == by_keywords.config
     assert [m.val_loss for m in loaded.history] == [m.val_loss for m in by_keywords.history]
+    assert loaded.test.accuracy == by_keywords.test.accuracy
+    for a, b in zip(loaded.model.parameters(), by_keywords.model.parameters(), strict=True):
+        assert a.dtype == b.dtype and bool((a == b).all())
 
 
 @pytest.mark.parametrize("settings,error,message", [

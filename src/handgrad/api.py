@@ -107,11 +107,17 @@ def reproduce(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path,
                          storage=storage, select_by=select_by)
 
 
-def load_run(run_dir: str | Path):
-    """A finished run directory read back: config, per-epoch history, status. -> `RunResult`"""
-    from handgrad.run.checkpoint import load_run_result
+def load_run(run_dir: str | Path, weights: bool = True):
+    """A run directory read back and checked: config, per-epoch history, status, test
+    metrics, and (when `weights` and the run completed) `.model` with its saved weights.
+    -> `RunResult`"""
+    from handgrad.run.rundir import RunDir
 
-    return load_run_result(Path(run_dir))
+    run = RunDir(run_dir)
+    result = run.load_result()
+    if weights and result.status == "completed":
+        result.model = run.load_model()
+    return result
 
 
 def _as_list(value: Any) -> list:

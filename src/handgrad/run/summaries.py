@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from handgrad.report.tables import fmt, text_table
+from handgrad.report.tables import fmt, sweep_table, text_table
 
 RUN_METRICS = ("epochs_completed", "train_loss", "val_loss", "val_accuracy", "test_loss",
                "test_accuracy")
@@ -67,9 +67,7 @@ def sweep_line(summary: dict[str, Any]) -> str:
 
 
 def sweep_text(summary: dict[str, Any]) -> str:
-    from handgrad.run.sweep_results import table
-
-    return "\n".join([sweep_line(summary), text_table(*table(summary))])
+    return "\n".join([sweep_line(summary), text_table(*sweep_table(summary))])
 
 
 def as_html(text: str) -> str:

@@ -189,3 +189,20 @@ def test_options_that_would_do_nothing_are_refused(tmp_path, capsys, args, messa
 def test_data_dir_reaches_every_config_of_a_cifar_sweep():
     args = parse(["sweep", "--data-dir", "elsewhere", "--lr", "0.01", "0.1"])
     assert {args.spec.config_for(v).data_dir for v in args.spec.configs()} == {"elsewhere"}
+
+
+@pytest.mark.parametrize("fraction", ["0.001", "0.999", "0.0035", "0.9965"])
+def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, capsys, fraction):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1",
+                 "--val-fraction", fraction, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "leaves a class without a validation or a training image" in err
+    assert "above 0.003597 and below 0.9964" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fraction", ["0.0036", "0.996"])
+def test_the_extreme_val_fractions_that_leave_one_image_work(tmp_path, fraction):
+    assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1", "--quiet",
+                 "--val-fraction", fraction, "--out", str(tmp_path / "run")]) == 0

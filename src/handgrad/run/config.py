@@ -116,10 +116,11 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def load_data(config: TrainConfig) -> Dataset:
-    """The dataset, classes, split and scaling `config` names (downloading if it says so)."""
+def load_data(config: TrainConfig, progress: bool | None = None) -> Dataset:
+    """The dataset, classes, split and scaling `config` names (downloading if it says so,
+    with a bar when `progress`; None: when stderr is a terminal)."""
     return load_dataset(config.dataset, config.data_dir, config.classes, config.val_fraction,
-                        config.seed, config.standardize, config.download)
+                        config.seed, config.standardize, config.download, progress)
 
 
 def _is_int(v: Any) -> bool:

@@ -218,6 +218,21 @@ def read_curves(path: str | Path) -> dict[str, list[float]]:
     return RunDir(path).read_curves()
 
 
+def check_folder_holds(path: str | Path, names: set[str]) -> None:
+    """ValueError unless `path` is absent, or a folder holding only `names` and temporaries
+    of them (a folder of another command is never written into)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a directory; use another --out")
+    if not path.exists():
+        return
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in names and not any(
+        p.name.startswith(f".{n}.") or p.name.startswith(f".{Path(n).stem}.") for n in names))
+    if foreign:
+        raise ValueError(f"{path}: not empty and not a folder of this command (it holds "
+                         f"{', '.join(foreign[:3])}); use another --out")
+
+
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Path(base) / f"{stamp}-{name}"

@@ -47,7 +47,7 @@ def _edit_json(path: Path, change) -> None:
 @pytest.mark.parametrize("file,change,fragment", [
     ("config.json", lambda c: {}, "config.json: missing config"),
     ("config.json", lambda c: {**c, "config": {**c["config"], "lr": "abc"}},
-     "setting 'lr' must be float, got 'abc'"),
+     "lr must be a finite number, got 'abc'"),
     ("config.json", lambda c: {**c, "config": {**c["config"], "hidden": [8]}},
      "'sizes' [64, 16, 2] disagree with hidden [8]"),
     ("config.json", lambda c: {**c, "sizes": "64,16,2"}, "'sizes' must be a list"),

@@ -20,6 +20,7 @@ module copes with:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import warnings
@@ -48,13 +49,27 @@ def study_name(spec: SweepSpec) -> str:
 def open_storage(sweep_dir: Path, storage: str | None, heartbeat: tuple[int, int] = HEARTBEAT):
     if storage is None:
         return JournalStorage(JournalFileBackend(str(Path(sweep_dir) / JOURNAL)))
-    if storage.startswith(("sqlite", "postgresql", "mysql")):
+    if storage.startswith(("sqlite", "postgres", "mysql")):
         with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             interval, grace = heartbeat
-            return RDBStorage(storage, heartbeat_interval=interval, grace_period=grace)
+            return RDBStorage(_with_driver(storage), heartbeat_interval=interval,
+                              grace_period=grace)
     raise ValueError(f"cannot use --storage {mask_url(storage)!r}: give a database URL "
                      "(postgresql://, mysql://, sqlite:///)")
+
+
+def _with_driver(url: str) -> str:
+    """postgresql://… with the PostgreSQL driver that is installed (SQLAlchemy's default
+    driver is psycopg2 before 2.1, psycopg after); other URLs unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}{sep}{rest}"
+    raise ValueError(f"cannot use --storage {mask_url(url)!r}: no PostgreSQL driver is "
+                     "installed; pip install 'handgrad[postgres]'")
 
 
 def check_storage(storage: str, heartbeat: tuple[int, int] = HEARTBEAT) -> None:

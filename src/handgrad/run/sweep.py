@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,7 @@ from handgrad.run.sweep_study import (
     record_settings,
     recover,
     repair_journal,
+    storage_errors,
     taken_by_another,
     work_left,
 )
@@ -84,11 +86,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def _spawned_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
+def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
                     dataset: Dataset | None, sweep_id: str, heartbeat: tuple[int, int]) -> None:
+    """A worker process: its failure is one line sent to the coordinator, not a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     _die_with_parent()
-    run_worker(sweep_dir, spec, storage, threads, dataset, sweep_id, heartbeat)
+    try:
+        with storage_errors(storage):
+            run_worker(sweep_dir, spec, storage, threads, dataset, sweep_id, heartbeat)
+    except Exception as e:
+        errors.put(" ".join(str(e).split()) or type(e).__name__)
+        sys.exit(1)
 
 
 def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
@@ -166,17 +174,19 @@ class Sweep:
         self._lock = SweepLock(self.sweep_dir)
         self._study: optuna.Study | None = None
         self._id = ""
+        self._errors = None  # the workers' one-line failures
 
     def __enter__(self) -> Sweep:
         self._lock.__enter__()
         try:
-            self._prepare()
-            if self.workers == 1:
-                with torch_threads(self.threads):
-                    run_worker(str(self.sweep_dir), self.spec, self.storage, self.threads,
-                               self.dataset, self._id, self.heartbeat)
-            else:
-                self.procs = _start_worker_processes(self, self.dataset)
+            with storage_errors(self.storage):
+                self._prepare()
+                if self.workers == 1:
+                    with torch_threads(self.threads):
+                        run_worker(str(self.sweep_dir), self.spec, self.storage, self.threads,
+                                   self.dataset, self._id, self.heartbeat)
+                else:
+                    self.procs = _start_worker_processes(self, self.dataset)
         except BaseException:
             self._stop_workers()
             self._lock.__exit__()
@@ -207,11 +217,11 @@ class Sweep:
                 self._stop_workers()
                 return
             try:
-                _join(self.procs)
+                _join(self.procs, self._errors)
             except BaseException:  # Ctrl-C while waiting: the workers ignore it
                 self._stop_workers()
                 raise
-            with torch_threads(self.threads):
+            with torch_threads(self.threads), storage_errors(self.storage):
                 self.summary = collect(self.sweep_dir, self._id, self.spec, self._study,
                                        self.select_by, self.dataset)
         finally:
@@ -226,10 +236,12 @@ class Sweep:
             p.join()
         pids = {p.pid for p in self.procs}
         if self.procs and self.storage is not None and self._study is not None:
-            for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t.user_attrs.get("started") in pids and \
-                        t.user_attrs.get("sweep_id") == self._id:
-                    self._study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            with contextlib.suppress(Exception):  # the database may be what failed
+                for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if t.user_attrs.get("started") in pids and \
+                            t.user_attrs.get("sweep_id") == self._id:
+                        self._study._storage.set_trial_state_values(t._trial_id,
+                                                                    TrialState.FAIL)
         self.procs = []
 
 
@@ -258,7 +270,8 @@ def _start_worker_processes(sweep: Sweep, dataset: Dataset) -> list:
             importlib.import_module("torch._dynamo")
     else:
         ctx, dataset = mp.get_context("spawn"), None
-    args = (str(sweep.sweep_dir), sweep.spec, sweep.storage, sweep.threads, dataset,
+    sweep._errors = ctx.SimpleQueue()
+    args = (sweep._errors, str(sweep.sweep_dir), sweep.spec, sweep.storage, sweep.threads, dataset,
             sweep._id, sweep.heartbeat)
     procs = [ctx.Process(target=_spawned_worker, args=args) for _ in range(sweep.workers)]
     with _sigint_ignored():
@@ -291,10 +304,12 @@ def start_method(threads: int, config: TrainConfig) -> str:
     return "spawn"
 
 
-def _join(procs: list) -> None:
+def _join(procs: list, errors) -> None:
     for p in procs:
         p.join()
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed:
-        raise SweepError(f"{len(failed)} sweep worker(s) failed (exit codes {failed}); rerun "
-                         "the same command to finish the sweep")
+        why = errors.get() if errors is not None and not errors.empty() else \
+            f"exit codes {failed}"
+        raise SweepError(f"{len(failed)} sweep worker(s) failed ({why}); rerun the same "
+                         "command to finish the sweep")

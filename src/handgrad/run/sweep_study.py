@@ -20,21 +20,29 @@ module copes with:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from handgrad.run.sweep_dir import mask_url, settings_json
-from handgrad.run.sweep_spec import SweepSpec, config_key, fingerprint, settings_differences
+from handgrad.run.sweep_spec import (
+    SweepError,
+    SweepSpec,
+    config_key,
+    fingerprint,
+    settings_differences,
+)
 
 JOURNAL = "study.journal"
 SETTINGS = "handgrad_settings"  # study user attribute: the sweep_spec.settings it was made with
@@ -78,11 +86,28 @@ def check_storage(storage: str, heartbeat: tuple[int, int] = HEARTBEAT) -> None:
     try:
         optuna.storages.get_storage(open_storage(Path("."), storage, heartbeat))
     except Exception as e:  # sqlalchemy and the drivers raise many types
-        text = " ".join(str(e).split())
-        password = re.match(r"[^:]+://[^/?#@:]*:([^/?#@]*)@", storage)
-        if password and password.group(1):
-            text = text.replace(password.group(1), "***")
-        raise ValueError(f"cannot use --storage {mask_url(storage)!r}: {text}") from None
+        raise ValueError(f"cannot use --storage {mask_url(storage)!r}: "
+                         f"{_masked(e, storage)}") from None
+
+
+@contextlib.contextmanager
+def storage_errors(storage: str | None) -> Iterator[None]:
+    """A database that fails mid-sweep (down, dropped connection) as a SweepError whose
+    one-line message never shows the password."""
+    try:
+        yield
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+        raise SweepError(f"the study's storage failed ({_masked(e, storage)}); rerun the same "
+                         "command to resume") from None
+
+
+def _masked(e: BaseException, storage: str | None) -> str:
+    """The error on one line, without SQLAlchemy's link and without the URL's password."""
+    text = " ".join(str(e).split()).split(" (Background on this error")[0][:400]
+    password = re.match(r"[^:]+://[^/?#@:]*:([^/?#@]*)@", storage or "")
+    if password and password.group(1):
+        text = text.replace(password.group(1), "***")
+    return text
 
 
 def open_study(sweep_dir: Path, spec: SweepSpec, storage: str | None,

@@ -27,8 +27,6 @@ import shutil
 import signal
 import socket
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ import torch
 from optuna.trial import TrialState
 
 from handgrad.data import Dataset
-from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.config import load_data
 from handgrad.run.rundir import finite_or_none
 from handgrad.run.sweep_dir import (
     SweepLock,
@@ -46,7 +44,7 @@ from handgrad.run.sweep_dir import (
     write_record,
 )
 from handgrad.run.sweep_results import collect, locate
-from handgrad.run.sweep_spec import SELECT_BY, SweepError, SweepSpec, config_key, run_dir_name
+from handgrad.run.sweep_spec import SELECT_BY, SweepSpec, config_key, run_dir_name
 from handgrad.run.sweep_study import (
     HEARTBEAT,
     check_same_sweep,
@@ -59,38 +57,23 @@ from handgrad.run.sweep_study import (
     taken_by_another,
     work_left,
 )
+from handgrad.run.sweep_workers import (
+    die_with_parent,
+    join_workers,
+    sigint_ignored,
+    start_method,
+    torch_threads,
+)
 from handgrad.run.train import train
 
 METRIC_ATTRS = ("status", "train_loss", "val_loss", "val_accuracy")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op threads set to `n` inside, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker when its coordinator dies (even by SIGKILL),
-    so that no orphan keeps training a config the next run will redo."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
                     dataset: Dataset | None, sweep_id: str, heartbeat: tuple[int, int]) -> None:
     """A worker process: its failure is one line sent to the coordinator, not a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    _die_with_parent()
+    die_with_parent()
     try:
         with storage_errors(storage):
             run_worker(sweep_dir, spec, storage, threads, dataset, sweep_id, heartbeat)
@@ -217,7 +200,7 @@ class Sweep:
                 self._stop_workers()
                 return
             try:
-                _join(self.procs, self._errors)
+                join_workers(self.procs, self._errors)
             except BaseException:  # Ctrl-C while waiting: the workers ignore it
                 self._stop_workers()
                 raise
@@ -274,42 +257,7 @@ def _start_worker_processes(sweep: Sweep, dataset: Dataset) -> list:
     args = (sweep._errors, str(sweep.sweep_dir), sweep.spec, sweep.storage, sweep.threads, dataset,
             sweep._id, sweep.heartbeat)
     procs = [ctx.Process(target=_spawned_worker, args=args) for _ in range(sweep.workers)]
-    with _sigint_ignored():
+    with sigint_ignored():
         for p in procs:
             p.start()
     return procs
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored inside (where this thread may change signal handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
-def start_method(threads: int, config: TrainConfig) -> str:
-    """How to start sweep workers: "fork" when they train single-threaded on the CPU (where
-    fork exists), else "spawn". A forked child that runs OpenMP with several threads after
-    its parent did can deadlock (GNU libgomp), and one cannot use CUDA at all once its
-    parent has (torch refuses to re-initialise it)."""
-    on_cpu = config.resolved_device().type == "cpu"
-    if threads == 1 and on_cpu and "fork" in mp.get_all_start_methods():
-        return "fork"
-    return "spawn"
-
-
-def _join(procs: list, errors) -> None:
-    for p in procs:
-        p.join()
-    failed = [p.exitcode for p in procs if p.exitcode != 0]
-    if failed:
-        why = errors.get() if errors is not None and not errors.empty() else \
-            f"exit codes {failed}"
-        raise SweepError(f"{len(failed)} sweep worker(s) failed ({why}); rerun the same "
-                         "command to finish the sweep")

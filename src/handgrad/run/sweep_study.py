@@ -113,10 +113,24 @@ def _masked(e: BaseException, storage: str | None) -> str:
 def open_study(sweep_dir: Path, spec: SweepSpec, storage: str | None,
                heartbeat: tuple[int, int] = HEARTBEAT) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is ours to report
-    return optuna.create_study(study_name=study_name(spec),
-                               storage=open_storage(sweep_dir, storage, heartbeat),
-                               sampler=_GridSampler(spec.search_space(), seed=spec.base.seed),
-                               direction="minimize", load_if_exists=True)
+    with _readable_journal(sweep_dir, storage):
+        return optuna.create_study(study_name=study_name(spec),
+                                   storage=open_storage(sweep_dir, storage, heartbeat),
+                                   sampler=_GridSampler(spec.search_space(), seed=spec.base.seed),
+                                   direction="minimize", load_if_exists=True)
+
+
+@contextlib.contextmanager
+def _readable_journal(sweep_dir: Path, storage: str | None) -> Iterator[None]:
+    """A journal Optuna cannot parse as one line naming the file."""
+    try:
+        yield
+    except ValueError as e:  # json's and Optuna's "Invalid log format"
+        if storage is not None:
+            raise
+        raise ValueError(f"{Path(sweep_dir) / JOURNAL}: not a readable Optuna journal "
+                         f"({' '.join(str(e).split())}); move it away to start this sweep "
+                         "over") from None
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -143,7 +157,8 @@ def check_same_sweep(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> N
         return  # a new sweep (opening the journal would create it)
     where = sweep_dir if storage is None else "the study in --storage"
     store = optuna.storages.get_storage(open_storage(sweep_dir, storage))
-    names = [s.study_name for s in store.get_all_studies()]
+    with _readable_journal(sweep_dir, storage):
+        names = [s.study_name for s in store.get_all_studies()]
     if storage is None and names and study_name(spec) not in names:
         raise ValueError(f"{where}: holds another sweep ({', '.join(names)}); use another "
                          "--out, or the same settings to resume it")

@@ -160,3 +160,5 @@ def test_two_machines_one_killed_mid_trial_finish_the_grid_once(postgres_url, tm
     assert _comparable(shared) == _comparable(single)
     assert shared["selected"]["test_loss"] == single["selected"]["test_loss"]
     assert shared["selected"]["confusion_matrix"] == single["selected"]["confusion_matrix"]
+    for path in [*a_dir.rglob("*"), *b_dir.rglob("*")]:  # no file holds the password
+        assert not path.is_file() or PASSWORD.encode() not in path.read_bytes(), path

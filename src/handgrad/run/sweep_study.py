@@ -45,6 +45,7 @@ from handgrad.run.sweep_spec import (
 )
 
 JOURNAL = "study.journal"
+DATABASES = ("sqlite:", "postgres", "mysql")  # URL schemes of the databases Optuna can use
 SETTINGS = "handgrad_settings"  # study user attribute: the sweep_spec.settings it was made with
 INVALID = "handgrad_invalid"    # study user attribute: numbers of trials whose result is broken
 HEARTBEAT = (60, 180)  # seconds: Optuna's heartbeat interval and grace period on a database
@@ -57,19 +58,20 @@ def study_name(spec: SweepSpec) -> str:
 def open_storage(sweep_dir: Path, storage: str | None, heartbeat: tuple[int, int] = HEARTBEAT):
     if storage is None:
         return JournalStorage(JournalFileBackend(str(Path(sweep_dir) / JOURNAL)))
-    if storage.startswith(("sqlite", "postgres", "mysql")):
-        with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            interval, grace = heartbeat
-            return RDBStorage(_with_driver(storage), heartbeat_interval=interval,
-                              grace_period=grace)
-    raise ValueError(f"cannot use --storage {mask_url(storage)!r}: give a database URL "
-                     "(postgresql://, mysql://, sqlite:///)")
+    url = _database_url(storage)
+    with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        interval, grace = heartbeat
+        return RDBStorage(url, heartbeat_interval=interval, grace_period=grace)
 
 
-def _with_driver(url: str) -> str:
-    """postgresql://… with the PostgreSQL driver that is installed (SQLAlchemy's default
-    driver is psycopg2 before 2.1, psycopg after); other URLs unchanged."""
+def _database_url(url: str) -> str:
+    """The URL SQLAlchemy gets: postgresql://… with the PostgreSQL driver that is installed
+    (SQLAlchemy's default is psycopg2 before 2.1, psycopg after); ValueError if `url` is not
+    a database URL."""
+    if not url.startswith(DATABASES):
+        raise ValueError(f"cannot use --storage {mask_url(url)!r}: give a database URL "
+                         "(postgresql://, mysql://, sqlite:///)")
     scheme, sep, rest = url.partition("://")
     if scheme not in ("postgresql", "postgres"):
         return url
@@ -83,6 +85,7 @@ def _with_driver(url: str) -> str:
 def check_storage(storage: str, heartbeat: tuple[int, int] = HEARTBEAT) -> None:
     """Open the database once, so that a bad URL is a one-line error before any work; the
     password never appears in the message."""
+    _database_url(storage)
     try:
         optuna.storages.get_storage(open_storage(Path("."), storage, heartbeat))
     except Exception as e:  # sqlalchemy and the drivers raise many types

@@ -19,6 +19,7 @@ evaluated once on the test set.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import math
 import multiprocessing as mp
@@ -36,10 +37,11 @@ from optuna.trial import TrialState
 
 from handgrad.data import Dataset
 from handgrad.run.config import load_data
-from handgrad.run.rundir import finite_or_none
+from handgrad.run.rundir import command_line, finite_or_none
 from handgrad.run.sweep_dir import (
     SweepLock,
     check_record,
+    mask_url,
     run_dir_problem,
     write_record,
 )
@@ -143,6 +145,9 @@ class Sweep:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         spec.validate()
+        # every config.json records the command: never with a database password in it
+        command = [mask_url(a) for a in (spec.command or command_line())]
+        spec = dataclasses.replace(spec, command=command)
         self.sweep_dir, self.spec, self.workers = Path(sweep_dir), spec, workers
         self.storage, self.select_by, self.threads = storage, select_by, threads
         self.heartbeat = heartbeat

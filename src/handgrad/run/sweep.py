@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 
 from handgrad.data import Dataset
 from handgrad.run.config import load_data
-from handgrad.run.rundir import command_line, finite_or_none
+from handgrad.run.files import command_line, finite_or_none
 from handgrad.run.sweep_dir import (
     SweepLock,
     check_record,

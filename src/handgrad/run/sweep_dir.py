@@ -21,7 +21,8 @@ from typing import Any
 
 import filelock
 
-from handgrad.run.rundir import CONFIG, RESULTS, WEIGHTS, read_json, write_json
+from handgrad.run.files import read_json, write_json
+from handgrad.run.rundir import RunDir
 from handgrad.run.sweep_spec import SweepSpec, config_key, settings, settings_differences
 
 RECORD, LOCK = "sweep.json", "sweep.lock"
@@ -79,7 +80,8 @@ def read_record(sweep_dir: Path) -> dict[str, Any] | None:
                     if p.name != LOCK and not p.name.startswith(f".{RECORD}."))
     if not others:
         return None
-    what = "a training run" if {CONFIG, RESULTS} & set(others) else "not a handgrad sweep"
+    what = "a training run" if {RunDir.CONFIG, RunDir.RESULTS} & set(others) else \
+        "not a handgrad sweep"
     raise ValueError(f"--out {sweep_dir}: is {what} (it holds {', '.join(others[:4])}"
                      f"{', …' if len(others) > 4 else ''}); choose an empty or new directory")
 
@@ -111,23 +113,22 @@ def write_record(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> dict[
 def run_dir_problem(run_dir: Path, spec: SweepSpec, values: dict[str, Any],
                     attrs: dict[str, Any]) -> str | None:
     """Why a finished config's run directory cannot be reported as its result (None if it
-    can): missing or unreadable files, other settings, or metrics that are not the trial's."""
+    can): missing, unreadable or altered files (the weights checked against their sha256),
+    other settings, or metrics that are not the ones the study recorded."""
+    run = RunDir(run_dir)
     try:
-        record, result = read_json(run_dir / CONFIG), read_json(run_dir / RESULTS)
-        if not isinstance(record, dict) or not isinstance(result, dict):
-            return f"{run_dir}: config.json or results.json is not a JSON object"
-        wanted = _what(spec.config_for(values).to_dict())
-        if _what(record.get("config")) != wanted:
-            return f"{run_dir}: config.json is not config {config_key(values)}"
-        if result.get("status") not in ("completed", "diverged"):
-            return f"{run_dir}: results.json has no final status"
-        if result["status"] == "completed" and not (run_dir / WEIGHTS).is_file():
-            return f"{run_dir}: {WEIGHTS} is missing"
+        record, result = run.read_record(), run.read_results()
+        if _what(record["config"]) != _what(spec.config_for(values).to_dict()):
+            return f"{run.file(RunDir.CONFIG)}: not the settings of config {config_key(values)}"
+        if result["status"] not in ("completed", "diverged"):
+            return f"{run.file(RunDir.RESULTS)}: status {result['status']!r} is not final"
+        if result["status"] == "completed":
+            run.load_model()  # shapes, metadata and sha256 of the weights
         for key in ("status", "val_loss", "val_accuracy", "train_loss"):
             if key in attrs and attrs[key] != result.get(key):
-                return f"{run_dir}: results.json's {key} is not the one the study recorded"
+                return f"{run.file(RunDir.RESULTS)}: {key} is not the one the study recorded"
     except (OSError, ValueError) as e:
-        return str(e)
+        return " ".join(str(e).split())
     return None
 
 

@@ -13,14 +13,8 @@ from optuna.trial import FrozenTrial
 from handgrad.data import Dataset
 from handgrad.report.tables import markdown_table
 from handgrad.run.evaluate import evaluate_run
-from handgrad.run.rundir import (
-    CONFIG,
-    RESULTS,
-    atomic_write_bytes,
-    read_json,
-    write_csv,
-    write_json,
-)
+from handgrad.run.files import atomic_write_bytes, read_json, write_csv, write_json
+from handgrad.run.rundir import RunDir
 from handgrad.run.sweep_dir import run_dir_problem
 from handgrad.run.sweep_spec import SweepError, SweepSpec, config_key
 from handgrad.run.sweep_study import done, invalidate
@@ -73,7 +67,7 @@ def _result(sweep_dir: Path, sweep_id: str, spec: SweepSpec, values: dict[str, A
         invalidate(study, [trial])
         raise SweepError(f"{problem}; rerun the same command to re-run config "
                          f"{config_key(values)}")
-    res = read_json(run_dir / RESULTS)
+    res = RunDir(run_dir).read_results()
     return {**{k: res[k] for k in METRICS}, "run_dir": str(run_dir)}
 
 
@@ -113,7 +107,7 @@ TEST_KEYS = ("test_loss", "test_accuracy", "confusion_matrix", "class_names")
 def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str, Any]:
     """Test metrics of a run's saved weights (on `dataset`, or its data loaded anew)."""
     ev = evaluate_run(run_dir, data=dataset)
-    names = read_json(Path(run_dir) / CONFIG)["class_names"]
+    names = RunDir(run_dir).read_record()["class_names"]
     return {"test_loss": ev.loss, "test_accuracy": ev.accuracy, "confusion_matrix": ev.confusion,
             "class_names": names}
 

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 CONFIG, METRICS, RESULTS = "config.json", "metrics.csv", "results.json"
 WEIGHTS = "weights.safetensors"
-METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -22,8 +22,8 @@ import torch
 
 from handgrad.data import Dataset
 from handgrad.engine import optim as hand_optim
-from handgrad.engine.backprop import backward_from_output
-from handgrad.engine.flat import flatten
+from handgrad.engine.denormals import flush_denormals
+from handgrad.engine.flat import FlatParams
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
 from handgrad.run.config import TrainConfig, load_data
@@ -51,7 +51,8 @@ OPTIMIZER_CLASSES = {
 
 @dataclass
 class EpochMetrics:
-    """Train metrics are running means over the epoch's batches; val is a full pass after it."""
+    """Train metrics are running means over the epoch's batches; val is a full pass after it;
+    seconds: the epoch's training time, without the evaluation."""
 
     epoch: int
     train_loss: float
@@ -129,19 +130,22 @@ def make_step(config: TrainConfig, model: MLP, loss: Loss, transposed: bool | No
               ) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """step(x (B, D), t (B, C)) -> (y_pred (B, C), loss value): one update of the engine.
 
-    The manual engine puts all parameters and gradients in two flat buffers (`flatten`) and
-    gives its optimizer the single flat parameter: the same arithmetic, one pass per
+    The manual engine puts all parameters and gradients in two flat buffers (`FlatParams`)
+    and gives its optimizer the single flat parameter: the same arithmetic, one pass per
     operation for the whole network. `transposed`: the weights' layout in that buffer
-    (default: `flatten`'s choice for the device and thread count).
+    (default: `FlatParams`' choice for the device and thread count). Both engines run with
+    subnormals flushed to zero on every thread unless `config.keep_denormals`.
     """
+    flush_denormals(not config.keep_denormals)  # on every thread: see engine/denormals.py
     if config.engine == "manual":
-        opt = build_optimizer(config, [flatten(model, transposed)])
+        flat = FlatParams(model, transposed)
+        opt = build_optimizer(config, [flat.theta])
 
         @torch.no_grad()
         def manual_step(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
             y_pred = model(x)
             value, dL_dy = loss.value_and_grad(y_pred, t)
-            backward_from_output(model, dL_dy)   # = backpropagation(model, t, y_pred, loss)
+            flat.backward(dL_dy)   # = backpropagation(model, t, y_pred, loss), into θ.grad
             opt.step()
             return y_pred, value
 
@@ -226,6 +230,7 @@ def train(
         try:
             train_loss, train_acc = train_epoch(epoch, step_fn, dataset, config, loss, gen,
                                                 observer)
+            seconds = time.perf_counter() - start  # training only, without the evaluation
         except Diverged as e:
             result.status, result.message = "diverged", str(e)
             break
@@ -235,8 +240,7 @@ def train(
             result.message = (f"validation loss became {val.loss} after epoch {epoch}; try a "
                               f"lower learning rate than --lr {config.lr:g}")
             break
-        metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy,
-                               time.perf_counter() - start)
+        metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy, seconds)
         result.history.append(metrics)
         observer.epoch_end(metrics)
         if out is not None:

@@ -92,6 +92,11 @@ def test_a_buffer_that_no_longer_fits_raises_instead_of_allocating():
         flat.backward(get_loss("mse").grad(y, t.double()))
     with pytest.raises(ValueError, match="no longer live in the flat buffer"):
         backpropagation(model, t.double(), y, "mse")
+    swapped = MLP([4, 3, 2])
+    flat = FlatParams(swapped)
+    swapped.fc["2"].weight = torch.nn.Parameter(torch.zeros(2, 3))  # a new tensor, not in θ
+    with pytest.raises(ValueError, match="no longer live in the flat buffer"):
+        flat.backward(get_loss("mse").grad(swapped(x), t))
     fresh = MLP([4, 3, 2])
     flat = FlatParams(fresh)
     wrong = [(torch.zeros(3, 4), torch.zeros(3)), (torch.zeros(2, 4), torch.zeros(2))]

@@ -61,6 +61,7 @@ class FlatParams:
             self.grads.append((dw, db))
         self.theta = nn.Parameter(flat, requires_grad=True)
         self.theta.grad = grad
+        self._params = params
         self._homes = [p.data_ptr() for p in params]
         model.flat = self
 
@@ -73,7 +74,7 @@ class FlatParams:
         for l in range(model.L, 0, -1):
             dL_dz = model.act[l].backward_(dL_da, model.z[l], model.a[l])      # (N, H_l)
             dL_dW, dL_db = self.grads[l - 1]
-            dL_da = linear_backward_into(dL_dz, model.a[l - 1], model.weight(l), dL_dW,
+            dL_da = linear_backward_into(dL_dz, model.a[l - 1], self.weight(l), dL_dW,
                                          dL_db, input_grad=l > 1)              # (N, H_{l-1})
 
     def write_grads(self, grads: Grads) -> None:
@@ -86,12 +87,21 @@ class FlatParams:
             b_buf.copy_(dL_db)
 
     def check(self) -> None:
-        """Raise ValueError unless every parameter of the model still lives in θ."""
-        model = self.model
-        params = [p for l in range(1, model.L + 1) for p in (model.weight(l), model.bias(l))]
-        if [p.data_ptr() for p in params] != self._homes:
-            raise ValueError("the model's parameters no longer live in the flat buffer "
-                             "(moved, cast or re-assigned after flatten()); flatten it again")
+        """Raise ValueError unless every parameter still lives in θ (a few pointer compares:
+        the per-step price of never training a copy that the optimizer does not see)."""
+        if [p.data_ptr() for p in self._params] != self._homes:
+            raise ValueError(_MOVED)
+
+    def weight(self, l: int) -> Tensor:
+        """The model's W_l, checked to be the one in θ (not a replaced Parameter)."""
+        W = self.model.weight(l)
+        if W.data_ptr() != self._homes[2 * l - 2]:
+            raise ValueError(_MOVED)
+        return W
+
+
+_MOVED = ("the model's parameters no longer live in the flat buffer (moved, cast or "
+          "re-assigned after flatten()); flatten it again")
 
 
 def flatten(model: MLP, transposed: bool | None = None) -> nn.Parameter:

@@ -12,7 +12,7 @@ def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys, workers):
     assert main(["reproduce", "--dataset", "digits", "--epochs", "15", "--quiet",
                  "--workers", workers, "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "gradient check" in text and "largest gap" in text and "selected" in text
+    assert "1. gradient check" in text and "largest gap" in text and "Selected" in text
     for name in ("report.md", "results.json", "sweep_curves.png", "compare/engines.png",
                  "confusion.png", "sweep/results.md", "sweep/results.csv", "sweep/results.json"):
         assert (out / name).stat().st_size > 0, name

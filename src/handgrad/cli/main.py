@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from handgrad import __version__
 from handgrad.check.grader import SubmissionError
 from handgrad.engine.losses import LOSSES
 from handgrad.run.config import (
@@ -122,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="handgrad", description="Backpropagation written by hand, proven against autograd.")
+    parser.add_argument("--version", action="version", version=f"handgrad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one model")
+    p = sub.add_parser("train", help="train one model (train and validation metrics)")
     add_data_args(p)
     add_model_args(p)
+    p.add_argument("--test", action="store_true",
+                   help="also evaluate on the test set (keep it for the end: select settings "
+                        "on validation first)")
     p.set_defaults(func=commands.cmd_train)
 
     p = sub.add_parser("compare", help="train both engines from one start and compare curves")

@@ -40,6 +40,7 @@ from optuna.trial import TrialState
 
 from handgrad.data import Dataset
 from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.progress import Progress
 from handgrad.run.sweep_results import collect
 from handgrad.run.sweep_spec import (
     SELECT_BY,
@@ -51,6 +52,7 @@ from handgrad.run.sweep_spec import (
     settings_differences,
     trials_by_key,
 )
+from handgrad.run.sweep_watch import SweepWatcher
 from handgrad.run.train import train
 
 STUDY = "handgrad-sweep"
@@ -255,11 +257,13 @@ class Sweep:
         with Sweep(dir, spec, workers=2) as sweep:
             ...                       # runs while the workers train
         sweep.summary                 # results.json's content
+
+    progress: told of every config that finishes (`SweepWatcher`, a thread of this process).
     """
 
     def __init__(self, sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
                  storage: str | None = None, select_by: str = "val_loss",
-                 dataset: Dataset | None = None) -> None:
+                 dataset: Dataset | None = None, progress: Progress | None = None) -> None:
         if select_by not in SELECT_BY:
             raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
                              f"{', '.join(SELECT_BY)}")
@@ -271,6 +275,8 @@ class Sweep:
         _check_same_sweep(Path(sweep_dir), spec, storage)
         self.sweep_dir, self.spec, self.workers = Path(sweep_dir), spec, workers
         self.storage, self.select_by, self.dataset = storage, select_by, dataset
+        self.progress = progress
+        self._watcher: SweepWatcher | None = None
         self.procs: list = []
         self.summary: dict[str, Any] | None = None
         self._lock = SweepLock(self.sweep_dir)
@@ -290,12 +296,15 @@ class Sweep:
             self._study = _study(self.sweep_dir, self.spec, self.storage)
             _record_settings(self._study, self.spec)
             recover(self._study, self.spec, file_backed=self.storage is None)
+            self._watcher = SweepWatcher(self.sweep_dir, self.spec, self._study, self.progress)
             if self.workers == 1:
+                self._watcher.start()
                 run_worker(str(self.sweep_dir), self.spec, self.storage, self.threads,
                            self.dataset)
-            else:
+            else:  # the watcher's thread starts after the fork
                 self.procs = _start_worker_processes(self.sweep_dir, self.spec, self.storage,
                                                      self.workers, self.threads, self.dataset)
+                self._watcher.start()
         except BaseException:
             self._stop_workers()
             self._lock.__exit__()
@@ -308,12 +317,15 @@ class Sweep:
                 self._stop_workers()
                 return
             _join(self.procs)
+            self._watcher.stop()
             self.summary = collect(self.sweep_dir, self.spec, self._study, self.select_by,
                                    self.dataset)
         finally:
             self._lock.__exit__()
 
     def _stop_workers(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
         for p in self.procs:
             p.terminate()
         for p in self.procs:
@@ -322,10 +334,12 @@ class Sweep:
 
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
               storage: str | None = None, select_by: str = "val_loss",
-              dataset: Dataset | None = None) -> dict[str, Any]:
+              dataset: Dataset | None = None, progress: Progress | None = None,
+              ) -> dict[str, Any]:
     """Run (or finish) the sweep in `sweep_dir`; write results.{json,csv,md}; return them.
-    `dataset`: the base config's data if already loaded (used in this process only)."""
-    with Sweep(sweep_dir, spec, workers, storage, select_by, dataset) as sweep:
+    `dataset`: the base config's data if already loaded (used in this process only);
+    `progress`: told of every config that finishes."""
+    with Sweep(sweep_dir, spec, workers, storage, select_by, dataset, progress) as sweep:
         pass
     return sweep.summary
 

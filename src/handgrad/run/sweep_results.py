@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from handgrad.data import Dataset
 from handgrad.report.tables import markdown_table
+from handgrad.report.tables import sweep_table as table
 from handgrad.run.checkpoint import evaluate_run
 from handgrad.run.rundir import (
     CONFIG,
@@ -80,16 +81,6 @@ def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str,
     names = read_json(Path(run_dir) / CONFIG)["class_names"]
     return {"test_loss": ev.loss, "test_accuracy": ev.accuracy, "confusion_matrix": ev.confusion,
             "class_names": names}
-
-
-def table(summary: dict[str, Any]) -> tuple[list[str], list[list]]:
-    """Headers and rows of the sweep table; the selected config marked with '*'."""
-    swept = summary["swept"]
-    chosen = summary["selected"]["run_dir"] if summary["selected"] else None
-    headers = ["", *swept, "train loss", "val loss", "val acc", "status"]
-    rows = [["*" if r["run_dir"] == chosen else "", *(r[k] for k in swept), r["train_loss"],
-             r["val_loss"], r["val_accuracy"], r["status"]] for r in summary["configs"]]
-    return headers, rows
 
 
 def write_results(sweep_dir: Path, summary: dict[str, Any]) -> None:

@@ -22,12 +22,29 @@ def test_train_through_main_writes_a_complete_run_dir(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *DIGITS, "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.csv", "results.json",
-                                               "weights.safetensors"}
+                                               "weights.safetensors", "curves.png"}
     config = read_json(out / "config.json")
     assert config["config"]["dataset"] == "digits" and config["sizes"] == [64, 16, 2]
     assert config["command"] == ["handgrad", "train", *DIGITS, "--out", str(out)]
     assert "torch" in config["versions"]
-    assert "test_accuracy" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "val_accuracy" in text and "test_loss" not in text  # the test set is kept for the end
+    assert read_json(out / "results.json")["test_loss"] is None
+
+
+def test_train_evaluates_on_test_only_when_asked(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *DIGITS, "--test", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test_accuracy" in text and "true \\ predicted" in text
+    assert read_json(out / "results.json")["test_accuracy"] is not None
+
+
+def test_version(capsys):
+    from handgrad import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"handgrad {__version__}"
 
 
 def test_same_command_and_seed_give_identical_metrics(tmp_path):

@@ -97,7 +97,7 @@ def test_diverged_run_exits_3(tmp_path):
 
 def test_evaluate_reloads_and_matches(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", *DIGITS, "--out", str(out)]) == 0
+    assert main(["train", *DIGITS, "--test", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(out)]) == 0
     printed = capsys.readouterr().out

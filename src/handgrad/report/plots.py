@@ -47,7 +47,8 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
-def _epochs(ax) -> None:
+def epoch_axis(ax) -> None:
+    """x axis labelled "epoch", with integer ticks only; a light grid."""
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
@@ -68,7 +69,7 @@ def _plot_metric(ax, curves: Curves, metric: str, highlight: str | None,
                 ax.plot(range(1, len(values) + 1), values, style, color=f"C{i % 10}",
                         linewidth=width, alpha=alpha, marker="o", markersize=2.5,
                         label=f"{label} ({KIND_NAMES[kind]})")
-    _epochs(ax)
+    epoch_axis(ax)
 
 
 def curves_figure(curves: Curves, title: str, highlight: str | None = None,
@@ -111,7 +112,7 @@ def engines_figure(curves: Curves, gaps: Sequence[Mapping[str, float]], title: s
     zero_note = f" ({zeros} of {2 * len(gaps)} exactly 0, not drawn)" if zeros else ""
     gap_ax.set_ylabel("|manual - autograd| (log scale)")
     gap_ax.set_title(f"gap between the engines{zero_note}", fontsize=9)
-    _epochs(gap_ax)
+    epoch_axis(gap_ax)
     gap_ax.set_xlim(0.5, max((g["epoch"] for g in gaps), default=1) + 0.5)
     fig.suptitle(title)
     handles, labels = loss_ax.get_legend_handles_labels()

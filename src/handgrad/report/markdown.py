@@ -106,11 +106,31 @@ def reproduce_text(result: Any) -> str:
     return "\n".join(out)
 
 
+def reproduce_summary(result: Any) -> list[str]:
+    """One line a section: what a reader wants first (`str(result)`)."""
+    r, check, sel = result.results, result.gradcheck, result.selected
+    e = r["engines"]
+    bad = check.first_failure()
+    lines = [
+        f"handgrad reproduce on {r['dataset']} ({', '.join(r['class_names'])}): {result.out}",
+        f"1. gradient check: {'pass' if bad is None else 'FAIL at ' + bad.name} "
+        f"({len(check.tensors)} tensors, {check.dtype})",
+        f"2. engines from one start: largest loss gap {fmt(e['max_gap'])} ({e['dtype']}); "
+        f"float64, {e['float64_steps']} steps: {fmt(e['float64_max_loss_gap'])} (weights "
+        f"{fmt(e['float64_max_weight_gap'])})"]
+    if sel:
+        lines += [f"3. sweep of {len(r['configs'])} configs: selected "
+                  f"{config_label(sel, r['swept'])} {selection_text(sel, r['select_by'])}",
+                  f"4. test set, once: loss {fmt(sel['test_loss'])}, accuracy "
+                  f"{fmt(sel['test_accuracy'])}"]
+    else:
+        lines += [f"3. sweep of {len(r['configs'])} configs: none completed, nothing selected",
+                  "4. test set: not used"]
+    return [*lines, f"report: {result.report_path}"]
+
+
 def reproduce_html(result: Any) -> str:
-    out = []
-    for n, (title, paragraphs) in enumerate(
-            _sections(result, html_table, lambda t: f"<b>{html.escape(t)}</b>"), start=1):
-        out.append(f"<h4>{n}. {html.escape(title)}</h4>")
-        out += [p if p.startswith("<table") else f"<p>{p}</p>" for p in paragraphs]
-    out.append(f"<p>report: <code>{html.escape(str(result.report_path))}</code></p>")
-    return "\n".join(out)
+    """The summary, then the sweep's table (a notebook's view of the result)."""
+    lines = [html.escape(x) for x in reproduce_summary(result)]
+    return (f"<p><b>{lines[0]}</b></p><ul>" + "".join(f"<li>{x}</li>" for x in lines[1:-1])
+            + f"</ul>{html_table(*sweep_table(result.results))}<p>{lines[-1]}</p>")

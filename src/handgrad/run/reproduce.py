@@ -71,9 +71,9 @@ class ReproduceResult:
         return self.out / "report.md"
 
     def __str__(self) -> str:
-        from handgrad.report.markdown import reproduce_text
+        from handgrad.report.markdown import reproduce_summary
 
-        return reproduce_text(self)
+        return "\n".join(reproduce_summary(self))
 
     def __repr__(self) -> str:
         sel = self.selected

@@ -64,7 +64,11 @@ class SweepWatcher:
         return out
 
     def _event(self, key: str, trial: FrozenTrial) -> ConfigDone:
-        results = _read(self.sweep_dir / trial.user_attrs["run_dir"] / "results.json")
+        """The trial's metrics: from its user attributes where the worker recorded them,
+        else from its run directory's results.json."""
+        results = dict(trial.user_attrs)
+        if "val_loss" not in results:
+            results = _read(self.sweep_dir / trial.user_attrs["run_dir"] / "results.json")
         seconds = None
         if trial.datetime_start and trial.datetime_complete:
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()

@@ -52,7 +52,16 @@ def test_same_command_and_seed_give_identical_metrics(tmp_path):
     for out in outs:
         proc = run_cli("train", *DIGITS, "--out", str(out), "--seed", "3")
         assert proc.returncode == 0, proc.stderr
-    assert (outs[0] / "metrics.csv").read_bytes() == (outs[1] / "metrics.csv").read_bytes()
+    a, b = (read_curves_and_accuracy(out) for out in outs)
+    assert a == b  # every column but the epoch's seconds
+    assert (outs[0] / "weights.safetensors").read_bytes() == \
+        (outs[1] / "weights.safetensors").read_bytes()
+
+
+def read_curves_and_accuracy(out: Path) -> list[list[str]]:
+    rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
+    assert rows[0][-1] == "seconds"
+    return [row[:-1] for row in rows]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -158,3 +167,11 @@ def test_hidden_grid_must_be_widths(tmp_path, capsys):
                  "--out", str(tmp_path / "s")]) == 2
     assert "is not a list of widths" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_train_again_in_the_same_run_dir_with_its_curves_png(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *DIGITS, "--out", str(out)]) == 0
+    first = (out / "curves.png").stat().st_mtime_ns
+    assert main(["train", *DIGITS, "--out", str(out)]) == 0  # curves.png is the run's own
+    assert (out / "curves.png").stat().st_mtime_ns >= first

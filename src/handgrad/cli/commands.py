@@ -27,10 +27,10 @@ from handgrad.report.tables import (
     sweep_table,
     text_table,
 )
-from handgrad.run.checkpoint import evaluate_run
 from handgrad.run.compare import compare_engines
+from handgrad.run.evaluate import evaluate_run
 from handgrad.run.metrics import random_targets
-from handgrad.run.rundir import default_run_dir, read_json
+from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_spec import fingerprint
 from handgrad.run.train import train
@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif result.status == "completed":
         say("test set not used (it is kept for the end: add --test, or run handgrad evaluate)")
     if result.history:
-        plots.save(figures.run_figure(result), Path(out) / "curves.png")
+        plots.save(figures.run_figure(result), RunDir(out).file(CURVES))
     say(f"run directory: {out}")
     if result.status == "diverged":
         print(f"handgrad: diverged: {result.message}", file=sys.stderr)
@@ -80,7 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     classes = None if args.classes is None else [c for g in args.classes for c in g]
     ev = evaluate_run(args.run_dir, args.data_dir, args.dataset, classes, args.device)
     say(text_table(["metric", "value"], [["test_loss", ev.loss], ["test_accuracy", ev.accuracy]]))
-    names = read_json(args.run_dir / "config.json")["class_names"]
+    names = RunDir(args.run_dir).read_record()["class_names"]
     say(confusion_text(ev.confusion, names))
     return EXIT_OK
 

@@ -4,7 +4,6 @@ notebook); `plots.save(fig, path)` writes it."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from matplotlib.figure import Figure
 
 from handgrad.report import plots
 from handgrad.report.tables import config_label, fmt
+from handgrad.run.rundir import METRICS, RunDir
 
 CURVE_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 ENGINE_LABELS = {"manual": "manual + handgrad.optim", "autograd": "autograd + torch.optim"}
@@ -26,12 +26,8 @@ def history_curves(history: Sequence[Any]) -> dict[str, list[float]]:
 
 def read_curves(run_dir: str | Path) -> dict[str, list[float]]:
     """The same from a run directory's metrics.csv (empty lists when it has none yet)."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        return {k: [] for k in CURVE_KEYS}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows] for k in CURVE_KEYS}
+    run = RunDir(run_dir)
+    return history_curves(run.read_history() if run.file(METRICS).exists() else [])
 
 
 def run_figure(result: Any, title: str | None = None) -> Figure:

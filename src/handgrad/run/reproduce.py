@@ -29,12 +29,11 @@ import torch
 from handgrad.check.gradcheck import GradcheckReport, gradcheck
 from handgrad.data import Dataset
 from handgrad.report.tables import config_label, fmt, selection_text
-from handgrad.run.checkpoint import load_run_result
 from handgrad.run.compare import Comparison, compare_engines
 from handgrad.run.config import load_data
 from handgrad.run.metrics import one_hot
 from handgrad.run.progress import Progress
-from handgrad.run.rundir import command_line, write_json
+from handgrad.run.rundir import command_line, load_result, write_json
 from handgrad.run.sweep import Sweep
 from handgrad.run.sweep_spec import SweepSpec
 from handgrad.run.train import build_model, train
@@ -195,7 +194,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def _sweep_runs(summary: dict[str, Any]) -> list:
     """The sweep's completed runs, for the comparison to reuse one that is identical."""
-    return [load_run_result(Path(r["run_dir"])) for r in summary["configs"]
+    return [load_result(r["run_dir"]) for r in summary["configs"]
             if r["status"] == "completed"]
 
 

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from handgrad.data import Dataset
 from handgrad.report.tables import markdown_table
 from handgrad.report.tables import sweep_table as table
-from handgrad.run.checkpoint import evaluate_run
+from handgrad.run.evaluate import evaluate_run
 from handgrad.run.rundir import (
     CONFIG,
     RESULTS,

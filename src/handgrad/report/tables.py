@@ -76,8 +76,9 @@ def gap_table(gaps: Sequence[Mapping[str, float]]) -> Table:
 
 
 def sweep_table(summary: Mapping[str, Any]) -> Table:
-    """Every config of a sweep (results.json's content); the selected one marked with '*'."""
-    swept = summary["swept"]
+    """Every config of a sweep (results.json's content) with all its hyperparameters; the
+    selected one marked with '*'."""
+    swept = summary.get("hyperparameters", summary["swept"])  # every one, swept or not
     chosen = summary["selected"]["run_dir"] if summary["selected"] else None
     headers = ["", *swept, "train loss", "val loss", "val acc", "status"]
     rows = [["*" if r["run_dir"] == chosen else "", *(r[k] for k in swept), r["train_loss"],

@@ -23,6 +23,8 @@ def test_notebook_runs_top_to_bottom_in_a_kernel(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.delenv("HANDGRAD_DATASET", raising=False)
+    # tiny networks: one thread is fastest, and it spares a busy machine OpenMP's contention
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on error

@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from handgrad.check.gradcheck import gradcheck
-from handgrad.check.grader import check_backprop, load_function
+from handgrad.check.reference import random_problem
 from handgrad.cli.main import (
     EXIT_CHECK_FAILED,
     EXIT_DIVERGED,
@@ -19,11 +19,9 @@ from handgrad.cli.main import (
     config_from_args,
 )
 from handgrad.engine.losses import get_loss
-from handgrad.engine.model import MLP
 from handgrad.report.tables import fmt, text_table
 from handgrad.run.checkpoint import evaluate_run
 from handgrad.run.compare import compare_engines
-from handgrad.run.metrics import random_targets
 from handgrad.run.rundir import default_run_dir, read_json
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_results import table as sweep_table
@@ -125,11 +123,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         raise CLIError("--batch-size and --max-entries must be >= 1")
     loss = get_loss(args.loss).name
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    torch.manual_seed(args.seed)
-    model = MLP(args.sizes, activation=args.activation, dtype=dtype)
-    gen = torch.Generator().manual_seed(args.seed)
-    x = torch.rand(args.batch_size, args.sizes[0], generator=gen, dtype=dtype)
-    y = random_targets(loss, args.batch_size, args.sizes[-1], gen, dtype)
+    problem = random_problem(args.sizes, args.activation, loss, args.batch_size, args.seed, dtype)
+    model, x, y = problem.model, problem.x, problem.y_true
     report = gradcheck(model, x, y, loss, max_entries=args.max_entries, seed=args.seed)
     say(f"gradcheck {'-'.join(map(str, args.sizes))} {args.activation} {loss} "
         f"N={args.batch_size} {report.dtype} (step {report.step:g})")
@@ -139,19 +134,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     bad = report.first_failure()
     say("all gradients agree" if bad is None else f"first wrong tensor: {bad.name}")
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
-
-
-def cmd_check_backprop(args: argparse.Namespace) -> int:
-    fn = load_function(args.target)
-    result = check_backprop(fn, loss=args.loss)
-    say(text_table(result.HEADERS, result.rows()))
-    d = result.diagnosis()
-    if d is None:
-        say(f"PASS: all {len(result.cases)} cases match autograd")
-        return EXIT_OK
-    say(f"FAIL: first wrong layer {d.layer} (case {d.case}): {d.kind}")
-    say(f"hint: {d.hint}")
-    return EXIT_CHECK_FAILED
 
 
 def sweep_spec_from_args(args: argparse.Namespace) -> SweepSpec:

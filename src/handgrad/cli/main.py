@@ -16,6 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from handgrad.check.grader import SubmissionError
+from handgrad.cli.exits import (  # noqa: F401 (re-exported)
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_DIVERGED,
+    EXIT_OK,
+    CLIError,
+)
 from handgrad.engine.losses import LOSSES
 from handgrad.run.config import (
     ACTIVATIONS,
@@ -28,12 +35,7 @@ from handgrad.run.config import (
 )
 from handgrad.run.sweep_spec import SweepError
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
 DEFAULT_EPOCHS = {"cifar10": 5, "digits": 40}
-
-
-class CLIError(Exception):
-    """Bad input found by the CLI itself."""
 
 
 def _classes(text: str) -> list[str]:
@@ -118,7 +120,7 @@ def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from handgrad.cli import commands
+    from handgrad.cli import commands, grading
 
     parser = argparse.ArgumentParser(
         prog="handgrad", description="Backpropagation written by hand, proven against autograd.")
@@ -153,10 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=commands.cmd_gradcheck)
 
-    p = sub.add_parser("check-backprop", help="grade a hand-written backpropagation function")
-    p.add_argument("target", help="FILE.py:FUNCTION")
-    p.add_argument("--loss", default="sse", help="the loss the function assumes (default sse)")
-    p.set_defaults(func=commands.cmd_check_backprop)
+    grading.add_parsers(sub)
 
     p = sub.add_parser("sweep", help="grid sweep, select on validation, evaluate on test")
     add_data_args(p)

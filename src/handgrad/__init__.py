@@ -6,6 +6,7 @@
     >>> handgrad.backpropagation(model, torch.randn(64, 2), y_pred)   # fills model.dL_dw
 """
 
+from handgrad.check.batch import grade
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.grader import check_backprop
 from handgrad.engine import optim
@@ -25,6 +26,7 @@ __all__ = [
     "check_backprop",
     "get_activation",
     "get_loss",
+    "grade",
     "gradcheck",
     "optim",
 ]

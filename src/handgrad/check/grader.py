@@ -59,7 +59,7 @@ def check_backprop(fn: Callable, loss: str = "sse", allow_autograd: bool = False
         return CheckResult(loss, [], "the function was interrupted (KeyboardInterrupt)",
                            "exited", seconds=time.perf_counter() - start)
     result = judge_outputs(outputs, loss, allow_autograd)
-    result.isolation = {"process": False, "network": None}
+    result.isolation = {"process": False, "no_network": False, "read_only_files": False}
     result.seconds = time.perf_counter() - start
     return result
 
@@ -80,7 +80,8 @@ def grade_file(path: str | Path, function: str = "backpropagation", loss: str = 
     result.submission = str(path)
     result.output = outcome.output
     result.seconds = outcome.seconds
-    result.isolation = {"process": True, "network": outcome.network_isolated,
+    result.isolation = {"process": True, "no_network": outcome.confined.get("network", False),
+                        "read_only_files": outcome.confined.get("filesystem", False),
                         "exit_code": outcome.exit_code}
     return result
 
@@ -103,8 +104,10 @@ def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool) -> CaseRe
         result.error, result.error_kind = str(out["error"])[:2000], "error"
     elif (change := _model_change(out["params"], t)) is not None:
         result.error, result.error_kind = change, "modified"
-    elif out.get("autograd") is not False and not allow_autograd:
-        result.error, result.error_kind = "the function used autograd", "autograd"
+    elif out.get("autograd") != [] and not allow_autograd:
+        used = out["autograd"] if isinstance(out.get("autograd"), list) else ["autograd"]
+        result.error = "the function used " + " and ".join(map(str, used))[:300]
+        result.error_kind = "autograd"
     else:
         result.layers = [judge.judge_layer(t, l, out["dw"][l - 1], out["db"][l - 1])
                          for l in range(1, len(t.weights) + 1)]

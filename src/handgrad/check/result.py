@@ -42,7 +42,7 @@ HINTS = {
     "modified": "compute the gradients only: do not change the model's weights, biases or "
                 "layers (the optimizer updates them later)",
     "autograd": "compute the gradients by hand: the check does not allow autograd "
-                "(.backward(), torch.autograd.grad)",
+                "(.backward(), torch.autograd.grad) nor handgrad's own backward pass",
     "exited": "the program ended before returning: remove sys.exit(), exit() and os._exit()",
     "timeout": "the function did not finish in time: look for an endless loop",
     "cpu": "the function used too much CPU time: look for an endless loop",

@@ -6,14 +6,15 @@ grader's parent process validates and compares; whatever the submission does to 
 cannot change the verdict, only what is reported back.
 
 Autograd use is recorded by wrapping the autograd engine (every `Tensor.backward` and
-`torch.autograd.grad` goes through `Variable._execution_engine.run_backward`) and by looking
-for a `.grad` left on a parameter. This is a policy check: code that wants to hide autograd
-from it can.
+`torch.autograd.grad` goes through `Variable._execution_engine.run_backward`), by looking
+for a `.grad` left on a parameter, and by wrapping handgrad's own backward functions
+(`handgrad.backpropagation` …). This is a policy check: code that wants to hide from it can.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,27 +40,60 @@ def case_spec(problem, case) -> dict[str, Any]:
 class _Engine:
     """Forwards to torch's autograd engine and notes that it ran."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine, self.used = engine, False
+    def __init__(self, engine: Any, watch: Watch) -> None:
+        self.engine, self.watch = engine, watch
 
     def run_backward(self, *args: Any, **kwargs: Any) -> Any:
-        self.used = True
+        self.watch.used.append("autograd (.backward() or torch.autograd.grad)")
         return self.engine.run_backward(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
 
 
+class Watch:
+    """What the function used that the check does not allow (see `watch_autograd`)."""
+
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
+    def wrap(self, fn: Callable, name: str) -> Callable:
+        @functools.wraps(fn)
+        def flagged(*args: Any, **kwargs: Any) -> Any:
+            self.used.append(f"handgrad's own backward pass ({name})")
+            return fn(*args, **kwargs)
+        return flagged
+
+
+def _library_backward() -> list[tuple[Any, str, Callable]]:
+    """(module, attribute, function) of handgrad's own backward-pass functions."""
+    import handgrad
+    from handgrad.engine import backprop
+
+    found = [(backprop, name, fn) for name, fn in vars(backprop).items()
+             if callable(fn) and getattr(fn, "__module__", None) == backprop.__name__
+             and ("backward" in name or "backprop" in name)]
+    found += [(handgrad, name, fn) for name, fn in vars(handgrad).items()
+              if any(fn is f for _, _, f in found)]
+    return found
+
+
 @contextlib.contextmanager
-def watch_autograd() -> Iterator[_Engine]:
-    """Within the block, `watch.used` becomes True when autograd's engine runs."""
+def watch_autograd() -> Iterator[Watch]:
+    """Within the block, `watch.used` lists each use of autograd's engine and of handgrad's
+    own backward functions."""
+    watch = Watch()
     original = Variable._execution_engine
-    watch = _Engine(original)
-    Variable._execution_engine = watch
+    library = _library_backward()
+    Variable._execution_engine = _Engine(original, watch)
+    for module, name, fn in library:
+        setattr(module, name, watch.wrap(fn, f"{module.__name__}.{name}"))
     try:
         yield watch
     finally:
         Variable._execution_engine = original
+        for module, name, fn in library:
+            setattr(module, name, fn)
 
 
 def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> dict[str, Any]:
@@ -77,9 +111,10 @@ def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> d
             fn(model, spec["y_true"].clone(), y_pred)
     except Exception as e:  # the student's error, reported with their line
         return {"error": user_error(e, source)}
-    grads_left = any(p.grad is not None for p in model.parameters())
+    if any(p.grad is not None for p in model.parameters()):
+        watch.used.append("autograd (a .grad was left on a parameter)")
     return {"dw": _entries(model, "dL_dw", spec), "db": _entries(model, "dL_db", spec),
-            "params": _params(model), "autograd": watch.used or grads_left}
+            "params": _params(model), "autograd": sorted(set(watch.used))}
 
 
 def _entries(model: MLP, attr: str, spec: dict) -> list[dict[str, Any]]:

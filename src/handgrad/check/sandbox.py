@@ -6,25 +6,25 @@ handgrad once, so a child starts in tens of milliseconds. Each child:
 - starts a new session (its own process group, killed whole at the end), in a fresh empty
   temporary working directory (also its HOME and TMPDIR), with stdin from /dev/null and
   stdout and stderr going to a file of which the report keeps the first and last KBs;
-- on Linux, moves into a new network namespace (as root, or with a user namespace
-  otherwise) where there is no network; whether that held is reported back before any of
-  the submission's code runs;
+- on Linux, loses the network and sees every file system read-only but its working
+  directory (`confine.py`); whether each held is reported back before any of the
+  submission's code runs;
 - gets rlimits: address space (what it had mapped at start plus `memory_mb`), CPU time
   (the wall timeout plus one second), file size (`FILE_LIMIT`), no core dumps;
 - loads the code, runs the function on each case the parent sent and writes what it
   filled with `torch.save`; the parent reads it back with `torch.load(weights_only=True)`
   and judges it. A child that ends any other way returns nothing.
 
-What this does not stop: reading any file the user running the grader can read, writing
-where that user can write (outside the working directory too), using the CPU and memory up
-to the limits, and children that start a session of their own. Run the grader inside a
-container (docs/grading.md) for submissions you do not trust.
+What this does not stop: reading any file the user running the grader can read (the
+other submissions included), writing outside the working directory where the namespaces
+are refused (the result says so), using the CPU and memory up to the limits, and
+processes that start a session of their own. Run the grader inside a container
+(docs/grading.md) for submissions you do not trust.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import json
 import multiprocessing as mp
@@ -43,11 +43,11 @@ from typing import Any
 import torch
 
 from handgrad.check import runner
+from handgrad.check.confine import confine
 from handgrad.check.submission import NoFunctionError, SubmissionError, load_function
 
 FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
 RESULT_LIMIT = 256 * 2**20
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 _CONTEXT: list[Any] = []
 
 
@@ -72,7 +72,7 @@ class ChildOutcome:
     error: str | None = None
     exit_code: int | None = None
     output: str = ""
-    network_isolated: bool | None = None
+    confined: dict[str, bool] = field(default_factory=dict)  # network, filesystem: held?
     seconds: float = 0.0
 
 
@@ -125,7 +125,7 @@ def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: s
     """Run `function` of the submission `chunks` in a child process on every case of
     `payload` (the case specs, `runner.encode`d)."""
     ctx = _context()
-    workdir = Path(tempfile.mkdtemp(prefix="handgrad-grade-"))
+    workdir = Path(os.path.realpath(tempfile.mkdtemp(prefix="handgrad-grade-")))
     job = {"chunks": chunks, "folder": None if folder is None else str(folder),
            "function": function, "payload": payload, "workdir": str(workdir),
            "limits": limits}
@@ -140,7 +140,7 @@ def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: s
         _kill_group(child.pid)
         child.join()
         outcome = _outcome(child.exitcode, timed_out, workdir, limits)
-        outcome.network_isolated = _network_status(receive)
+        outcome.confined = _confinement(receive)
         outcome.output = _read_output(workdir / "output.txt", limits.output_kb)
     finally:
         receive.close()
@@ -191,12 +191,14 @@ def _read_result(path: Path) -> dict | None:
     return data if ok else None
 
 
-def _network_status(receive: Any) -> bool | None:
-    """What the child reported before the submission's code ran."""
+def _confinement(receive: Any) -> dict[str, bool]:
+    """What the child reported before the submission's code ran (False when it did not)."""
+    held = {"network": False, "filesystem": False}
     with contextlib.suppress(Exception):
         if receive.poll(0):
-            return json.loads(receive.recv_bytes(256)).get("network_isolated")
-    return None
+            report = json.loads(receive.recv_bytes(256))
+            held = {k: report.get(k) is True for k in held}
+    return held
 
 
 def _read_output(path: Path, kb: int) -> str:
@@ -223,8 +225,8 @@ def _child_main(job: dict, send: Any) -> None:
     os.chdir(workdir)
     os.environ.update(HOME=workdir, TMPDIR=workdir)
     _redirect_output(os.path.join(workdir, "output.txt"))
-    isolated = None if limits.network else _unshare_network()
-    send.send_bytes(json.dumps({"network_isolated": isolated}).encode())
+    held = {"network": False, "filesystem": False} if limits.network else confine(workdir)
+    send.send_bytes(json.dumps(held).encode())
     send.close()
     _set_limits(limits)
     torch.set_num_threads(1)
@@ -263,15 +265,6 @@ def _redirect_output(path: str) -> None:
     os.dup2(out, 2)
     os.close(out)
     os.close(null)
-
-
-def _unshare_network() -> bool:
-    """Enter a new network namespace (only a down loopback in it); False where not allowed."""
-    if not hasattr(os, "fork") or not Path("/proc/self/ns/net").exists():
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
-    return libc.unshare(flags) == 0
 
 
 def _set_limits(limits: Limits) -> None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -189,3 +192,19 @@ def test_python_api_grades_a_batch(tmp_path):
                            jobs=2, limits=Limits(timeout=10))
     assert [e["passed"] for e in batch.entries] == [True, False]
     assert batch.entries[1]["kind"] == "mean"
+
+
+def test_the_gradescope_recipe_writes_results_json(tmp_path):
+    name = "bug_mean_bias.py"
+    root = tmp_path / "autograder"
+    (root / "submission" / "hw").mkdir(parents=True)
+    shutil.copy(SUBMISSIONS / name, root / "submission" / "hw" / name)
+    script = Path(__file__).resolve().parents[1] / "examples" / "gradescope" / "run_autograder"
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root),
+           "HANDGRAD": str(Path(sys.executable).parent / "handgrad")}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(doc, GRADESCOPE_SCHEMA)
+    assert 0 < doc["score"] < 100
+    assert "mean instead of sum" in doc["output"]

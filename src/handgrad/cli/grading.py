@@ -16,7 +16,7 @@ from handgrad.check.batch import BatchResult, find_submissions, grade_iter, writ
 from handgrad.check.grader import grade_file, load_target
 from handgrad.check.gradescope import gradescope_results
 from handgrad.check.result import CheckResult
-from handgrad.check.sandbox import Limits, start_server
+from handgrad.check.sandbox import Limits
 from handgrad.cli.exits import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CLIError
 from handgrad.engine.losses import LOSSES
 from handgrad.report.tables import text_table
@@ -107,7 +107,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
     subs = find_submissions(args.submissions, function)
     if args.out.exists() and not args.out.is_dir():
         raise CLIError(f"--out {args.out}: exists and is not a folder")
-    start_server()
     by_id = {}
     for done, (entry, reused) in enumerate(
             grade_iter(subs, function, args.loss, args.jobs, _limits(args),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,14 +68,15 @@ class Watch:
 
 def _library_backward() -> list[tuple[Any, str, Callable]]:
     """(module, attribute, function) of handgrad's own backward-pass functions."""
-    import handgrad
     from handgrad.engine import backprop
 
     found = [(backprop, name, fn) for name, fn in vars(backprop).items()
              if callable(fn) and getattr(fn, "__module__", None) == backprop.__name__
              and ("backward" in name or "backprop" in name)]
-    found += [(handgrad, name, fn) for name, fn in vars(handgrad).items()
-              if any(fn is f for _, _, f in found)]
+    package = sys.modules.get("handgrad")  # its re-exports (handgrad.backpropagation)
+    if package is not None:
+        found += [(package, name, fn) for name, fn in vars(package).items()
+                  if any(fn is f for _, _, f in found)]
     return found
 
 

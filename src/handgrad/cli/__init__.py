@@ -1,4 +1,5 @@
-"""The `handgrad` command line: parsing, validation and rendering only."""
+"""The `handgrad` command line: parsing and validation (`parser`), what each subcommand does
+(`commands`), exit codes (`exits`), and `main(argv) -> int` (`main`)."""
 
 from handgrad.cli.main import main, run
 

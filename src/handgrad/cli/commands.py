@@ -1,4 +1,8 @@
-"""What each `handgrad` subcommand does: call the library, render its results."""
+"""What each `handgrad` subcommand does: call the library, render its results.
+
+Each handler takes the namespace `parser.parse()` returns, whose `config` (train, compare)
+or `spec` (sweep, reproduce) is already validated, and returns the exit code.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,7 @@ from tqdm import tqdm
 
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.reference import random_problem
-from handgrad.cli.main import (
-    EXIT_CHECK_FAILED,
-    EXIT_DIVERGED,
-    EXIT_OK,
-    CLIError,
-    config_from_args,
-)
+from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
 from handgrad.engine.losses import get_loss
 from handgrad.report.tables import fmt, text_table
 from handgrad.run.checkpoint import evaluate_run
@@ -25,7 +23,7 @@ from handgrad.run.compare import compare_engines
 from handgrad.run.rundir import default_run_dir, read_json
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_results import table as sweep_table
-from handgrad.run.sweep_spec import EXERCISE_GRID, SweepSpec, fingerprint
+from handgrad.run.sweep_spec import fingerprint
 from handgrad.run.train import EpochMetrics, Observer, RunResult, train
 
 
@@ -78,7 +76,7 @@ def confusion_text(matrix, names) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    config = args.config
     out = args.out or default_run_dir(f"{config.dataset}-{config.engine}")
     result = train(config, out_dir=out, observer=ProgressObserver(args.quiet),
                    command=args.command_line)
@@ -93,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
+    config = args.config
     out = args.out or default_run_dir(f"{config.dataset}-compare")
     comparison = compare_engines(config, out_dir=out, observer=ProgressObserver(args.quiet),
                                  command=args.command_line)
@@ -117,10 +115,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    if len(args.sizes) < 2 or any(s < 1 for s in args.sizes):
-        raise CLIError(f"--sizes needs at least two positive widths, got {args.sizes}")
-    if args.batch_size < 1 or args.max_entries < 1:
-        raise CLIError("--batch-size and --max-entries must be >= 1")
     loss = get_loss(args.loss).name
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     problem = random_problem(args.sizes, args.activation, loss, args.batch_size, args.seed, dtype)
@@ -136,23 +130,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 
 
-def sweep_spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    """The exercise's four (lr, weight decay, momentum) configs unless a grid is given."""
-    base = config_from_args(args)
-    grid: dict[str, list] = {}
-    if args.lr or args.weight_decay or args.momentum:
-        grid = {"lr": args.lr or [base.lr], "weight_decay": args.weight_decay or [0.0],
-                "momentum": args.momentum or [0.0]}
-    extra = {"optimizer": args.optimizer, "batch_size": args.batch_size,
-             "hidden": args.hidden_grid}
-    extra = {k: list(dict.fromkeys(v)) for k, v in extra.items() if v and len(set(v)) > 1}
-    if grid:
-        return SweepSpec(base, grid={**grid, **extra}, command=args.command_line).validate()
-    points = [dict(lr=lr, weight_decay=wd, momentum=m) for lr, wd, m in EXERCISE_GRID]
-    for key, values in extra.items():
-        points = [{**p, key: v} for p in points for v in values]
-    base = base.replace(optimizer=args.optimizer[0], batch_size=args.batch_size[0])
-    return SweepSpec(base, points=points, command=args.command_line).validate()
 
 
 def render_sweep(summary: dict) -> None:
@@ -168,9 +145,7 @@ def render_sweep(summary: dict) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    spec = sweep_spec_from_args(args)
-    if args.workers < 1:
-        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    spec = args.spec
     out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
     summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
                         select_by=args.select_by)
@@ -182,8 +157,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from handgrad.run.reproduce import reproduce
 
-    spec = sweep_spec_from_args(args)
-    if args.workers < 1:
-        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    spec = args.spec
     out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
     return reproduce(spec, out, args, say)

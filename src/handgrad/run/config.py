@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 EXERCISE_HIDDEN = (512, 128, 32)
+MAX_SEED = 2**32 - 1  # numpy's bound, the tightest of the generators a seed reaches
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
+        self._validate_types()
         _check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         _check(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
         _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
@@ -69,10 +72,32 @@ class TrainConfig:
         _check(0 < self.val_fraction < 1,
                f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         _check(all(h >= 1 for h in self.hidden), f"--hidden widths must be >= 1, got {self.hidden}")
-        _check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
+        check_seed(self.seed)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: CUDA is not available here (try --device auto)")
         return self
+
+    def _validate_types(self) -> None:
+        """Every number finite and of its kind, every flag a bool (a config read from a file,
+        or built in Python, may hold anything)."""
+        for name in ("lr", "momentum", "weight_decay", "val_fraction"):
+            _real(name, getattr(self, name))
+        for name in ("epochs", "batch_size"):
+            _integer(name, getattr(self, name))
+        for name in ("download", "standardize", "nesterov"):
+            _check(isinstance(getattr(self, name), bool),
+                   f"--{_option(name)} must be true or false, got {getattr(self, name)!r}")
+        _check(isinstance(self.hidden, tuple), f"--hidden must be widths, got {self.hidden!r}")
+        for h in self.hidden:
+            _integer("hidden", h)
+        _check(isinstance(self.betas, tuple) and len(self.betas) == 2,
+               f"--betas must be two numbers, got {self.betas!r}")
+        for b in self.betas:
+            _real("betas", b)
+        _check(self.classes is None or (isinstance(self.classes, tuple)
+                                        and all(isinstance(c, str) for c in self.classes)),
+               f"--classes must be class names or indices, got {self.classes!r}")
+        _check(isinstance(self.data_dir, str), f"--data-dir must be a path, got {self.data_dir!r}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -91,10 +116,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """The config `to_dict` wrote (unknown keys ignored); ValueError if `d` is not one.
+        Call `validate()` on the result to check the values."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a config must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
         for key in ("hidden", "betas", "classes"):
             if kwargs.get(key) is not None:
+                if not isinstance(kwargs[key], (list, tuple)):
+                    raise ValueError(f"config {key} must be a list, got {kwargs[key]!r}")
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
 
@@ -116,3 +147,27 @@ def _choice(option: str, value: str, choices) -> None:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
+
+
+def _option(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _real(name: str, value: Any) -> None:
+    """A finite int or float (bools, strings, NaN and infinities refused)."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+    _check(ok, f"--{_option(name)} must be a finite number, got {value!r}")
+
+
+def _integer(name: str, value: Any) -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool),
+           f"--{_option(name)} must be an integer, got {value!r}")
+
+
+def check_seed(seed: Any) -> int:
+    """`seed` if it is an integer in [0, MAX_SEED], which every generator handgrad seeds
+    (torch's, and numpy's inside Optuna's sampler) accepts; ValueError otherwise."""
+    _check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
+           f"--seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    return seed

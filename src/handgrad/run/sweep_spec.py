@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,20 +48,85 @@ class SweepSpec:
     def config_for(self, values: dict[str, Any]) -> TrainConfig:
         changes = dict(values)
         if "hidden" in changes:
-            text = str(changes["hidden"])
-            changes["hidden"] = tuple(int(h) for h in text.split(",") if h)
+            changes["hidden"] = _hidden_tuple(str(changes["hidden"]))
         return self.base.replace(**changes)
 
     def validate(self) -> SweepSpec:
         configs = self.configs()
         if not configs:
             raise ValueError("the sweep has no configs")
+        base_error = _error_of(self.base)
         for values in configs:
             unknown = set(values) - set(SWEEPABLE)
             if unknown:
                 raise ValueError(f"cannot sweep {sorted(unknown)}; sweepable: {SWEEPABLE}")
-            self.config_for(values).validate()
+            error = _error_of(self.config_for(values))
+            if error is not None:  # named by its config when the swept values cause it
+                raise ValueError(error if error == base_error
+                                 else f"config {config_key(values)}: {error}")
         return self
+
+    @classmethod
+    def from_grid(cls, base: TrainConfig, *, lr: Sequence[float] | None = None,
+                  weight_decay: Sequence[float] | None = None,
+                  momentum: Sequence[float] | None = None,
+                  optimizer: Sequence[str] | None = None,
+                  batch_size: Sequence[int] | None = None,
+                  hidden: Sequence[Sequence[int] | str] | None = None,
+                  command: list[str] | None = None) -> SweepSpec:
+        """The sweep of every combination of the values given, on top of `base`.
+
+        If any of `lr`, `weight_decay`, `momentum` is given, their full grid (one missing
+        takes `base`'s value); otherwise the exercise's four (lr, weight decay, momentum)
+        points. `optimizer`, `batch_size` and `hidden` multiply the configs when they hold
+        several values and set `base` when they hold one. Every value given reaches every
+        config, or the spec is refused (ValueError) before anything runs.
+        """
+        core = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum}
+        extra = {"optimizer": optimizer, "batch_size": batch_size,
+                 "hidden": None if hidden is None else [_hidden_text(h) for h in hidden]}
+        for name, values in {**core, **extra}.items():
+            if values is not None and len(values) == 0:
+                raise ValueError(f"--{name.replace('_', '-')} needs at least one value")
+        extra = {k: list(dict.fromkeys(v)) for k, v in extra.items() if v is not None}
+        fixed = {k: v[0] for k, v in extra.items() if len(v) == 1}
+        if "hidden" in fixed:
+            fixed["hidden"] = _hidden_tuple(fixed["hidden"])
+        base = base.replace(**fixed)
+        swept = {k: v for k, v in extra.items() if len(v) > 1}
+        if any(v is not None for v in core.values()):
+            grid = {k: list(dict.fromkeys(v if v is not None else [getattr(base, k)]))
+                    for k, v in core.items()}
+            return cls(base, grid={**grid, **swept}, command=command).validate()
+        if {base.optimizer, *swept.get("optimizer", [])} & {"adam", "adamw"}:
+            raise ValueError("the exercise's default grid uses SGD momentum 0.9, which adam "
+                             "and adamw do not take: give the grid with --lr and "
+                             "--weight-decay")
+        points = [dict(lr=lr, weight_decay=wd, momentum=m) for lr, wd, m in EXERCISE_GRID]
+        for key, values in swept.items():
+            points = [{**p, key: v} for p in points for v in values]
+        return cls(base, points=points, command=command).validate()
+
+
+def _error_of(config: TrainConfig) -> str | None:
+    try:
+        config.validate()
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _hidden_text(widths: Sequence[int] | str) -> str:
+    """Hidden widths as the sweep records them: '512,128,32' ('' for no hidden layer)."""
+    parts = widths.split(",") if isinstance(widths, str) else widths
+    try:
+        return ",".join(str(int(w)) for w in parts if str(w).strip())
+    except (TypeError, ValueError):
+        raise ValueError(f"hidden {widths!r} is not a list of widths like 512,128,32") from None
+
+
+def _hidden_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(h) for h in text.split(",") if h)
 
 
 def settings(spec: SweepSpec) -> dict[str, Any]:

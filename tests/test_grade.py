@@ -4,6 +4,7 @@ results.json against its schema; exit codes; the network and file system confine
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -208,3 +210,21 @@ def test_the_gradescope_recipe_writes_results_json(tmp_path):
     jsonschema.validate(doc, GRADESCOPE_SCHEMA)
     assert 0 < doc["score"] < 100
     assert "mean instead of sum" in doc["output"]
+
+
+def _sleepers() -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if b"4242.4242" in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+    return found
+
+
+def test_nothing_the_submission_starts_outlives_it():
+    result = grade_file(SUBMISSIONS / "hostile_daemon.py", limits=Limits(timeout=20))
+    if not result.isolation["own_processes"]:
+        pytest.skip("this system refuses PID namespaces")
+    assert result.passed
+    time.sleep(0.2)
+    assert _sleepers() == []

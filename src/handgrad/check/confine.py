@@ -11,6 +11,10 @@ its working directory.
    submission, even as "root" inside it, cannot remount them writable, and holds no
    capability outside it.
 
+`new_pid_namespace()` and `become_pid_one()` then fork the process that runs the submission
+as PID 1 of a new PID namespace: when it ends, or when the process above it is killed, every
+process it started dies with it, whatever session it put itself in.
+
 Each step reports whether it held; where the system refuses one (no user namespaces, a
 seccomp profile), the child carries on with what it has and says so.
 """
@@ -19,9 +23,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 from pathlib import Path
 
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
+PR_SET_PDEATHSIG = 1
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
@@ -89,3 +95,24 @@ def _mounts() -> list[tuple[str, set[str]]]:
         target = fields[4].encode().decode("unicode_escape")
         out.append((target, set(fields[5].split(","))))
     return out
+
+
+def new_pid_namespace() -> bool:
+    """Put this process's next child in a new PID namespace; False where refused."""
+    return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWPID) == 0
+
+
+def become_pid_one() -> None:
+    """Fork; the child returns as PID 1 of the namespace `new_pid_namespace` made, with its
+    own /proc. This process waits for it, then ends with the same exit status."""
+    pid = os.fork()
+    if pid == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        return
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))

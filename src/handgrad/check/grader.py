@@ -82,6 +82,7 @@ def grade_file(path: str | Path, function: str = "backpropagation", loss: str = 
     result.seconds = outcome.seconds
     result.isolation = {"process": True, "no_network": outcome.confined.get("network", False),
                         "read_only_files": outcome.confined.get("filesystem", False),
+                        "own_processes": outcome.confined.get("processes", False),
                         "exit_code": outcome.exit_code}
     return result
 
@@ -111,6 +112,11 @@ def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool) -> CaseRe
     else:
         result.layers = [judge.judge_layer(t, l, out["dw"][l - 1], out["db"][l - 1])
                          for l in range(1, len(t.weights) + 1)]
+        returned = out.get("returned")
+        for layer in result.layers:
+            if layer.kind == "missing" and isinstance(returned, str):
+                layer.detail += (f" (the function returned a {returned[:40]}: it must store "
+                                 "the gradients in model.dL_dw and model.dL_db)")
     return result
 
 

@@ -121,6 +121,9 @@ def check_entry(value: dict, want: Tensor, name: str, layer_dtype: torch.dtype) 
     with the truth `want`: missing, not a torch tensor, wrong shape, dtype, NaN or inf."""
     kind = value.get("type")
     if kind == "missing":
+        if value.get("string_key"):
+            key = name.split("[")[1].rstrip("]")
+            return "missing", f"{name} was stored under the string key '{key}', not {key}"
         return "missing", f"{name} was not set"
     if kind != "tensor":
         what = "a numpy array" if kind == "numpy.ndarray" else f"a {kind}"

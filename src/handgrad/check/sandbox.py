@@ -6,8 +6,9 @@ handgrad once, so a child starts in tens of milliseconds. Each child:
 - starts a new session (its own process group, killed whole at the end), in a fresh empty
   temporary working directory (also its HOME and TMPDIR), with stdin from /dev/null and
   stdout and stderr going to a file of which the report keeps the first and last KBs;
-- on Linux, loses the network and sees every file system read-only but its working
-  directory (`confine.py`); whether each held is reported back before any of the
+- on Linux, loses the network, sees every file system read-only but its working
+  directory, and runs the submission as PID 1 of its own PID namespace, so that nothing it
+  starts outlives it (`confine.py`); whether each held is reported back before any of the
   submission's code runs;
 - gets rlimits: address space (what it had mapped at start plus `memory_mb`), CPU time
   (the wall timeout plus one second), file size (`FILE_LIMIT`), no core dumps;
@@ -17,8 +18,9 @@ handgrad once, so a child starts in tens of milliseconds. Each child:
 
 What this does not stop: reading any file the user running the grader can read (the
 other submissions included), writing outside the working directory where the namespaces
-are refused (the result says so), using the CPU and memory up to the limits, and
-processes that start a session of their own. Run the grader inside a container
+are refused (the result says so, and then processes that start a session of their own can
+outlive the child), and using the CPU and memory up to the limits. Run the grader inside a
+container
 (docs/grading.md) for submissions you do not trust.
 """
 
@@ -43,7 +45,7 @@ from typing import Any
 import torch
 
 from handgrad.check import runner
-from handgrad.check.confine import confine
+from handgrad.check.confine import become_pid_one, confine, new_pid_namespace
 from handgrad.check.submission import NoFunctionError, SubmissionError, load_function
 
 FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
@@ -72,7 +74,7 @@ class ChildOutcome:
     error: str | None = None
     exit_code: int | None = None
     output: str = ""
-    confined: dict[str, bool] = field(default_factory=dict)  # network, filesystem: held?
+    confined: dict[str, bool] = field(default_factory=dict)  # network, filesystem, processes
     seconds: float = 0.0
 
 
@@ -193,7 +195,7 @@ def _read_result(path: Path) -> dict | None:
 
 def _confinement(receive: Any) -> dict[str, bool]:
     """What the child reported before the submission's code ran (False when it did not)."""
-    held = {"network": False, "filesystem": False}
+    held = {"network": False, "filesystem": False, "processes": False}
     with contextlib.suppress(Exception):
         if receive.poll(0):
             report = json.loads(receive.recv_bytes(256))
@@ -225,9 +227,13 @@ def _child_main(job: dict, send: Any) -> None:
     os.chdir(workdir)
     os.environ.update(HOME=workdir, TMPDIR=workdir)
     _redirect_output(os.path.join(workdir, "output.txt"))
-    held = {"network": False, "filesystem": False} if limits.network else confine(workdir)
+    held = {"network": False, "filesystem": False, "processes": False}
+    if not limits.network:
+        held = {**confine(workdir), "processes": new_pid_namespace()}
     send.send_bytes(json.dumps(held).encode())
     send.close()
+    if held["processes"]:
+        become_pid_one()
     _set_limits(limits)
     torch.set_num_threads(1)
     specs = torch.load(_bytes_io(job["payload"]), weights_only=True)

@@ -25,7 +25,7 @@ from handgrad.check.sandbox import Limits
 from handgrad.cli import main
 
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
-TIMEOUT = "4"
+TIMEOUT = "3"
 GRADESCOPE_SCHEMA = {
     "type": "object",
     "required": ["score", "execution_time", "output", "tests"],

@@ -74,7 +74,8 @@ def find_submissions(paths: Sequence[str | Path], function: str) -> list[Submiss
                 raise SubmissionError(f"{path}: a submission is a .py file or a .ipynb notebook")
             found.append(Submission(path.stem, path, (path,)))
         elif path.is_dir():
-            inside = [_one(p, function) for p in sorted(path.iterdir()) if _counts(p)]
+            inside = [student_folder(p, function) if p.is_dir() else Submission(p.stem, p, (p,))
+                      for p in sorted(path.iterdir()) if _counts(p)]
             if not inside:
                 raise SubmissionError(f"{path}: no .py or .ipynb submission in this folder")
             found += inside
@@ -88,9 +89,9 @@ def _counts(p: Path) -> bool:
     return not hidden and (p.is_dir() or p.suffix in SUFFIXES)
 
 
-def _one(p: Path, function: str) -> Submission:
-    if p.is_file():
-        return Submission(p.stem, p, (p,))
+def student_folder(p: Path, function: str) -> Submission:
+    """A student's folder: graded through its top-level .py or .ipynb that defines
+    `function` (path None when none does); the hash covers every file in it."""
     files = tuple(sorted(f for f in p.rglob("*") if f.is_file()
                          and not any(part in SKIP for part in f.parts)))
     defines = [f for f in files if f.suffix in SUFFIXES and f.parent == p

@@ -12,7 +12,13 @@ import os
 import sys
 from pathlib import Path
 
-from handgrad.check.batch import BatchResult, find_submissions, grade_iter, write_grades
+from handgrad.check.batch import (
+    BatchResult,
+    find_submissions,
+    grade_iter,
+    student_folder,
+    write_grades,
+)
 from handgrad.check.grader import grade_file, load_target
 from handgrad.check.gradescope import gradescope_results
 from handgrad.check.result import CheckResult
@@ -50,7 +56,8 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The check-backprop and grade subcommands."""
     p = sub.add_parser("check-backprop", help="grade one hand-written backpropagation function")
-    p.add_argument("target", help="FILE.py or FILE.ipynb, optionally :FUNCTION")
+    p.add_argument("target", help="FILE.py, FILE.ipynb or a student's folder, optionally "
+                                  ":FUNCTION")
     _add_limits(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON document")
     p.add_argument("--gradescope", type=Path, default=None, metavar="PATH",
@@ -75,8 +82,11 @@ def _limits(args: argparse.Namespace) -> Limits:
 def cmd_check_backprop(args: argparse.Namespace) -> int:
     path, name = load_target(args.target)
     function = args.function or name
+    if path.is_dir():  # a student's folder: the file in it that defines the function
+        path = student_folder(path, function).path or path
     if not path.is_file():
-        raise CLIError(f"{path}: no such file")
+        raise CLIError(f"{path}: no such file" if not path.is_dir() else
+                       f"{path}: no .py or .ipynb file in this folder defines {function}()")
     result = grade_file(path, function, args.loss, _limits(args), args.allow_autograd)
     if result.error_kind == "no_function":
         raise CLIError(f"{path}: {result.error}")

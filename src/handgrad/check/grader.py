@@ -112,12 +112,20 @@ def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool) -> CaseRe
     else:
         result.layers = [judge.judge_layer(t, l, out["dw"][l - 1], out["db"][l - 1])
                          for l in range(1, len(t.weights) + 1)]
-        returned = out.get("returned")
-        for layer in result.layers:
-            if layer.kind == "missing" and isinstance(returned, str):
-                layer.detail += (f" (the function returned a {returned[:40]}: it must store "
-                                 "the gradients in model.dL_dw and model.dL_db)")
+        _explain_missing(result, out)
     return result
+
+
+def _explain_missing(result: CaseResult, out: dict) -> None:
+    """Say where the gradients went when they are not in model.dL_dw / dL_db."""
+    returned, grad_set = out.get("returned"), out.get("grad_set") is True
+    for layer in result.layers:
+        if layer.kind == "missing" and isinstance(returned, str):
+            layer.detail += (f" (the function returned a {returned[:40]}: it must store the "
+                             "gradients in model.dL_dw and model.dL_db)")
+        elif layer.kind == "missing" and grad_set:
+            layer.detail += (" (gradients were put in the parameters' .grad: store them in "
+                             "model.dL_dw and model.dL_db)")
 
 
 def _well_formed(out: dict, t: judge.Truth) -> bool:

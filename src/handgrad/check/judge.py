@@ -121,10 +121,7 @@ def check_entry(value: dict, want: Tensor, name: str, layer_dtype: torch.dtype) 
     with the truth `want`: missing, not a torch tensor, wrong shape, dtype, NaN or inf."""
     kind = value.get("type")
     if kind == "missing":
-        if value.get("string_key"):
-            key = name.split("[")[1].rstrip("]")
-            return "missing", f"{name} was stored under the string key '{key}', not {key}"
-        return "missing", f"{name} was not set"
+        return "missing", _missing(name, value.get("keys") or [])
     if kind != "tensor":
         what = "a numpy array" if kind == "numpy.ndarray" else f"a {kind}"
         return "not_tensor", f"{name} is {what}, not a torch tensor"
@@ -142,6 +139,16 @@ def check_entry(value: dict, want: Tensor, name: str, layer_dtype: torch.dtype) 
     if not torch.isfinite(t).all():
         return "nan", f"{name} contains NaN or inf"
     return None
+
+
+def _missing(name: str, keys: list) -> str:
+    """What a missing entry's dict holds instead, when that explains it."""
+    key = name.split("[")[1].rstrip("]")
+    if repr(key) in keys:
+        return f"{name} was stored under the string key '{key}', not the number {key}"
+    if "0" in keys:
+        return f"{name} was not set, but [0] was: layers are numbered 1 to L"
+    return f"{name} was not set"
 
 
 def judge_layer(truth: Truth, l: int, dw: dict, db: dict) -> LayerResult:

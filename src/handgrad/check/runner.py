@@ -113,20 +113,22 @@ def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> d
             returned = fn(model, spec["y_true"].clone(), y_pred)
     except Exception as e:  # the student's error, reported with their line
         return {"error": user_error(e, source)}
-    if any(p.grad is not None for p in model.parameters()):
-        watch.used.append("autograd (a .grad was left on a parameter)")
     return {"dw": _entries(model, "dL_dw", spec), "db": _entries(model, "dL_db", spec),
             "params": _params(model), "autograd": sorted(set(watch.used)),
-            "returned": None if returned is None else type(returned).__name__}
+            "returned": None if returned is None else type(returned).__name__,
+            "grad_set": any(p.grad is not None for p in model.parameters())}
 
 
 def _entries(model: MLP, attr: str, spec: dict) -> list[dict[str, Any]]:
     container = getattr(model, attr, None)
+    keys = []
+    with contextlib.suppress(Exception):
+        keys = [repr(k)[:20] for k in list(container.keys())[:20]]
     out = []
     for l in range(1, len(spec["sizes"])):
         entry = _describe(_lookup(container, l))
-        if entry["type"] == "missing" and _lookup(container, str(l)) is not _MISSING:
-            entry["string_key"] = True  # stored under "1" instead of 1
+        if entry["type"] == "missing":
+            entry["keys"] = keys  # what was set instead ('1' for 1, 0 for layer 1 …)
         out.append(entry)
     return out
 

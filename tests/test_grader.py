@@ -10,7 +10,7 @@ import torch
 from handgrad import ACTIVATIONS, LOSSES, check_backprop
 from handgrad.check import judge
 from handgrad.check.cases import CASES, POINTS
-from handgrad.check.grader import load_function_in_process
+from handgrad.check.grader import load_function
 from handgrad.check.submission import SubmissionError, read_source
 from handgrad.engine.backprop import backpropagation
 
@@ -63,7 +63,7 @@ def test_every_named_mistake_is_either_exact_or_well_separated_from_the_truth():
 
 
 def test_correct_example_passes_with_full_marks():
-    result = check_backprop(load_function_in_process(str(EXAMPLES / "backprop_correct.py")))
+    result = check_backprop(load_function(str(EXAMPLES / "backprop_correct.py")))
     assert result.passed and result.diagnosis() is None
     assert result.score == result.max_score == 100
     assert "PASS" in str(result) and "<table>" in result._repr_html_()
@@ -72,7 +72,7 @@ def test_correct_example_passes_with_full_marks():
 
 @pytest.mark.parametrize("name", sorted(BUGS))
 def test_every_shipped_bug_is_caught_with_the_right_diagnosis(name):
-    result = check_backprop(load_function_in_process(str(EXAMPLES / "backprop_bugs" / name)))
+    result = check_backprop(load_function(str(EXAMPLES / "backprop_bugs" / name)))
     d = result.diagnosis()
     kind, layer = BUGS[name]
     assert not result.passed and d.kind == kind, (name, d)
@@ -82,7 +82,7 @@ def test_every_shipped_bug_is_caught_with_the_right_diagnosis(name):
 
 
 def test_the_batch_bug_passes_every_single_sample_case():
-    result = check_backprop(load_function_in_process(
+    result = check_backprop(load_function(
         str(EXAMPLES / "backprop_bugs" / "batch_sum.py")))
     assert all(c.passed for c in result.cases if c.case.batch == 1)
     assert not any(c.passed for c in result.cases if c.case.batch > 1 and len(c.case.sizes) > 2)
@@ -181,20 +181,20 @@ def test_cross_entropy_solution_graded_with_its_loss(tmp_path):
         "        model.dL_dw[l] = dL_dz.T @ torch.atleast_2d(model.a[l - 1])\n"
         "        model.dL_db[l] = dL_dz.sum(0)\n"
         "        dL_da = dL_dz @ model.fc[str(l)].weight\n")
-    fn = load_function_in_process(str(tmp_path / "ce.py"))
+    fn = load_function(str(tmp_path / "ce.py"))
     assert check_backprop(fn, loss="cross_entropy").passed
     assert check_backprop(fn, loss="sse").diagnosis() is not None
 
 
 def test_bad_targets(tmp_path):
     with pytest.raises(SubmissionError, match="no such file"):
-        load_function_in_process(str(tmp_path / "none.py"))
+        load_function(str(tmp_path / "none.py"))
     (tmp_path / "broken.py").write_text("def backpropagation(model, y_true, y_pred)\n    pass\n")
     with pytest.raises(SubmissionError, match=r"SyntaxError.*line 1"):
-        load_function_in_process(str(tmp_path / "broken.py"))
+        load_function(str(tmp_path / "broken.py"))
     (tmp_path / "other.py").write_text("def backward(m, t, y):\n    pass\n")
     with pytest.raises(SubmissionError, match="no function 'backpropagation'.*backward"):
-        load_function_in_process(str(tmp_path / "other.py"))
+        load_function(str(tmp_path / "other.py"))
 
 
 def test_a_notebook_is_its_code_cells_without_magics_and_shell_lines():

@@ -19,14 +19,15 @@ from typing import Any
 
 import torch
 
-from handgrad.check import judge, runner
+from handgrad.check import judge, runner, submission
 from handgrad.check.cases import CASES
 from handgrad.check.result import CaseResult, CheckResult
 from handgrad.check.sandbox import Limits, run_isolated
-from handgrad.check.submission import SubmissionError, load_function, read_source
+from handgrad.check.submission import SubmissionError, read_source
 from handgrad.engine.losses import get_loss
 
-__all__ = ["Limits", "SubmissionError", "check_backprop", "grade_file", "load_target"]
+__all__ = ["Limits", "SubmissionError", "check_backprop", "grade_file", "load_function",
+           "load_target"]
 
 
 def case_specs(loss: str) -> list[dict[str, Any]]:
@@ -161,9 +162,10 @@ def load_target(target: str) -> tuple[Path, str]:
     return Path(text), name or "backpropagation"
 
 
-def load_function_in_process(target: str) -> Callable:
+def load_function(target: str) -> Callable:
     """The function named by 'FILE[:FUNCTION]', loaded into this process (for a student's
-    own check; the course grader uses `grade_file`)."""
+    own check with `check_backprop`; the course grader uses `grade_file`)."""
     path, name = load_target(target)
-    return load_function(read_source(path), name, path.resolve().parent,
-                         module_name=f"handgrad_submission_{abs(hash(str(path.resolve())))}")
+    return submission.load_function(
+        read_source(path), name, path.resolve().parent,
+        module_name=f"handgrad_submission_{abs(hash(str(path.resolve())))}")

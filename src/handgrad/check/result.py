@@ -65,6 +65,19 @@ class CaseResult:
     def passed(self) -> bool:
         return self.error is None and bool(self.layers) and all(x.passed for x in self.layers)
 
+    @property
+    def name(self) -> str:
+        return self.case.name
+
+    @property
+    def batch(self) -> int:
+        """N, or 0 for one 1-D sample."""
+        return self.case.batch
+
+    @property
+    def sizes(self) -> list[int]:
+        return list(self.case.sizes)
+
     def first_wrong(self) -> LayerResult | None:
         """The first wrong layer going backward (L down to 1): where the mistake starts."""
         return next((x for x in reversed(self.layers) if not x.passed), None)

@@ -20,8 +20,8 @@ from handgrad import MLP, backpropagation, gradcheck, optim
 from handgrad.cli.main import main
 from handgrad.data import load_dataset
 from handgrad.engine.flat import flatten
-from handgrad.run.checkpoint import evaluate_run
 from handgrad.run.config import TrainConfig
+from handgrad.run.evaluate import evaluate_run
 from handgrad.run.rundir import read_json
 from handgrad.run.train import train
 from support import activations, architectures, autograd_grads, losses, make_targets, rel_err

@@ -18,9 +18,9 @@ from handgrad.check.reference import random_problem
 from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
 from handgrad.engine.losses import get_loss
 from handgrad.report.tables import fmt, text_table
-from handgrad.run.checkpoint import evaluate_run
 from handgrad.run.compare import compare_engines
-from handgrad.run.rundir import default_run_dir, read_json
+from handgrad.run.evaluate import evaluate_run
+from handgrad.run.rundir import RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_results import table as sweep_table
 from handgrad.run.sweep_spec import fingerprint
@@ -109,7 +109,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     classes = None if args.classes is None else [c for g in args.classes for c in g]
     ev = evaluate_run(args.run_dir, args.data_dir, args.dataset, classes, args.device)
     say(text_table(["metric", "value"], [["test_loss", ev.loss], ["test_accuracy", ev.accuracy]]))
-    names = read_json(args.run_dir / "config.json")["class_names"]
+    names = RunDir(args.run_dir).read_record()["class_names"]
     say(confusion_text(ev.confusion, names))
     return EXIT_OK
 

@@ -15,7 +15,6 @@ workers train, so that both cores are busy from the start to the end.
 from __future__ import annotations
 
 import argparse
-import csv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,11 +26,16 @@ from handgrad.check.gradcheck import GradcheckReport, gradcheck
 from handgrad.data import Dataset
 from handgrad.report import plots
 from handgrad.report.tables import fmt, markdown_table, text_table
-from handgrad.run.checkpoint import load_run_result
 from handgrad.run.compare import compare_engines
 from handgrad.run.config import load_data
 from handgrad.run.metrics import one_hot
-from handgrad.run.rundir import METRICS, atomic_write_bytes, command_line, write_json
+from handgrad.run.rundir import (
+    atomic_write_bytes,
+    command_line,
+    load_result,
+    read_curves,
+    write_json,
+)
 from handgrad.run.sweep import Sweep
 from handgrad.run.sweep_results import table as sweep_table
 from handgrad.run.sweep_spec import SweepSpec
@@ -131,7 +135,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def _sweep_runs(summary: dict[str, Any]) -> list:
     """The sweep's completed runs, for the comparison to reuse one that is identical."""
-    return [load_run_result(Path(r["run_dir"])) for r in summary["configs"]
+    return [load_result(r["run_dir"]) for r in summary["configs"]
             if r["status"] == "completed"]
 
 
@@ -139,7 +143,7 @@ def _figures(out: Path, summary: dict[str, Any]) -> dict[str, str]:
     curves = {}
     for row in summary["configs"]:
         label = ", ".join(f"{k}={row[k]}" for k in summary["swept"])
-        curves[label] = _read_curves(Path(row["run_dir"]) / METRICS)
+        curves[label] = read_curves(row["run_dir"])
     figures = {"sweep": plots.loss_curves(out / "sweep_curves.png", curves,
                                           "every config: train (solid) and validation (dashed)"),
                "engines": out / "compare" / "engines.png"}  # drawn by compare_engines
@@ -149,15 +153,6 @@ def _figures(out: Path, summary: dict[str, Any]) -> dict[str, str]:
             out / "confusion.png", sel["confusion_matrix"], sel["class_names"],
             "selected config on the test set")
     return {k: Path(v).relative_to(out).as_posix() for k, v in figures.items()}
-
-
-def _read_curves(path: Path) -> dict[str, list[float]]:
-    if not path.exists():
-        return {"train": [], "val": []}
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {"train": [float(r["train_loss"]) for r in rows],
-            "val": [float(r["val_loss"]) for r in rows]}
 
 
 def _gradcheck_json(report: GradcheckReport) -> dict[str, Any]:

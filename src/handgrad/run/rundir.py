@@ -1,125 +1,288 @@
-"""Run directories: every file written atomically (temporary file, then rename).
+"""The run directory: the one owner of its format, for writing and for reading back.
 
-    DIR/config.json    everything needed to rerun (command, settings, versions)
-    DIR/metrics.csv    one row per epoch
-    DIR/results.json   status and final metrics
-    DIR/weights.safetensors   the final weights (no pickle)
+    DIR/config.json          everything needed to rerun (command, settings, sizes, versions)
+    DIR/metrics.csv          one row per epoch (METRIC_FIELDS)
+    DIR/results.json         status, final metrics and the sha256 of the weights; written last
+    DIR/weights.safetensors  the final weights (no pickle), byte-identical for identical runs
+
+Every file is written atomically (files.py). A run starting in a folder first checks that
+the folder is empty or holds a run of the same settings, then removes the old results,
+weights and temporaries: a run killed mid-way never leaves old results looking current.
+Reading checks every file and refuses what does not fit, with a message naming the file.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import json
-import math
-import os
-import platform
-import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from handgrad.engine.model import MLP
+from handgrad.run import records
+from handgrad.run.config import TrainConfig
+from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of the format)
+    atomic_write_bytes,
+    command_line,
+    read_json,
+    versions,
+    write_csv,
+    write_json,
+)
+from handgrad.run.metrics import Evaluation
+from handgrad.run.result import EpochMetrics, RunResult
 
 CONFIG, METRICS, RESULTS = "config.json", "metrics.csv", "results.json"
 WEIGHTS = "weights.safetensors"
-METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+METRIC_FIELDS = records.METRIC_FIELDS
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class RunDir:
+    """One run's folder. Write: `start` (config.json), `write_metrics` after each epoch,
+    `finish` (weights, then results.json). Read: `load_result`, `load_model`, `read_curves`."""
 
+    CONFIG, METRICS, RESULTS, WEIGHTS = CONFIG, METRICS, RESULTS, WEIGHTS
+    FILES = (CONFIG, METRICS, RESULTS, WEIGHTS)
 
-def finite_or_none(obj: Any) -> Any:
-    """obj with every NaN/inf float replaced by None, so that the JSON is strict."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_none(v) for v in obj]
-    return obj
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
 
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
 
-def write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
+    def file(self, name: str) -> Path:
+        return self.path / name
 
+    # ---- writing -----------------------------------------------------------------------
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
-    """safetensors file with string metadata, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        tensors = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
-                   for k, v in state.items()}  # contiguous and unshared, as safetensors needs
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file (which cannot execute code)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no weights file")
-    try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path}: not a valid safetensors file ({e})") from None
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("handgrad", "torch", "numpy", "optuna", "safetensors"):
+    def check_reusable(self, config: TrainConfig, class_names: Sequence[str]) -> None:
+        """ValueError unless the folder is absent, empty, or a run of the same settings and
+        classes (killed or finished: running it again gives the same result)."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise ValueError(f"{self.path}: exists and is not a directory; use another --out")
+        names = {p.name for p in self.path.iterdir()}
+        foreign = sorted(n for n in names if n not in self.FILES and not _temporary(n))
+        if foreign:
+            raise ValueError(f"{self.path}: not empty and not a handgrad run directory (it "
+                             f"holds {', '.join(foreign[:3])}); use another --out")
+        present = names & set(self.FILES)
+        if present and CONFIG not in present:
+            raise ValueError(f"{self.path}: holds {', '.join(sorted(present))} but no "
+                             f"{CONFIG}: not a run handgrad can reuse; use another --out")
+        if not present:
+            return
         try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+            stored = records.check_record(read_json(self.file(CONFIG)), self.file(CONFIG))
+        except ValueError as e:
+            raise ValueError(f"{e}; not a run handgrad can reuse: use another --out") from None
+        diff = records.settings_differences(stored["config"], config.to_dict())
+        if stored["class_names"] != list(class_names):
+            diff.insert(0, f"classes: {stored['class_names']} there, {list(class_names)} now")
+        if diff:
+            raise ValueError(f"{self.path}: holds a run with other settings ({'; '.join(diff)});"
+                             " use another --out, or the same settings to run it again")
+
+    def start(self, config: TrainConfig, class_names: Sequence[str], sizes: Sequence[int],
+              command: list[str] | None = None) -> None:
+        """Check the folder (`check_reusable`), clear an earlier run's results, weights,
+        metrics and temporaries (results first), then write config.json."""
+        self.check_reusable(config, class_names)
+        self.path.mkdir(parents=True, exist_ok=True)
+        for name in (RESULTS, WEIGHTS, METRICS):
+            self.file(name).unlink(missing_ok=True)
+        for p in self.path.iterdir():
+            if _temporary(p.name):
+                p.unlink(missing_ok=True)
+        write_json(self.file(CONFIG), {
+            "command": command if command is not None else command_line(),
+            "config": config.to_dict(),
+            "sizes": list(sizes),
+            "class_names": list(class_names),
+            "device": str(config.resolved_device()),
+            "versions": versions(),
+        })
+
+    def write_metrics(self, history: Sequence[EpochMetrics]) -> None:
+        write_csv(self.file(METRICS), [records.metrics_row(m) for m in history], METRIC_FIELDS)
+
+    def finish(self, result: RunResult) -> None:
+        """metrics.csv, the weights when completed, and last results.json with their sha256."""
+        self.write_metrics(result.history)
+        sha = None
+        if result.status == "completed" and result.model is not None:
+            data = weights_bytes(result.model.state_dict(), weights_metadata(
+                result.config, result.model, result.class_names))
+            atomic_write_bytes(self.file(WEIGHTS), data)
+            sha = hashlib.sha256(data).hexdigest()
+        write_json(self.file(RESULTS), {**result.summary(), "weights_sha256": sha})
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def read_record(self) -> dict[str, Any]:
+        """config.json, checked: its settings valid, sizes and class names consistent."""
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"{self.path}: no such run directory")
+        return records.check_record(read_json(self.file(CONFIG)), self.file(CONFIG))
+
+    def read_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.read_record()["config"])
+
+    def read_results(self) -> dict[str, Any]:
+        """results.json, checked; FileNotFoundError when the run never finished."""
+        path = self.file(RESULTS)
+        if not path.exists():
+            if not self.path.is_dir():
+                raise FileNotFoundError(f"{self.path}: no such run directory")
+            raise FileNotFoundError(f"{self.path}: no {RESULTS}: the run did not finish "
+                                    "(run the same command again)")
+        return records.check_results(read_json(path), path)
+
+    def read_history(self) -> list[EpochMetrics]:
+        return records.read_metrics(self.file(METRICS))
+
+    def read_curves(self) -> dict[str, list[float]]:
+        """{"train": [...], "val": [...]} mean losses per epoch (empty before the first)."""
+        history = self.read_history() if self.file(METRICS).exists() else []
+        return {"train": [m.train_loss for m in history], "val": [m.val_loss for m in history]}
+
+    def load_result(self) -> RunResult:
+        """The finished run (settings, history, status, test metrics), without its weights."""
+        record, results = self.read_record(), self.read_results()
+        history = self.read_history()
+        if len(history) != results["epochs_completed"]:
+            raise ValueError(f"{self.file(METRICS)}: {len(history)} epochs, but {RESULTS} "
+                             f"says {results['epochs_completed']}")
+        if results["class_names"] != record["class_names"]:
+            raise ValueError(f"{self.path}: {RESULTS} and {CONFIG} name different classes")
+        test = None
+        if results["test_loss"] is not None and results["confusion_matrix"] is not None:
+            test = Evaluation(results["test_loss"], results["test_accuracy"],
+                              results["confusion_matrix"])
+        return RunResult(TrainConfig.from_dict(record["config"]), tuple(record["class_names"]),
+                         results["status"], results["message"], history, test)
+
+    def load_model(self) -> MLP:
+        """The completed run's network with its saved weights, after checking that they are
+        the ones the run wrote: shapes, metadata and sha256 against config/results.json."""
+        record, results = self.read_record(), self.read_results()
+        if results["status"] != "completed":
+            raise ValueError(f"{self.path}: run status is {results['status']!r}; it has no "
+                             "weights to evaluate")
+        config = TrainConfig.from_dict(record["config"])
+        path = self.file(WEIGHTS)
+        data, state, meta = read_weights(path)
+        shell = MLP(record["sizes"], activation=config.activation, device="meta")  # no memory
+        expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if expected != found:
+            raise ValueError(f"{path}: architecture mismatch: {CONFIG} says sizes "
+                             f"{record['sizes']} ({_fmt(expected)}), the file has {_fmt(found)}")
+        wanted = weights_metadata(config, shell, record["class_names"])
+        wrong = [f"{k} {meta.get(k)!r} (not {v!r})" for k, v in wanted.items()
+                 if meta.get(k) != v]
+        if wrong:
+            raise ValueError(f"{path}: metadata does not match {CONFIG}: {', '.join(wrong)}")
+        _check_sha(path, data, results.get("weights_sha256"))
+        model = MLP(record["sizes"], activation=config.activation, dtype=config.torch_dtype)
+        model.load_state_dict({k: v.to(config.torch_dtype) for k, v in state.items()})
+        return model
+
+    def load_run(self) -> RunResult:
+        """`load_result` with the model loaded (`load_model`)."""
+        result = self.load_result()
+        result.model = self.load_model()
+        return result
 
 
-def command_line() -> list[str]:
-    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+def load_result(path: str | Path) -> RunResult:
+    return RunDir(path).load_result()
+
+
+def load_model(path: str | Path) -> MLP:
+    return RunDir(path).load_model()
+
+
+def load_run(path: str | Path) -> RunResult:
+    return RunDir(path).load_run()
+
+
+def read_curves(path: str | Path) -> dict[str, list[float]]:
+    return RunDir(path).read_curves()
 
 
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Path(base) / f"{stamp}-{name}"
+
+
+# ---- weights ---------------------------------------------------------------------------
+
+def weights_metadata(config: TrainConfig, model: MLP, class_names: Sequence[str]
+                     ) -> dict[str, str]:
+    return {"sizes": ",".join(map(str, model.sizes)), "activation": model.activation,
+            "dataset": config.dataset, "classes": ",".join(class_names)}
+
+
+def weights_bytes(state: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
+    """A safetensors file: the header's keys sorted (safetensors writes the metadata in a
+    random order), so that the same weights give the same bytes."""
+    tensors = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+               for k, v in state.items()}  # contiguous and unshared, as safetensors needs
+    raw = save_safetensors(tensors, metadata=meta)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":"))
+    header += " " * (-len(header) % 8)  # keep the data 8-byte aligned, as safetensors does
+    return len(header).to_bytes(8, "little") + header.encode() + raw[8 + n:]
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """Write the weights atomically; returns the file's sha256."""
+    data = weights_bytes(state, meta)
+    atomic_write_bytes(Path(path), data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_weights(path: Path) -> tuple[bytes, dict[str, torch.Tensor], dict[str, str]]:
+    """(the file's bytes, its tensors, its metadata); safetensors cannot execute code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no weights file")
+    data = path.read_bytes()
+    try:
+        state = load_safetensors(data)
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise ValueError(f"{path}: not a valid safetensors file ({e})") from None
+    return data, state, meta if isinstance(meta, dict) else {}
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_weights(path)[1]
+
+
+def _check_sha(path: Path, data: bytes, recorded: str | None) -> None:
+    if recorded is None:
+        raise ValueError(f"{path.parent / RESULTS}: records no weights_sha256 (written by an "
+                         "older handgrad?): the weights cannot be verified; train again")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != recorded:
+        raise ValueError(f"{path}: sha256 {actual[:12]}… differs from the {recorded[:12]}… "
+                         f"recorded in {RESULTS}: the file was changed or corrupted")
+
+
+def _temporary(name: str) -> bool:
+    """A temporary of `atomic_write_bytes` for one of the run's files (left by a kill)."""
+    return any(name.startswith(f".{f}.") for f in RunDir.FILES)
+
+
+def _fmt(shapes: dict[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"{k} {list(v)}" for k, v in sorted(shapes.items()))

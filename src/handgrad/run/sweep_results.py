@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from handgrad.data import Dataset
 from handgrad.report.tables import markdown_table
-from handgrad.run.checkpoint import evaluate_run
+from handgrad.report.tables import sweep_table as table
+from handgrad.run.evaluate import evaluate_run
 from handgrad.run.rundir import (
     CONFIG,
     RESULTS,
@@ -21,25 +22,34 @@ from handgrad.run.rundir import (
     write_csv,
     write_json,
 )
-from handgrad.run.sweep_spec import SweepError, SweepSpec, config_key, trials_by_key
+from handgrad.run.sweep_spec import (
+    SweepError,
+    SweepSpec,
+    config_key,
+    hyperparameters,
+    trials_by_key,
+)
 
 
 def collect(sweep_dir: Path, spec: SweepSpec, study: optuna.Study, select_by: str,
             dataset: Dataset | None = None) -> dict[str, Any]:
     """Read every config's results, select on validation, evaluate the selected on test."""
     by_key = trials_by_key(study)
-    rows = []
+    rows, columns = [], spec.table_columns()
     for values in spec.configs():
         done = [t for t in by_key.get(config_key(values), []) if t.state == TrialState.COMPLETE]
         if not done:
             raise SweepError(f"config {config_key(values)} has no result; rerun the sweep")
         run_dir = sweep_dir / done[0].user_attrs["run_dir"]
         res = read_json(run_dir / RESULTS)
-        rows.append({**values, "status": res["status"], "train_loss": res["train_loss"],
-                     "val_loss": res["val_loss"], "val_accuracy": res["val_accuracy"],
+        config = spec.config_for(values)
+        rows.append({**hyperparameters(config, columns), **values, "status": res["status"],
+                     "train_loss": res["train_loss"], "val_loss": res["val_loss"],
+                     "val_accuracy": res["val_accuracy"],
                      "run_dir": str(run_dir)})
     selected = select(rows, select_by)
     summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
+               "hyperparameters": columns,
                "configs": rows, "selected": None}
     if selected is not None:
         summary["selected"] = {**selected, **_test_metrics(sweep_dir, selected, dataset)}
@@ -82,21 +92,12 @@ def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str,
             "class_names": names}
 
 
-def table(summary: dict[str, Any]) -> tuple[list[str], list[list]]:
-    """Headers and rows of the sweep table; the selected config marked with '*'."""
-    swept = summary["swept"]
-    chosen = summary["selected"]["run_dir"] if summary["selected"] else None
-    headers = ["", *swept, "train loss", "val loss", "val acc", "status"]
-    rows = [["*" if r["run_dir"] == chosen else "", *(r[k] for k in swept), r["train_loss"],
-             r["val_loss"], r["val_accuracy"], r["status"]] for r in summary["configs"]]
-    return headers, rows
-
-
 def write_results(sweep_dir: Path, summary: dict[str, Any]) -> None:
     headers, rows = table(summary)
     write_json(sweep_dir / "results.json", summary)
     write_csv(sweep_dir / "results.csv", summary["configs"],
-              [*summary["swept"], "status", "train_loss", "val_loss", "val_accuracy", "run_dir"])
+              [*summary.get("hyperparameters", summary["swept"]), "status", "train_loss",
+               "val_loss", "val_accuracy", "run_dir"])
     sel = summary["selected"]
     lines = [f"# Sweep results\n\nSelected by **{summary['select_by']}** on the validation "
              "split (never training loss); the selected config (*) was evaluated once on the "

@@ -14,9 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -26,20 +24,13 @@ from handgrad.engine.backprop import backward_from_output
 from handgrad.engine.flat import flatten
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
+from handgrad.run.budget import check_fits, training_bytes
 from handgrad.run.config import TrainConfig, load_data
-from handgrad.run.metrics import Evaluation, evaluate, one_hot, per_sample_sum
-from handgrad.run.rundir import (
-    CONFIG,
-    METRIC_FIELDS,
-    METRICS,
-    RESULTS,
-    WEIGHTS,
-    command_line,
-    save_weights,
-    versions,
-    write_csv,
-    write_json,
-)
+from handgrad.run.metrics import evaluate, one_hot, per_sample_sum
+from handgrad.run.result import EpochMetrics, RunResult
+from handgrad.run.rundir import RunDir
+
+__all__ = ["EpochMetrics", "Observer", "RunResult", "train"]  # the results live in result.py
 
 Tensor = torch.Tensor
 CHECK_EVERY = 25
@@ -47,47 +38,6 @@ OPTIMIZER_CLASSES = {
     "manual": {"sgd": hand_optim.SGD, "adam": hand_optim.Adam, "adamw": hand_optim.AdamW},
     "autograd": {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW},
 }
-
-
-@dataclass
-class EpochMetrics:
-    """Train metrics are running means over the epoch's batches; val is a full pass after it."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    seconds: float
-
-
-@dataclass
-class RunResult:
-    config: TrainConfig
-    class_names: tuple[str, ...]
-    status: str = "completed"  # or "diverged"
-    message: str = ""
-    history: list[EpochMetrics] = field(default_factory=list)
-    test: Evaluation | None = None
-    model: MLP | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The content of results.json."""
-        last = self.history[-1] if self.history else None
-        test = self.test
-        return {
-            "status": self.status,
-            "message": self.message,
-            "epochs_completed": len(self.history),
-            "train_loss": last.train_loss if last else None,
-            "train_accuracy": last.train_accuracy if last else None,
-            "val_loss": last.val_loss if last else None,
-            "val_accuracy": last.val_accuracy if last else None,
-            "test_loss": test.loss if test else None,
-            "test_accuracy": test.accuracy if test else None,
-            "confusion_matrix": test.confusion if test else None,
-            "class_names": list(self.class_names),
-        }
 
 
 class Observer:
@@ -203,20 +153,49 @@ def train(
 ) -> RunResult:
     """Train one model as `config` says; write its run directory to `out_dir` when given.
 
-    config.json is written first, metrics.csv after every epoch, and the weights and
-    results.json last, so the directory is consistent at every moment. A NaN/inf loss ends
-    the run with status "diverged" (no weights saved).
+    Everything is checked before the folder is touched: the settings, the data, the memory
+    the network needs, and the folder itself (`RunDir.check_reusable`). Then config.json is
+    written, metrics.csv after every epoch, and the weights and results.json last, so the
+    directory is consistent at every moment. A NaN/inf loss ends the run with status
+    "diverged" (no weights saved).
     """
     config.validate()
     observer = observer or Observer()
-    device = config.resolved_device()
     if dataset is None:
         dataset = load_data(config)
-    dataset = dataset.to(device)
+    run_dir = preflight(config, dataset, out_dir)
+    if run_dir is not None:
+        run_dir.start(config, dataset.class_names, sizes_for(config, dataset.D,
+                      dataset.num_classes), command)
+    dataset = dataset.to(config.resolved_device())
     model = build_model(config, dataset.D, dataset.num_classes)
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        write_json(out / CONFIG, _config_record(config, dataset, model, command))
+    result = fit(config, dataset, model, observer, run_dir)
+    if result.status == "completed" and evaluate_test:
+        result.test = evaluate(model, dataset, dataset.test, get_loss(config.loss),
+                               config.torch_dtype)
+    if run_dir is not None:
+        run_dir.finish(result)
+    return result
+
+
+def preflight(config: TrainConfig, dataset: Dataset, out_dir: str | Path | None
+              ) -> RunDir | None:
+    """Refuse, before anything is written, a network that does not fit in memory or an
+    `out_dir` that holds something else than a run of these settings."""
+    sizes = sizes_for(config, dataset.D, dataset.num_classes)
+    batch = min(config.batch_size, max(len(dataset.train), 1))
+    check_fits(training_bytes(sizes, config.torch_dtype, config.optimizer, max(batch, 256)),
+               config.resolved_device(), f"a {'-'.join(map(str, sizes))} network")
+    if out_dir is None:
+        return None
+    run_dir = RunDir(out_dir)
+    run_dir.check_reusable(config, dataset.class_names)
+    return run_dir
+
+
+def fit(config: TrainConfig, dataset: Dataset, model: MLP, observer: Observer,
+        run_dir: RunDir | None) -> RunResult:
+    """The epochs: train, validate, record; stops at the first non-finite loss."""
     loss = get_loss(config.loss)
     step_fn = make_step(config, model, loss)
     gen = torch.Generator().manual_seed(config.seed)
@@ -229,46 +208,16 @@ def train(
         except Diverged as e:
             result.status, result.message = "diverged", str(e)
             break
+        seconds = time.perf_counter() - start
         val = evaluate(model, dataset, dataset.val, loss, config.torch_dtype)
         if not math.isfinite(val.loss):
             result.status = "diverged"
             result.message = (f"validation loss became {val.loss} after epoch {epoch}; try a "
                               f"lower learning rate than --lr {config.lr:g}")
             break
-        metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy,
-                               time.perf_counter() - start)
+        metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy, seconds)
         result.history.append(metrics)
         observer.epoch_end(metrics)
-        if out is not None:
-            write_csv(out / METRICS, [asdict(m) for m in result.history], METRIC_FIELDS)
-    if result.status == "completed" and evaluate_test:
-        result.test = evaluate(model, dataset, dataset.test, loss, config.torch_dtype)
-    if out is not None:
-        finish_run_dir(out, result)
+        if run_dir is not None:
+            run_dir.write_metrics(result.history)
     return result
-
-
-def finish_run_dir(out: Path, result: RunResult) -> None:
-    """Write metrics.csv, the weights (when completed) and, last, results.json."""
-    write_csv(out / METRICS, [asdict(m) for m in result.history], METRIC_FIELDS)
-    if result.status == "completed" and result.model is not None:
-        save_weights(out / WEIGHTS, result.model.state_dict(), weights_metadata(result.config,
-                     result.model, result.class_names))
-    write_json(out / RESULTS, result.summary())
-
-
-def weights_metadata(config: TrainConfig, model: MLP, class_names) -> dict[str, str]:
-    return {"sizes": ",".join(map(str, model.sizes)), "activation": model.activation,
-            "dataset": config.dataset, "classes": ",".join(class_names)}
-
-
-def _config_record(config: TrainConfig, dataset: Dataset, model: MLP,
-                   command: list[str] | None) -> dict[str, Any]:
-    return {
-        "command": command if command is not None else command_line(),
-        "config": config.to_dict(),
-        "sizes": model.sizes,
-        "class_names": list(dataset.class_names),
-        "device": str(config.resolved_device()),
-        "versions": versions(),
-    }

@@ -204,3 +204,22 @@ def test_a_notebook_is_its_code_cells_without_magics_and_shell_lines():
     assert "%" not in code and "!" not in code and "echo" not in code
     assert [label.split(", ")[1] for label, _ in chunks] == ["cell 2", "cell 4", "cell 5",
                                                               "cell 6"]
+
+
+def test_several_losses_each_get_their_share_of_the_points():
+    def any_loss(model, y_true, y_pred, loss):
+        y_pred, y_true = torch.atleast_2d(y_pred), torch.atleast_2d(y_true)
+        dL_da = LOSSES[loss].grad(y_pred, y_true)
+        for l in range(model.L, 0, -1):
+            dL_dz = dL_da * model.df[l](torch.atleast_2d(model.z[l]))
+            model.dL_dw[l] = dL_dz.T @ torch.atleast_2d(model.a[l - 1])
+            model.dL_db[l] = dL_dz.sum(0)
+            dL_da = dL_dz @ model.fc[str(l)].weight
+
+    def sse_only(model, y_true, y_pred, loss):
+        any_loss(model, y_true, y_pred, "sse")
+    result = check_backprop(any_loss, loss=["sse", "cross_entropy"])
+    assert result.passed and result.score == 100 and len(result.cases) == 2 * len(CASES)
+    half = check_backprop(sse_only, loss=["sse", "cross_entropy"])
+    assert half.score == 50 and "cross_entropy" in half.diagnosis().case
+    assert {g["name"] for g in half.points()} >= {"batch (sse)", "batch (cross_entropy)"}

@@ -25,7 +25,7 @@ from typing import Any
 
 from handgrad.check import judge
 from handgrad.check.cases import CASES
-from handgrad.check.grader import grade_file
+from handgrad.check.grader import grade_file, loss_names
 from handgrad.check.result import CheckResult, most_common_kinds
 from handgrad.check.sandbox import Limits
 from handgrad.check.submission import SUFFIXES, SubmissionError
@@ -120,7 +120,8 @@ def fingerprint(sub: Submission, settings: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def grade(paths: Sequence[str | Path], function: str = "backpropagation", loss: str = "sse",
+def grade(paths: Sequence[str | Path], function: str = "backpropagation",
+          loss: str | Sequence[str] = "sse",
           jobs: int = 2, limits: Limits | None = None, allow_autograd: bool = False,
           out: str | Path | None = None) -> BatchResult:
     """Grade every submission in `paths`; with `out`, reuse and write grades there."""
@@ -133,13 +134,14 @@ def grade(paths: Sequence[str | Path], function: str = "backpropagation", loss: 
     return result
 
 
-def grade_iter(subs: list[Submission], function: str, loss: str, jobs: int,
+def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str], jobs: int,
                limits: Limits | None, allow_autograd: bool,
                out: str | Path | None) -> Iterator[tuple[dict[str, Any], bool]]:
     """(entry, reused) for each submission as it finishes; reused when its grade from a
     previous run in `out` still holds."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    loss = ",".join(loss_names(loss))
     limits = limits or Limits()
     settings = {"function": function, "loss": loss, "allow_autograd": allow_autograd,
                 "timeout": limits.timeout, "memory_mb": limits.memory_mb}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +30,42 @@ __all__ = ["Limits", "SubmissionError", "check_backprop", "grade_file", "load_fu
            "load_target"]
 
 
-def case_specs(loss: str) -> list[dict[str, Any]]:
-    """What the function is run on: one spec a case (float32 weights, x, y_true)."""
-    return [runner.case_spec(case.problem(loss), case) for case in CASES]
+def loss_names(loss: str | Sequence[str]) -> tuple[str, ...]:
+    """One loss or several ("sse,mse" or a list), checked: ("sse",), ("sse", "mse") …"""
+    names = tuple(loss.split(",")) if isinstance(loss, str) else tuple(loss)
+    if not names:
+        raise ValueError("give at least one loss")
+    return tuple(dict.fromkeys(get_loss(n).name for n in names))
+
+
+def case_specs(losses: tuple[str, ...]) -> list[dict[str, Any]]:
+    """What the function is run on: one spec a case and loss (float32 weights, x, y_true).
+    With several losses the function is also given the loss's name, as a 4th argument."""
+    return [{**runner.case_spec(case.problem(loss), case),
+             "extra": [loss] if len(losses) > 1 else []}
+            for loss in losses for case in CASES]
 
 
 @functools.cache
-def _payload(loss: str) -> bytes:
+def _payload(losses: tuple[str, ...]) -> bytes:
     """The case specs as sent to a child, and every case's truth computed (once)."""
-    for i in range(len(CASES)):
-        judge.truth(i, loss)
-    return runner.encode(case_specs(loss))
+    for loss in losses:
+        for i in range(len(CASES)):
+            judge.truth(i, loss)
+    return runner.encode(case_specs(losses))
 
 
-def check_backprop(fn: Callable, loss: str = "sse", allow_autograd: bool = False) -> CheckResult:
-    """Run `fn(model, y_true, y_pred)` here on every case and judge it against autograd."""
-    loss = get_loss(loss).name
+def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
+                   allow_autograd: bool = False) -> CheckResult:
+    """Run `fn(model, y_true, y_pred)` here on every case and judge it against autograd.
+    Several losses: `fn(model, y_true, y_pred, loss_name)` on every case for each."""
+    losses = loss_names(loss)
+    loss = ",".join(losses)
     start = time.perf_counter()
     source = getattr(getattr(fn, "__code__", None), "co_filename", None)
     outputs = []
     try:
-        for spec in case_specs(loss):
+        for spec in case_specs(losses):
             outputs.append(runner.run_case(fn, spec, source))
     except SystemExit as e:
         return CheckResult(loss, [], f"the submission exited with code {e.code} before "
@@ -65,14 +80,16 @@ def check_backprop(fn: Callable, loss: str = "sse", allow_autograd: bool = False
     return result
 
 
-def grade_file(path: str | Path, function: str = "backpropagation", loss: str = "sse",
-               limits: Limits | None = None, allow_autograd: bool = False) -> CheckResult:
+def grade_file(path: str | Path, function: str = "backpropagation",
+               loss: str | Sequence[str] = "sse", limits: Limits | None = None,
+               allow_autograd: bool = False) -> CheckResult:
     """Grade the submission at `path` (.py or .ipynb) in a child process. Raises
     SubmissionError only when `path` cannot be read; everything the code does is a result."""
     path = Path(path)
-    loss = get_loss(loss).name
+    losses = loss_names(loss)
+    loss = ",".join(losses)
     chunks = read_source(path)
-    outcome = run_isolated(chunks, path.resolve().parent, function, _payload(loss),
+    outcome = run_isolated(chunks, path.resolve().parent, function, _payload(losses),
                            limits or Limits())
     if outcome.status == "ok":
         result = judge_outputs(outcome.results, loss, allow_autograd)
@@ -89,17 +106,24 @@ def grade_file(path: str | Path, function: str = "backpropagation", loss: str = 
 
 
 def judge_outputs(outputs: list, loss: str, allow_autograd: bool) -> CheckResult:
-    """The verdict on what the function left on each case (untrusted data, checked here)."""
-    if len(outputs) != len(CASES):
+    """The verdict on what the function left on each case and loss (untrusted data, checked
+    here); `loss` is one name or several joined by commas, in the order they ran."""
+    losses = loss.split(",")
+    if len(outputs) != len(CASES) * len(losses):
         return CheckResult(loss, [], "the submission returned results for "
-                                     f"{len(outputs)} of {len(CASES)} cases", "unreadable")
-    return CheckResult(loss, [_judge_case(i, out, loss, allow_autograd)
-                              for i, out in enumerate(outputs)])
+                                     f"{len(outputs)} of {len(CASES) * len(losses)} cases",
+                           "unreadable")
+    cases = [_judge_case(i % len(CASES), out, losses[i // len(CASES)], allow_autograd)
+             for i, out in enumerate(outputs)]
+    if len(losses) > 1:
+        for c in cases:
+            c.show_loss = True
+    return CheckResult(loss, cases)
 
 
 def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool) -> CaseResult:
     t = judge.truth(index, loss)
-    result = CaseResult(t.case)
+    result = CaseResult(t.case, loss=loss)
     if not isinstance(out, dict) or ("error" not in out and not _well_formed(out, t)):
         result.error, result.error_kind = "the case's results could not be read", "unreadable"
     elif "error" in out:

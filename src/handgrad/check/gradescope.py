@@ -12,8 +12,8 @@ def gradescope_results(result: CheckResult) -> dict[str, Any]:
     """{"score", "execution_time", "output", "visibility", "stdout_visibility", "tests": [
     {"name", "score", "max_score", "status", "output", "visibility"}]}."""
     tests = []
-    for g in result.groups():
-        failing = [c for c in result.cases if c.case.group == g["name"] and not c.passed]
+    for g in result.points():
+        failing = [c for c in result.cases if c.group == g["name"] and not c.passed]
         lines = [f"{g['passed']} of {g['cases']} cases match autograd"]
         if result.error is not None:
             lines = [result.error]
@@ -21,7 +21,7 @@ def gradescope_results(result: CheckResult) -> dict[str, Any]:
             wrong = c.first_wrong()
             what = f"{c.error_kind}: {c.error}" if c.error else (
                 f"layer {wrong.layer}: {wrong.kind}: {wrong.detail}" if wrong else "failed")
-            lines.append(f"{c.case.name}: {what}")
+            lines.append(f"{c.name}: {what}")
         tests.append({"name": g["name"], "score": g["score"], "max_score": g["max_score"],
                       "status": "passed" if g["score"] == g["max_score"] else "failed",
                       "output": "\n".join(lines), "visibility": "visible"})

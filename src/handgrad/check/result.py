@@ -60,6 +60,8 @@ class CaseResult:
     layers: list[LayerResult] = field(default_factory=list)
     error: str | None = None  # the whole case failed: raised, modified the model, autograd
     error_kind: str | None = None
+    loss: str = "sse"
+    show_loss: bool = False  # several losses graded: the loss is part of names
 
     @property
     def passed(self) -> bool:
@@ -67,7 +69,11 @@ class CaseResult:
 
     @property
     def name(self) -> str:
-        return self.case.name
+        return f"{self.case.name} {self.loss}" if self.show_loss else self.case.name
+
+    @property
+    def group(self) -> str:
+        return f"{self.case.group} ({self.loss})" if self.show_loss else self.case.group
 
     @property
     def batch(self) -> int:
@@ -112,15 +118,24 @@ class CheckResult:
         return self.error is None and bool(self.cases) and all(c.passed for c in self.cases)
 
     def groups(self) -> list[dict[str, Any]]:
-        """Per group of cases: name, score, max_score, cases passed and total."""
+        """Per group of cases (and loss, when several are graded): name, score, max_score,
+        cases passed and total. A group's points are shared among the losses."""
+        losses = self.loss.split(",")
         out = []
-        for group, points in POINTS.items():
-            cases = [c for c in self.cases if c.case.group == group]
-            total = len(cases) or 1
-            passed = sum(c.passed for c in cases) if self.error is None else 0
-            out.append({"name": group, "score": round(points * passed / total, 2),
-                        "max_score": points, "passed": passed, "cases": len(cases)})
+        for loss in losses:
+            for group, points in POINTS.items():
+                name = group if len(losses) == 1 else f"{group} ({loss})"
+                cases = [c for c in self.cases if c.group == name]
+                share = points / len(losses)
+                passed = sum(c.passed for c in cases) if self.error is None else 0
+                out.append({"name": name, "score": share * passed / (len(cases) or 1),
+                            "max_score": share, "passed": passed, "cases": len(cases)})
         return out
+
+    def points(self) -> list[dict[str, Any]]:
+        """`groups()` with its points rounded to 2 decimals, for display."""
+        return [{**g, "score": round(g["score"], 2), "max_score": round(g["max_score"], 2)}
+                for g in self.groups()]
 
     @property
     def score(self) -> float:
@@ -136,7 +151,7 @@ class CheckResult:
         if self.error is not None:
             kind = self.error_kind or "exited"
             return Diagnosis("", None, kind, self.error, HINTS.get(kind, ""))
-        found = [d for c in sorted(self.cases, key=lambda c: c.case.batch == 0)
+        found = [d for c in sorted(self.cases, key=lambda c: c.batch == 0)
                  if not c.passed for d in [_case_diagnosis(c)]]
         if not found:
             return None
@@ -146,8 +161,8 @@ class CheckResult:
         rows = []
         for c in self.cases:
             if c.error is not None:
-                rows.append([c.case.name, "-", None, None, f"{c.error_kind}: {c.error}"[:80]])
-            rows += [[c.case.name, x.layer, x.dw_error, x.db_error, x.kind] for x in c.layers]
+                rows.append([c.name, "-", None, None, f"{c.error_kind}: {c.error}"[:80]])
+            rows += [[c.name, x.layer, x.dw_error, x.db_error, x.kind] for x in c.layers]
         return rows
 
     def summary(self) -> str:
@@ -165,14 +180,14 @@ class CheckResult:
             wrong = c.first_wrong()
             note = "" if c.passed else (c.error_kind if c.error else
                                         f"{wrong.layer}: {wrong.kind}" if wrong else "")
-            lines.append(f"{c.case.name:<28} {'yes' if c.passed else 'NO':>6}  {note}")
+            lines.append(f"{c.name:<28} {'yes' if c.passed else 'NO':>6}  {note}")
         return "\n".join([*lines, self.summary()])
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
         cells = "".join(
-            f"<tr><td>{html.escape(c.case.name)}</td><td>{'✔' if c.passed else '✘'}</td>"
+            f"<tr><td>{html.escape(c.name)}</td><td>{'✔' if c.passed else '✘'}</td>"
             f"<td>{html.escape(_note(c))}</td></tr>" for c in self.cases)
         summary = html.escape(self.summary()).replace("\n", "<br>")
         return (f"<table><tr><th>case</th><th>passed</th><th>first wrong layer</th></tr>"
@@ -185,7 +200,7 @@ class CheckResult:
             "score": self.score, "max_score": self.max_score, "loss": self.loss,
             "error": self.error, "error_kind": self.error_kind,
             "diagnosis": None if d is None else vars(d).copy(),
-            "groups": self.groups(), "isolation": self.isolation,
+            "groups": self.points(), "isolation": self.isolation,
             "seconds": round(self.seconds, 3), "output": self.output,
             "cases": [_case_json(c) for c in self.cases]}
 
@@ -203,9 +218,9 @@ def _case_diagnosis(c: CaseResult) -> Diagnosis:
     suffix = ONE_D if c.case.batch == 0 else ""
     if c.error is not None:
         kind = c.error_kind or "error"
-        return Diagnosis(c.case.name, None, kind, c.error, HINTS[kind] + suffix)
+        return Diagnosis(c.name, None, kind, c.error, HINTS[kind] + suffix)
     wrong = c.first_wrong()
-    return Diagnosis(c.case.name, wrong.layer, wrong.kind, wrong.detail,
+    return Diagnosis(c.name, wrong.layer, wrong.kind, wrong.detail,
                      HINTS[wrong.kind] + suffix)
 
 
@@ -213,7 +228,7 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
     def number(x: float | None) -> float | None:
         return None if x is None or not math.isfinite(x) else x
 
-    return {"name": c.case.name, "group": c.case.group, "passed": c.passed,
+    return {"name": c.name, "group": c.group, "loss": c.loss, "passed": c.passed,
             "error": c.error, "error_kind": c.error_kind,
             "layers": [{"layer": x.layer, "dw_error": number(x.dw_error),
                         "db_error": number(x.db_error), "kind": x.kind, "detail": x.detail,

@@ -110,7 +110,7 @@ def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> d
         y_pred = model(spec["x"].clone())
     try:
         with watch_autograd() as watch, torch.no_grad():
-            returned = fn(model, spec["y_true"].clone(), y_pred)
+            returned = fn(model, spec["y_true"].clone(), y_pred, *spec.get("extra", []))
     except Exception as e:  # the student's error, reported with their line
         return {"error": user_error(e, source)}
     return {"dw": _entries(model, "dL_dw", spec), "db": _entries(model, "dL_db", spec),

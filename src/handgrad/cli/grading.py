@@ -43,8 +43,9 @@ def _positive(kind: type):
 def _add_limits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--function", default=None,
                    help="the function to grade (default: backpropagation)")
-    p.add_argument("--loss", default="sse", choices=sorted(LOSSES),
-                   help="the loss the function assumes (default: sse)")
+    p.add_argument("--loss", nargs="+", default=["sse"], choices=sorted(LOSSES),
+                   help="the loss the function assumes (default: sse); several: each is "
+                        "graded, the function called as f(model, y_true, y_pred, loss_name)")
     p.add_argument("--timeout", type=_positive(float), default=60.0,
                    help="wall-clock seconds a submission may run (default: 60)")
     p.add_argument("--memory", type=_positive(int), default=4096, metavar="MB",

@@ -102,6 +102,15 @@ def cmd_check_backprop(args: argparse.Namespace) -> int:
 
 def _render(result: CheckResult) -> None:
     print(result if result.cases else result.summary())
+    iso = result.isolation
+    held = [name for key, name in (("no_network", "no network"),
+                                   ("read_only_files", "read-only files"),
+                                   ("own_processes", "own PID namespace")) if iso.get(key)]
+    missing = [name for key, name in (("no_network", "network"),
+                                      ("read_only_files", "file system"),
+                                      ("own_processes", "processes")) if not iso.get(key)]
+    note = f"; NOT isolated: {', '.join(missing)}" if missing else ""
+    print(f"isolation: child process, {', '.join(held) or 'limits only'}{note}")
     if result.output:
         print(f"\nthe submission printed (cut):\n{result.output}")
 
@@ -137,6 +146,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def _render_summary(batch: BatchResult, out: Path) -> None:
     s = batch.summary()
     print(f"{s['passed']} of {s['submissions']} passed, mean score {s['mean_score']:g}")
+    open_ = [e["id"] for e in batch.entries if e.get("result", {}).get("isolation")
+             and not all(e["result"]["isolation"].get(k) for k in
+                         ("no_network", "read_only_files", "own_processes"))]
+    if open_:
+        print(f"warning: the network / file-system / PID namespaces did not all hold for "
+              f"{len(open_)} submission(s) (e.g. {open_[0]}): see docs/grading.md")
     if s["most_common_mistakes"]:
         print(text_table(["most common mistakes", "submissions"], s["most_common_mistakes"]))
     print(f"grades: {out / 'grades.csv'}, {out / 'grades.json'}", file=sys.stdout)

@@ -15,6 +15,7 @@ Measured, in one run on this machine:
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import tempfile
@@ -42,8 +43,12 @@ def grade_folder(folder: Path, out: Path, jobs: int) -> float:
                                        str(out), "--quiet"), capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
+        failed = [e for e in json.loads((out / "grades.json").read_text())["submissions"]
+                  if not e["passed"]] if (out / "grades.json").exists() else []
+        details = "\n".join(f"{e['id']}: {e['kind']}: {e['error']}\n{e['result']['output']}"
+                            for e in failed[:3])
         raise SystemExit(f"grade exited with {done.returncode}: not every correct submission "
-                         f"passed\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+                         f"passed\n{done.stderr[-2000:]}\n{details}")
     return seconds
 
 

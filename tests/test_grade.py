@@ -95,6 +95,7 @@ def test_every_submission_gets_its_expected_verdict_and_diagnosis(graded):
             assert e["first_wrong_layer"] == layer, sub_id
         assert len(e["result"]["output"]) < 5000, sub_id
     assert "exited with code 0 before returning gradients" in entries["hostile_os_exit"]["error"]
+    assert "MemoryError" in entries["hostile_huge_allocation"]["error"]
 
 
 def test_grades_csv_has_one_row_per_submission(graded):

@@ -1,7 +1,8 @@
 # expect: fail error
-import torch
+"""Asks for 6 GB: more than the address space the grader allows a submission (4 GB by
+default), though this machine could give it."""
 
 
 def backpropagation(model, y_true, y_pred):
-    hoard = torch.ones(200_000_000_000)  # 800 GB
+    hoard = bytearray(6 * 2**30)
     model.dL_dw[1] = hoard

@@ -30,12 +30,14 @@ import contextlib
 import io
 import json
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import resource
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
@@ -51,6 +53,10 @@ from handgrad.check.submission import NoFunctionError, SubmissionError, load_fun
 FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
 RESULT_LIMIT = 256 * 2**20
 _CONTEXT: list[Any] = []
+# Process.start() polls the other children (multiprocessing's _cleanup), reading their exit
+# status from the fork server's pipe: a read racing another thread's own read would lose
+# it (returncode 255). Starting and reaping children under one lock keeps the reads apart.
+_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -116,12 +122,6 @@ class _Child(mp.context.ForkServerProcess):
         return _Popen(process_obj)
 
 
-def start_server() -> None:
-    """Start the fork server now (it starts on first use otherwise)."""
-    _context()
-    forkserver.ensure_running()
-
-
 def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: str,
                  payload: bytes, limits: Limits) -> ChildOutcome:
     """Run `function` of the submission `chunks` in a child process on every case of
@@ -135,12 +135,16 @@ def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: s
     start = time.perf_counter()
     child = _Child(target=_child_main, args=(job, send), daemon=True)
     try:
-        child.start()
+        with _LOCK:
+            child.start()
         send.close()
-        child.join(limits.timeout)
-        timed_out = child.exitcode is None
-        _kill_group(child.pid)
-        child.join()
+        timed_out = not mp.connection.wait([child.sentinel], limits.timeout)
+        _kill_group(child.pid)  # what it left behind, or all of it on a timeout
+        if timed_out:
+            child.kill()
+        mp.connection.wait([child.sentinel])
+        with _LOCK:
+            child.join()
         outcome = _outcome(child.exitcode, timed_out, workdir, limits)
         outcome.confined = _confinement(receive)
         outcome.output = _read_output(workdir / "output.txt", limits.output_kb)

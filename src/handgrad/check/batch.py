@@ -6,7 +6,8 @@ the function is graded; the folder's other modules are importable). A folder giv
 command line is a folder of submissions: each file and each sub-folder in it is one.
 
 A rerun with the same --out reuses the grade of every submission whose files (and the
-grader's settings) have not changed: their SHA-256 is kept in grades.json.
+grader's settings) have not changed: their SHA-256 is kept in grades.json. Failures that may
+be the machine's (a child killed by a signal, a grader error) are graded again.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str],
     for sub in subs:
         digest = fingerprint(sub, settings)
         old = previous.get(sub.id)
-        if old is not None and old.get("hash") == digest:
+        if old is not None and old.get("hash") == digest and not _may_be_transient(old):
             yield old, True
         else:
             todo.append((sub, digest))
@@ -159,6 +160,14 @@ def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str],
                    for sub, digest in todo]
         for future in as_completed(futures):
             yield future.result(), False
+
+
+def _may_be_transient(entry: dict[str, Any]) -> bool:
+    """A failure that may be the machine's, not the code's: graded again on a rerun
+    (a grader error, unreadable results, a child killed by a signal)."""
+    code = (entry.get("result") or {}).get("isolation", {}).get("exit_code")
+    return entry.get("kind") in ("internal", "unreadable") or (
+        entry.get("kind") == "exited" and isinstance(code, int) and code < 0)
 
 
 def _grade_one(sub: Submission, digest: str, function: str, loss: str, limits: Limits,

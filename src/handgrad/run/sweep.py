@@ -64,6 +64,7 @@ from handgrad.run.sweep_watch import SweepWatcher
 from handgrad.run.sweep_workers import (
     die_with_parent,
     join_workers,
+    raise_interrupt,
     sigint_ignored,
     start_method,
     torch_threads,
@@ -78,7 +79,7 @@ def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None
     """A worker process: its failure is one line sent to the coordinator, not a traceback.
     SIGTERM (how the coordinator stops it) fails its trial in the study before it exits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     die_with_parent()
     # a failure in Optuna's heartbeat thread: one line to the coordinator, not a traceback
     threading.excepthook = lambda e: errors.put(f"heartbeat: {' '.join(str(e.exc_value).split())}")
@@ -91,10 +92,6 @@ def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None
     except Exception as e:
         errors.put(" ".join(str(e).split()) or type(e).__name__)
         sys.exit(1)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # Optuna marks the running trial FAIL on it
 
 
 def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,

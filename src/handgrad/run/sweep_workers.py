@@ -71,3 +71,8 @@ def join_workers(procs: list, errors) -> None:
         why = "; ".join(dict.fromkeys(reasons)) or f"exit codes {failed}"
         raise SweepError(f"{len(failed)} sweep worker(s) failed ({why}); rerun the same "
                          "command to finish the sweep")
+
+
+def raise_interrupt(signum, frame) -> None:
+    """A signal handler: KeyboardInterrupt, on which Optuna marks the running trial FAIL."""
+    raise KeyboardInterrupt

@@ -20,7 +20,7 @@ import torch
 
 from handgrad.data import Dataset
 from handgrad.engine import optim as hand_optim
-from handgrad.engine.denormals import flush_denormals
+from handgrad.engine.denormals import denormals_mode
 from handgrad.engine.flat import FlatParams
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
@@ -82,10 +82,9 @@ def make_step(config: TrainConfig, model: MLP, loss: Loss, transposed: bool | No
     The manual engine puts all parameters and gradients in two flat buffers (`FlatParams`)
     and gives its optimizer the single flat parameter: the same arithmetic, one pass per
     operation for the whole network. `transposed`: the weights' layout in that buffer
-    (default: `FlatParams`' choice for the device and thread count). Both engines run with
-    subnormals flushed to zero on every thread unless `config.keep_denormals`.
+    (default: `FlatParams`' choice for the device and thread count). `train` runs the
+    steps with subnormals flushed to zero on every thread unless `config.keep_denormals`.
     """
-    flush_denormals(not config.keep_denormals)  # on every thread: see engine/denormals.py
     if config.engine == "manual":
         flat = FlatParams(model, transposed)
         opt = build_optimizer(config, [flat.theta])
@@ -172,7 +171,8 @@ def train(
                       dataset.num_classes), command)
     dataset = dataset.to(config.resolved_device())
     model = build_model(config, dataset.D, dataset.num_classes)
-    result = fit(config, dataset, model, observer, run_dir)
+    with denormals_mode(flush=not config.keep_denormals):  # every thread; engine/denormals.py
+        result = fit(config, dataset, model, observer, run_dir)
     if result.status == "completed" and evaluate_test:
         result.test = evaluate(model, dataset, dataset.test, get_loss(config.loss),
                                config.torch_dtype)

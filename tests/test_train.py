@@ -64,7 +64,7 @@ def test_float32_gap_is_reported(digits, tmp_path):
     saved = json.loads((tmp_path / "compare.json").read_text())
     assert saved["dtype"] == "float32" and saved["max_gap"] == comparison.max_gap()
     assert comparison.max_gap() < 1e-4
-    assert (tmp_path / "engines.png").stat().st_size > 0
+    assert not (tmp_path / "engines.png").exists()  # the library returns data; callers draw
 
 
 def test_diverging_run_leaves_a_consistent_run_dir(digits, tmp_path):

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from handgrad import __version__
 from handgrad.cli import argtypes, commands
 from handgrad.cli.exits import EXIT_BAD_INPUT, CLIError
 from handgrad.engine.losses import LOSSES
@@ -177,9 +178,12 @@ def _set_spec(args: argparse.Namespace) -> None:
 
 
 def add_run_parsers(sub: SubParsers) -> None:
-    p = sub.add_parser("train", help="train one model")
+    p = sub.add_parser("train", help="train one model (train and validation metrics)")
     add_data_args(p)
     add_single_run_args(p)
+    p.add_argument("--test", action="store_true",
+                   help="also evaluate on the test set (keep it for the end: choose settings "
+                        "on validation first)")
     p.set_defaults(func=commands.cmd_train, build=_set_config)
 
     p = sub.add_parser("compare", help="train both engines from one start and compare curves")
@@ -228,6 +232,7 @@ def add_check_parsers(sub: SubParsers) -> None:
 def build_parser() -> Parser:
     parser = Parser(
         prog="handgrad", description="Backpropagation written by hand, proven against autograd.")
+    parser.add_argument("--version", action="version", version=f"handgrad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_parsers(sub)
     add_check_parsers(sub)

@@ -82,8 +82,8 @@ def make_step(config: TrainConfig, model: MLP, loss: Loss, transposed: bool | No
     The manual engine puts all parameters and gradients in two flat buffers (`FlatParams`)
     and gives its optimizer the single flat parameter: the same arithmetic, one pass per
     operation for the whole network. `transposed`: the weights' layout in that buffer
-    (default: `FlatParams`' choice for the device and thread count). `train` runs the
-    steps with subnormals flushed to zero on every thread unless `config.keep_denormals`.
+    (default: `FlatParams`' choice for the device and thread count). `train` runs the steps
+    with subnormals flushed to zero on every thread unless `config.keep_denormals`.
     """
     if config.engine == "manual":
         flat = FlatParams(model, transposed)
@@ -171,11 +171,13 @@ def train(
                       dataset.num_classes), command)
     dataset = dataset.to(config.resolved_device())
     model = build_model(config, dataset.D, dataset.num_classes)
-    with denormals_mode(flush=not config.keep_denormals):  # every thread; engine/denormals.py
+    # flush-to-zero on every thread while training, the caller's mode restored after
+    # (see engine/denormals.py)
+    with denormals_mode(flush=not config.keep_denormals):
         result = fit(config, dataset, model, observer, run_dir)
-    if result.status == "completed" and evaluate_test:
-        result.test = evaluate(model, dataset, dataset.test, get_loss(config.loss),
-                               config.torch_dtype)
+        if result.status == "completed" and evaluate_test:
+            result.test = evaluate(model, dataset, dataset.test, get_loss(config.loss),
+                                   config.torch_dtype)
     if run_dir is not None:
         run_dir.finish(result)
     return result

@@ -175,3 +175,14 @@ def test_train_into_a_closed_pipe_keeps_training_quietly(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert read_json(out / "results.json")["status"] == "completed"
+
+
+def test_compare_refuses_other_settings_before_training_either_engine(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", *DIGITS, "--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    one_line_error(capsys, main(["compare", *DIGITS, "--epochs", "1", "--lr", "0.02", "--out",
+                                 str(out)]), "manual: holds a run with other settings",
+                   "lr: 0.01 there, 0.02 now")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

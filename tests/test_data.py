@@ -200,14 +200,15 @@ def _archive(tmp_path: Path) -> bytes:
 @pytest.fixture
 def server():
     """A real HTTP server on 127.0.0.1 serving `state["body"]`, optionally cut short."""
-    state = {"body": b"", "cut": False, "requests": 0, "status": 200, "drip": 0.0}
+    state = {"body": b"", "cut": False, "requests": 0, "status": 200, "drip": 0.0,
+             "length": None}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             state["requests"] += 1
             body = state["body"]
             self.send_response(state["status"])
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(state["length"] or len(body)))
             self.end_headers()
             if state["drip"]:  # one byte every `drip` seconds
                 for i in range(len(body)):
@@ -413,3 +414,11 @@ def test_a_class_missing_from_the_files_is_named(tmp_path):
 def test_an_empty_split_is_refused(fraction, split):
     with pytest.raises(ValueError, match=f"the {split} split would have 0 of"):
         load_dataset("digits", val_fraction=fraction)
+
+
+def test_an_archive_far_larger_than_cifar10_is_refused_at_once(tmp_path, server):
+    server["body"], server["length"] = b"x" * 10, 10**12
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError, match="announces 1000000000000 bytes"):
+        download_cifar10(root, url=server["url"], progress=False)
+    assert server["requests"] == 1 and list(root.iterdir()) == []

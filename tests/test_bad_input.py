@@ -186,3 +186,17 @@ def test_compare_refuses_other_settings_before_training_either_engine(tmp_path, 
                                  str(out)]), "manual: holds a run with other settings",
                    "lr: 0.01 there, 0.02 now")
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("file,old,new,fragment", [
+    ("results.json", '"val_loss": ', '"val_loss": 1' + "0" * 400 + ", \"x\": ", "too large"),
+    ("config.json", '"lr": 0.01', '"lr": 1e999', "number 1e999 is too large"),
+    ("config.json", '"sizes": [\n    64,\n    16', '"sizes": [\n    64,\n    1099511627776',
+     "'sizes' must be a list of at least two positive widths"),
+])
+def test_absurd_numbers_in_records_are_one_line_errors(run, capsys, file, old, new, fragment):
+    path = run / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    one_line_error(capsys, main(["evaluate", str(run)]), fragment)

@@ -10,14 +10,13 @@ from handgrad.cli.main import main
 from handgrad.cli.parser import build_parser, parse
 from handgrad.run.rundir import read_json
 
-SWEEP = ["sweep", "--dataset", "digits", "--epochs", "1", "--quiet", "--workers", "1"]
+SWEEP = ["sweep", "--dataset", "digits", "--quiet"]
 
 # (TrainConfig field, the options that set it, the value every config.json must record)
 OPTIONS = [
     ("classes", ["--classes", "1", "7"], ["1", "7"]),
     ("standardize", ["--standardize"], True),
     ("val_fraction", ["--val-fraction", "0.2"], 0.2),
-    ("data_dir", ["--data-dir", "elsewhere"], "elsewhere"),
     ("hidden", ["--hidden", "5", "3"], [5, 3]),
     ("hidden", ["--hidden-grid", "6,2"], [6, 2]),
     ("activation", ["--activation", "tanh"], "tanh"),
@@ -37,12 +36,17 @@ OPTIONS = [
 ]
 # options of the grid commands that are not training settings
 NOT_TRAINING = {"help", "out", "quiet", "workers", "storage", "select_by", "download",
-                "dataset"}
+                "dataset", "data_dir"}
 
 
-def _sweep_args(option_args: list[str]) -> list[str]:
-    hidden = [] if any(a.startswith("--hidden") for a in option_args) else ["--hidden", "4"]
-    return [*SWEEP, *hidden, "--lr", "0.02", *option_args]
+DEFAULTS = {"--epochs": "1", "--hidden": "4", "--lr": "0.02", "--workers": "1"}
+
+
+def _sweep_args(option_args: list[str], defaults: dict[str, str] = DEFAULTS) -> list[str]:
+    """A tiny sweep with `option_args`, and the defaults that they do not set."""
+    given = {a.replace("-grid", "") for a in option_args if a.startswith("--")}
+    fill = [x for k, v in defaults.items() if k not in given for x in (k, v)]
+    return [*SWEEP, *fill, *option_args]
 
 
 def _recorded(out) -> list[dict]:
@@ -54,7 +58,7 @@ def _recorded(out) -> list[dict]:
 def test_every_training_option_of_the_grid_commands_is_in_the_table():
     for command in ("sweep", "reproduce"):
         sub = build_parser()._subparsers._group_actions[0].choices[command]
-        dests = {a.dest for a in sub._actions} - NOT_TRAINING - {"hidden_grid"}
+        dests = {a.dest for a in sub._actions} - NOT_TRAINING - {"hidden_grid", "data_dir"}
         covered = {name for name, _, _ in OPTIONS}
         assert dests <= covered, f"{command}: options missing from OPTIONS: {dests - covered}"
 
@@ -78,12 +82,20 @@ def test_each_option_reaches_every_config_of_the_spec(command, name, option_args
         assert config[name] == value
 
 
-def test_the_issue_command_trains_adam_batch_7_hidden_16_8(tmp_path):
+def test_the_issue_command_trains_adam_batch_7_hidden_16_8_and_shows_it(tmp_path, capsys):
     out = tmp_path / "s"
-    assert main([*SWEEP, "--lr", "0.01", "--optimizer", "adam", "--batch-size", "7",
-                 "--hidden-grid", "16,8", "--out", str(out)]) == 0
+    assert main([*SWEEP, "--epochs", "1", "--workers", "1", "--lr", "0.01", "--optimizer",
+                 "adam", "--batch-size", "7", "--hidden-grid", "16,8", "--out", str(out)]) == 0
     (config,) = _recorded(out)
     assert (config["optimizer"], config["batch_size"], config["hidden"]) == ("adam", 7, [16, 8])
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    assert header.split()[:7] == ["optimizer", "lr", "weight_decay", "momentum", "batch_size",
+                                  "hidden", "betas"]
+    assert row.split()[1:8] == ["adam", "0.01", "0", "0", "7", "16,8", "0.9,0.999"]
+    (summary_row,) = read_json(out / "results.json")["configs"]
+    assert {k: summary_row[k] for k in ("optimizer", "batch_size", "hidden")} == {
+        "optimizer": "adam", "batch_size": 7, "hidden": "16,8"}
+    assert "| adam | 0.01 | 0 | 0 | 7 | 16,8 | 0.9,0.999 |" in (out / "results.md").read_text()
 
 
 def test_lists_multiply_the_configs_and_each_records_its_own_values():
@@ -121,9 +133,11 @@ def test_lists_multiply_the_configs_and_each_records_its_own_values():
 def test_bad_values_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, command,
                                                           option_args, message):
     out = tmp_path / "out"
-    args = _sweep_args(option_args) if command == "sweep" else [
-        "train", "--dataset", "digits", "--hidden", "4", "--epochs", "1", "--quiet",
-        *option_args]
+    if command == "train":
+        single = {k: v for k, v in DEFAULTS.items() if k != "--workers"}
+        args = ["train", *_sweep_args(option_args, single)[1:]]
+    else:
+        args = _sweep_args(option_args)
     assert main([*args, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err, err
@@ -147,10 +161,48 @@ def test_bad_values_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, comm
 def test_bad_grids_are_refused_before_anything_is_written(tmp_path, capsys, option_args,
                                                           message):
     out = tmp_path / "out"
-    args = [*SWEEP, *(["--hidden", "4"] if "--hidden" not in option_args else []),
-            *option_args, "--out", str(out)]
-    assert main(args) == 2
+    no_lr = {k: v for k, v in DEFAULTS.items() if k != "--lr"}
+    assert main([*_sweep_args(option_args, no_lr), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--dataset", "digits", "--betas", "0.8", "0.9"],
+     "--betas applies to --optimizer adam or adamw only"),
+    (["sweep", "--dataset", "digits", "--lr", "0.1", "--betas", "0.8", "0.9"],
+     "--betas applies to --optimizer adam or adamw only"),
+    (["train", "--dataset", "digits", "--download"], "--download applies to cifar10 only"),
+    (["compare", "--dataset", "digits", "--engine", "autograd"],
+     "unrecognized arguments: --engine autograd"),
+])
+def test_options_that_would_do_nothing_are_refused(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_data_dir_reaches_every_config_of_a_cifar_sweep():
+    args = parse(["sweep", "--data-dir", "elsewhere", "--lr", "0.01", "0.1"])
+    assert {args.spec.config_for(v).data_dir for v in args.spec.configs()} == {"elsewhere"}
+
+
+@pytest.mark.parametrize("fraction", ["0.001", "0.999", "0.0035", "0.9965"])
+def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, capsys, fraction):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1",
+                 "--val-fraction", fraction, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "leaves a class without a validation or a training image" in err
+    assert "above 0.003597 and below 0.9964" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fraction", ["0.0036", "0.996"])
+def test_the_extreme_val_fractions_that_leave_one_image_work(tmp_path, fraction):
+    assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1", "--quiet",
+                 "--val-fraction", fraction, "--out", str(tmp_path / "run")]) == 0

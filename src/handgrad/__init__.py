@@ -4,7 +4,16 @@
     >>> model = handgrad.MLP([3072, 512, 128, 32, 2])
     >>> y_pred = model(torch.rand(64, 3072))
     >>> handgrad.backpropagation(model, torch.randn(64, 2), y_pred)   # fills model.dL_dw
+
+Whole runs (`train`, `compare`, `sweep`, `reproduce`, `load_run`, in `handgrad.api`) and the
+configs they take (`TrainConfig`, `SweepSpec`) are imported on first use, so that
+`import handgrad` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.grader import check_backprop
@@ -16,15 +25,45 @@ from handgrad.engine.model import MLP
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "train": "handgrad.api",
+    "compare": "handgrad.api",
+    "sweep": "handgrad.api",
+    "reproduce": "handgrad.api",
+    "load_run": "handgrad.api",
+    "TrainConfig": "handgrad.run.config",
+    "SweepSpec": "handgrad.run.sweep_spec",
+}
+
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",
     "MLP",
+    "SweepSpec",
+    "TrainConfig",
     "backpropagation",
     "bind_grads",
     "check_backprop",
+    "compare",
     "get_activation",
     "get_loss",
     "gradcheck",
+    "load_run",
     "optim",
+    "reproduce",
+    "sweep",
+    "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The entry points of `_LAZY`, imported when first used (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'handgrad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -169,6 +169,10 @@ def render_sweep(summary: dict) -> None:
     if sel is None:
         say("no config completed: nothing to evaluate on the test set")
         return
+    if sel["test_loss"] is None:
+        say(f"the selected config ran on another machine ({sel['run_dir']}): rerun the sweep "
+            "there to evaluate it on the test set")
+        return
     say(f"test loss {fmt(sel['test_loss'])}, test accuracy {fmt(sel['test_accuracy'])}")
     say(confusion_text(sel["confusion_matrix"], sel["class_names"]))
 

@@ -60,13 +60,15 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                    help="share of the training images held out for validation (default 0.1)")
 
 
-def _add_shared_training_args(g: argparse._ArgumentGroup) -> None:
-    """The options that take one value in a single run and in a grid alike."""
+def _add_shared_training_args(g: argparse._ArgumentGroup, engine: bool = True) -> None:
+    """The options that take one value in a single run and in a grid alike (`--engine`
+    but for compare, which trains both)."""
     g.add_argument("--activation", default="relu", help=f"one of {', '.join(ACTIVATIONS)}")
     g.add_argument("--loss", default="cross_entropy", help=f"one of {', '.join(LOSSES)}")
-    g.add_argument("--engine", default="manual", help=f"one of {', '.join(ENGINES)}")
+    if engine:
+        g.add_argument("--engine", default="manual", help=f"one of {', '.join(ENGINES)}")
     g.add_argument("--nesterov", action="store_true")
-    g.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"),
+    g.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"),
                    help="Adam/AdamW moment decay rates (default: 0.9 0.999)")
     g.add_argument("--epochs", type=int, default=None,
                    help="default: 5 on cifar10, 40 on digits (4 steps an epoch there)")
@@ -80,7 +82,7 @@ def _add_shared_training_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def add_single_run_args(p: argparse.ArgumentParser) -> None:
+def add_single_run_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
     """train, compare: one value per option."""
     g = p.add_argument_group("model and training")
     g.add_argument("--hidden", nargs="*", type=int, default=list(EXERCISE_HIDDEN),
@@ -90,7 +92,7 @@ def add_single_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--momentum", type=float, default=0.0)
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--batch-size", type=int, default=64)
-    _add_shared_training_args(g)
+    _add_shared_training_args(g, engine)
 
 
 def add_grid_args(p: argparse.ArgumentParser) -> None:
@@ -112,9 +114,9 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sweep")
     g.add_argument("--select-by", choices=SELECT_BY, default="val_loss")
     g.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="local worker processes, the torch threads divided among them "
-                        "(default: 2, or 1 on a single core: one process leaves part of two "
-                        "cores idle, see benchmarks/RESULTS.md)")
+                   help="local worker processes, each config on one torch thread, so that "
+                        "results do not depend on this number (default: 2, or 1 on a single "
+                        "core)")
     g.add_argument("--storage", default=None,
                    help="Optuna storage URL shared by several machines (default: a journal "
                         "file in --out)")
@@ -122,21 +124,31 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
 
 def _shared_config(args: argparse.Namespace, hidden: Sequence[int]) -> TrainConfig:
     """The settings every config of the command shares (validated by the caller)."""
+    if args.download and args.dataset != "cifar10":
+        raise CLIError(f"--download applies to cifar10 only, not --dataset {args.dataset}")
     classes = None if args.classes is None else tuple(c for g in args.classes for c in g)
-    return TrainConfig(
+    config = TrainConfig(
         dataset=args.dataset, data_dir=args.data_dir, download=args.download, classes=classes,
         standardize=args.standardize, val_fraction=args.val_fraction, hidden=tuple(hidden),
-        activation=args.activation, loss=args.loss, engine=args.engine, nesterov=args.nesterov,
-        betas=tuple(args.betas),
+        activation=args.activation, loss=args.loss, engine=getattr(args, "engine", "manual"),
+        nesterov=args.nesterov,
         epochs=DEFAULT_EPOCHS[args.dataset] if args.epochs is None else args.epochs,
         seed=args.seed, device=args.device, dtype=args.dtype)
+    return config if args.betas is None else config.replace(betas=tuple(args.betas))
+
+
+def _check_betas_used(args: argparse.Namespace, optimizers: Sequence[str]) -> None:
+    if args.betas is not None and not set(optimizers) & {"adam", "adamw"}:
+        raise CLIError("--betas applies to --optimizer adam or adamw only")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The validated config of a single run (train, compare)."""
-    return _shared_config(args, args.hidden).replace(
+    config = _shared_config(args, args.hidden).replace(
         optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, batch_size=args.batch_size).validate()
+    _check_betas_used(args, [config.optimizer])
+    return config
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
@@ -145,10 +157,12 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         raise CLIError("give --hidden (one network) or --hidden-grid (several), not both")
     base = _shared_config(args, EXERCISE_HIDDEN if args.hidden is None else args.hidden)
     hidden = [list(args.hidden)] if args.hidden is not None else args.hidden_grid
-    return SweepSpec.from_grid(base, lr=args.lr, weight_decay=args.weight_decay,
+    spec = SweepSpec.from_grid(base, lr=args.lr, weight_decay=args.weight_decay,
                                momentum=args.momentum, optimizer=args.optimizer,
                                batch_size=args.batch_size, hidden=hidden,
                                command=args.command_line)
+    _check_betas_used(args, [spec.config_for(v).optimizer for v in spec.configs()])
+    return spec
 
 
 def _set_config(args: argparse.Namespace) -> None:
@@ -167,7 +181,7 @@ def add_run_parsers(sub: SubParsers) -> None:
 
     p = sub.add_parser("compare", help="train both engines from one start and compare curves")
     add_data_args(p)
-    add_single_run_args(p)
+    add_single_run_args(p, engine=False)
     p.set_defaults(func=commands.cmd_compare, build=_set_config)
 
     p = sub.add_parser("sweep", help="grid sweep, select on validation, evaluate on test")

@@ -35,3 +35,14 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def sweep_table(summary: dict[str, Any]) -> tuple[list[str], list[list]]:
+    """Every config of a sweep (results.json's content) with all its hyperparameters; the
+    selected one marked with '*'."""
+    swept = summary.get("hyperparameters", summary["swept"])  # every one, swept or not
+    chosen = summary["selected"]["run_dir"] if summary["selected"] else None
+    headers = ["", *swept, "train loss", "val loss", "val acc", "status"]
+    rows = [["*" if r["run_dir"] == chosen else "", *(r[k] for k in swept), r["train_loss"],
+             r["val_loss"], r["val_accuracy"], r["status"]] for r in summary["configs"]]
+    return headers, rows

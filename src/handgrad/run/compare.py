@@ -9,6 +9,7 @@ import torch
 
 from handgrad.data import Dataset
 from handgrad.report import plots
+from handgrad.run import summaries
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.rundir import check_folder_holds, write_json
 from handgrad.run.train import Observer, RunResult, preflight, train
@@ -44,6 +45,12 @@ class Comparison:
         pairs = zip(self.manual.model.parameters(), self.autograd.model.parameters(),
                     strict=True)
         return max(float((m - a).abs().max()) for m, a in pairs)
+
+    def __repr__(self) -> str:
+        return summaries.comparison_line(self)
+
+    def _repr_html_(self) -> str:
+        return summaries.as_html(summaries.comparison_line(self))
 
     def curves(self) -> dict[str, dict[str, list[float]]]:
         return {

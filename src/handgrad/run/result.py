@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handgrad.engine.model import MLP
+from handgrad.run import summaries
 from handgrad.run.config import TrainConfig
 from handgrad.run.metrics import Evaluation
 
@@ -52,10 +53,10 @@ class RunResult:
         }
 
     def __repr__(self) -> str:
-        s = self.summary()
-        metrics = ", ".join(f"{k}={s[k]:.4g}" for k in ("val_loss", "val_accuracy",
-                                                         "test_accuracy")
-                            if isinstance(s[k], float))
-        return (f"RunResult({self.status}, {self.config.dataset} "
-                f"[{', '.join(self.class_names)}], {len(self.history)} epochs"
-                f"{', ' + metrics if metrics else ''})")
+        return summaries.run_line(self)
+
+    def __str__(self) -> str:
+        return summaries.run_text(self)
+
+    def _repr_html_(self) -> str:
+        return summaries.as_html(summaries.run_text(self))

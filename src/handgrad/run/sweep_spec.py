@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
-
 from handgrad.run.config import TrainConfig
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
+HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
 SELECT_BY = ("val_loss", "val_accuracy")
 EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
     (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9),
@@ -66,6 +65,15 @@ class SweepSpec:
                                  else f"config {config_key(values)}: {error}")
         return self
 
+    def table_columns(self) -> list[str]:
+        """The hyperparameters a table of this sweep shows: HYPERPARAMETERS, and betas and
+        nesterov where some config uses them."""
+        configs = [self.config_for(v) for v in self.configs()]
+        extra = [name for name, used in (
+            ("betas", any(c.optimizer != "sgd" for c in configs)),
+            ("nesterov", any(c.nesterov for c in configs))) if used]
+        return [*HYPERPARAMETERS, *extra]
+
     @classmethod
     def from_grid(cls, base: TrainConfig, *, lr: Sequence[float] | None = None,
                   weight_decay: Sequence[float] | None = None,
@@ -106,6 +114,16 @@ class SweepSpec:
         for key, values in swept.items():
             points = [{**p, key: v} for p in points for v in values]
         return cls(base, points=points, command=command).validate()
+
+
+def hyperparameters(config: TrainConfig, columns=HYPERPARAMETERS) -> dict[str, Any]:
+    """`config`'s values of `columns`, as a sweep table shows them (hidden as '16,8')."""
+    values = {k: getattr(config, k) for k in columns}
+    values["hidden"] = _hidden_text(config.hidden)
+    if "betas" in values:  # '-' where the optimizer has none
+        values["betas"] = (None if config.optimizer == "sgd"
+                           else ",".join(f"{b:g}" for b in config.betas))
+    return values
 
 
 def _error_of(config: TrainConfig) -> str | None:
@@ -163,12 +181,3 @@ def config_key(values: dict[str, Any]) -> str:
 def run_dir_name(values: dict[str, Any]) -> str:
     return "_".join(f"{k}-{values[k]}" for k in sorted(values)).replace(",", "x")
 
-
-def trials_by_key(study: optuna.Study) -> dict[str, list]:
-    """Every trial of the study, grouped by the config it runs (enqueued ones included)."""
-    out: dict[str, list] = {}
-    for t in study.get_trials(deepcopy=False):
-        params = t.params or t.system_attrs.get("fixed_params") or {}
-        if params:
-            out.setdefault(config_key(params), []).append(t)
-    return out

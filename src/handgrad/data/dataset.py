@@ -197,17 +197,6 @@ def _check_present(parts: list[tuple[np.ndarray, np.ndarray]], official: list[in
                          "that the files hold")
 
 
-def _check_split_sizes(n_train: int, n_val: int, val_fraction: float) -> None:
-    """Both splits must hold images (a validation split is asked for when val_fraction > 0)."""
-    total = n_train + n_val
-    if val_fraction > 0 and n_val == 0:
-        raise ValueError(f"--val-fraction {val_fraction:g}: the validation split would have 0 "
-                         f"of {total} images (rounded per class); use a larger fraction")
-    if n_train == 0:
-        raise ValueError(f"--val-fraction {val_fraction:g}: the training split would have 0 "
-                         f"of {total} images (rounded per class); use a smaller fraction")
-
-
 def _channel_stats(x: Tensor, image_shape: tuple[int, int, int],
                    scale: float) -> tuple[Tensor, Tensor]:
     """Per-channel mean and std of x / scale, each repeated to (D,)."""
@@ -274,7 +263,6 @@ def load_dataset(
     _check_present(test_parts, official, names, f"the test file of {name}")
     train, val = _assemble(train_parts, official, val_fraction, seed)
     test, _ = _assemble(test_parts, official, None, seed)
-    _check_split_sizes(len(train), len(val), val_fraction)
     mean = std = None
     if standardize:
         mean, std = _channel_stats(train.x, shape, scale)

@@ -345,13 +345,14 @@ def test_folders_of_killed_downloads_are_removed_by_the_next(tmp_path, server):
     assert not dead.exists() and alive.exists()  # another process may still be downloading
 
 
+@pytest.mark.parametrize("command", ["train", "compare", "sweep", "reproduce"])
 @pytest.mark.parametrize("quiet", [True, False])
-def test_quiet_hides_the_download_bar(tmp_path, server, monkeypatch, capsys, quiet):
+def test_quiet_hides_the_download_bar(tmp_path, server, monkeypatch, capsys, quiet, command):
     from handgrad.cli.main import main
 
     server["body"] = _archive(tmp_path)
     monkeypatch.setenv("HANDGRAD_CIFAR10_URL", server["url"])
-    argv = ["train", "--download", "--data-dir", str(tmp_path / "data"), "--out",
+    argv = [command, "--download", "--data-dir", str(tmp_path / "data"), "--out",
             str(tmp_path / "r"), *(["--quiet"] if quiet else [])]
     assert main(argv) == 2  # the tiny archive is not the official one
     err = capsys.readouterr().err

@@ -17,12 +17,13 @@ from tqdm import tqdm
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.grader import check_backprop, load_function
 from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
+from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.engine.model import MLP
 from handgrad.report.tables import fmt, text_table
 from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
-from handgrad.run.config import load_data
+from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.metrics import random_targets
 from handgrad.run.rundir import RunDir, default_run_dir
@@ -177,8 +178,16 @@ def render_sweep(summary: dict) -> None:
     say(confusion_text(sel["confusion_matrix"], sel["class_names"]))
 
 
+def fetch_data(config: TrainConfig, quiet: bool) -> None:
+    """--download for sweep and reproduce, done here where --quiet is known (their library
+    calls then find the data in place)."""
+    if config.download and config.dataset == "cifar10":
+        download_cifar10(Path(config.data_dir), progress=not quiet)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = args.spec
+    fetch_data(spec.base, args.quiet)
     out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
     summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
                         select_by=args.select_by)
@@ -191,5 +200,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from handgrad.run.reproduce import reproduce
 
     spec = args.spec
+    fetch_data(spec.base, args.quiet)
     out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
     return reproduce(spec, out, args, say)

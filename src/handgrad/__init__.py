@@ -19,7 +19,7 @@ from handgrad.check.gradcheck import gradcheck
 from handgrad.check.grader import check_backprop
 from handgrad.engine import optim
 from handgrad.engine.activations import ACTIVATIONS, get_activation
-from handgrad.engine.backprop import backpropagation, bind_grads
+from handgrad.engine.backprop import backpropagation
 from handgrad.engine.losses import LOSSES, get_loss
 from handgrad.engine.model import MLP
 
@@ -31,6 +31,7 @@ _LAZY = {
     "sweep": "handgrad.api",
     "reproduce": "handgrad.api",
     "load_run": "handgrad.api",
+    "grade": "handgrad.check.batch",
     "TrainConfig": "handgrad.run.config",
     "SweepSpec": "handgrad.run.sweep_spec",
 }
@@ -42,11 +43,11 @@ __all__ = [
     "SweepSpec",
     "TrainConfig",
     "backpropagation",
-    "bind_grads",
     "check_backprop",
     "compare",
     "get_activation",
     "get_loss",
+    "grade",
     "gradcheck",
     "load_run",
     "optim",

@@ -16,6 +16,7 @@ import torch
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.reference import random_problem
 from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
+from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.report import figures, plots
 from handgrad.report.progress import EpochProgress, RunProgress
@@ -29,7 +30,7 @@ from handgrad.report.tables import (
 )
 from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
-from handgrad.run.config import load_data
+from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
@@ -129,8 +130,16 @@ def render_sweep(summary: dict) -> None:
     say(confusion_text(sel["confusion_matrix"], sel["class_names"]))
 
 
+def fetch_data(config: TrainConfig, quiet: bool) -> None:
+    """--download for sweep and reproduce, done here where --quiet is known (their library
+    calls then find the data in place)."""
+    if config.download and config.dataset == "cifar10":
+        download_cifar10(Path(config.data_dir), progress=not quiet)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = args.spec
+    fetch_data(spec.base, args.quiet)
     out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
     progress = RunProgress(args.quiet)
     try:
@@ -149,6 +158,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from handgrad.run.reproduce import PHASES, reproduce
 
     spec = args.spec
+    fetch_data(spec.base, args.quiet)
     out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
     progress = RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ")
     try:

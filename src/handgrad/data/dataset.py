@@ -185,27 +185,17 @@ def _assemble(parts: list[tuple[np.ndarray, np.ndarray]], official: list[int],
     return train, val
 
 
-def _check_present(parts: list[tuple[np.ndarray, np.ndarray]], official: list[int],
-                   names: Sequence[str], where: str) -> None:
-    """ValueError naming the first requested class with no image in `parts`."""
-    found = set()
-    for _, labels in parts:
-        found.update(np.unique(labels).tolist())
-    missing = [names[c] for c in official if c not in found]
-    if missing:
-        raise ValueError(f"class {missing[0]!r} has no images in {where}; choose classes "
-                         "that the files hold")
-
-
-def _check_split_sizes(n_train: int, n_val: int, val_fraction: float) -> None:
-    """Both splits must hold images (a validation split is asked for when val_fraction > 0)."""
-    total = n_train + n_val
-    if val_fraction > 0 and n_val == 0:
-        raise ValueError(f"--val-fraction {val_fraction:g}: the validation split would have 0 "
-                         f"of {total} images (rounded per class); use a larger fraction")
-    if n_train == 0:
-        raise ValueError(f"--val-fraction {val_fraction:g}: the training split would have 0 "
-                         f"of {total} images (rounded per class); use a smaller fraction")
+def _check_present(parts: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+                   official: list[int], names: Sequence[str]) -> None:
+    """ValueError naming the first requested class with no image in one of the `parts`."""
+    for where, pairs in parts.items():
+        found = set()
+        for _, labels in pairs:
+            found.update(np.unique(labels).tolist())
+        missing = [names[c] for c in official if c not in found]
+        if missing:
+            raise ValueError(f"class {missing[0]!r} has no images in the {where}; choose "
+                             "classes that the files hold")
 
 
 def _channel_stats(x: Tensor, image_shape: tuple[int, int, int],
@@ -270,11 +260,9 @@ def load_dataset(
         official = resolve_classes(classes, names, name)
         shape, scale = (1, 8, 8), 16.0
         train_parts, test_parts = _digits_parts(official)
-    _check_present(train_parts, official, names, f"the training files of {name}")
-    _check_present(test_parts, official, names, f"the test file of {name}")
+    _check_present({"training files": train_parts, "test file": test_parts}, official, names)
     train, val = _assemble(train_parts, official, val_fraction, seed)
     test, _ = _assemble(test_parts, official, None, seed)
-    _check_split_sizes(len(train), len(val), val_fraction)
     mean = std = None
     if standardize:
         mean, std = _channel_stats(train.x, shape, scale)

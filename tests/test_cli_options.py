@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 
@@ -206,3 +208,15 @@ def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, cap
 def test_the_extreme_val_fractions_that_leave_one_image_work(tmp_path, fraction):
     assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1", "--quiet",
                  "--val-fraction", fraction, "--out", str(tmp_path / "run")]) == 0
+
+
+def test_a_reader_that_goes_away_stops_handgrad_like_sigpipe_not_as_bad_input(tmp_path):
+    """`handgrad train … | head -1`: exit 141 (128 + SIGPIPE), no message, no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "handgrad", "train", "--dataset", "digits", "--hidden", "4",
+         "--epochs", "400", "--out", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("epoch 1:")
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 141
+    assert proc.stderr.read() == ""

@@ -2,7 +2,9 @@
 
 0 success; 1 a check failed (gradcheck, check-backprop, the gradient check of reproduce) or a
 sweep could not finish (rerun it to resume); 2 bad input (one line on stderr, nothing
-written); 3 training diverged (the run directory is still consistent); 130 interrupted.
+written); 3 training diverged (the run directory is still consistent); 130 interrupted;
+141 the reader of the output went away (`handgrad train … | head -1`), as for any tool
+that SIGPIPE stops.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 class CLIError(Exception):

@@ -220,3 +220,23 @@ def test_a_reader_that_goes_away_stops_handgrad_like_sigpipe_not_as_bad_input(tm
     proc.stdout.close()
     assert proc.wait(timeout=300) == 141
     assert proc.stderr.read() == ""
+
+
+def test_gradcheck_of_a_network_that_cannot_fit_is_one_line(capsys):
+    assert main(["gradcheck", "--sizes", "1000000", "1000000", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "gradcheck of a 1000000-1000000-2 network: needs about" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sizes", "5"], "sizes must be at least two positive widths"),
+    (["--sizes", "5", "0", "2"], "argument --sizes: must be >= 1, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--max-entries", "-3"], "argument --max-entries: must be >= 1, got -3"),
+    (["--seed", "1e20"], "argument --seed: '1e20' is not an integer"),
+])
+def test_gradcheck_bad_values_are_one_line(capsys, args, message):
+    assert main(["gradcheck", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

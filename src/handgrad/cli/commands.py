@@ -19,6 +19,7 @@ from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
 from handgrad.engine.losses import get_loss
 from handgrad.engine.model import MLP
 from handgrad.report.tables import fmt, text_table
+from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.metrics import random_targets
@@ -27,6 +28,8 @@ from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_results import table as sweep_table
 from handgrad.run.sweep_spec import fingerprint
 from handgrad.run.train import EpochMetrics, Observer, RunResult, train
+
+GRADCHECK_COPIES = 6  # weights, their gradients by hand and by autograd, and scratch copies
 
 
 def say(text: str = "") -> None:
@@ -119,6 +122,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     loss = get_loss(args.loss).name
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    check_fits(network_bytes(args.sizes, dtype, args.batch_size, GRADCHECK_COPIES),
+               torch.device("cpu"), f"gradcheck of a {'-'.join(map(str, args.sizes))} network")
     torch.manual_seed(args.seed)
     model = MLP(args.sizes, activation=args.activation, dtype=dtype)
     gen = torch.Generator().manual_seed(args.seed)

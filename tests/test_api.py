@@ -88,6 +88,11 @@ def test_bad_settings_raise_before_anything_is_written(tmp_path, settings, error
     assert not out.exists()
 
 
+def test_compare_takes_no_engine():
+    with pytest.raises(TypeError, match="compare trains both engines"):
+        handgrad.compare(**TINY, engine="autograd")
+
+
 def test_sweep_takes_keywords_lists_a_base_config_or_a_spec(tmp_path):
     summary = handgrad.sweep(**{**TINY, "hidden": [[4], [3, 2]]}, lr=[0.01, 0.1],
                              optimizer="adam", batch_size=16, out=tmp_path / "s")

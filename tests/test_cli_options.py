@@ -210,22 +210,25 @@ def test_the_extreme_val_fractions_that_leave_one_image_work(tmp_path, fraction)
                  "--val-fraction", fraction, "--out", str(tmp_path / "run")]) == 0
 
 
-def test_a_reader_that_goes_away_stops_handgrad_like_sigpipe_not_as_bad_input(tmp_path):
-    """`handgrad train … | head -1`: exit 141 (128 + SIGPIPE), no message, no traceback."""
+def test_a_reader_that_goes_away_does_not_stop_training_or_read_as_bad_input(tmp_path):
+    """`handgrad train … | head -1`: the run goes on quietly and completes; no traceback,
+    no "Broken pipe", not exit 2."""
+    out = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "handgrad", "train", "--dataset", "digits", "--hidden", "4",
-         "--epochs", "400", "--out", str(tmp_path / "run")],
+         "--epochs", "100", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().startswith("epoch 1:")
     proc.stdout.close()
-    assert proc.wait(timeout=300) == 141
+    assert proc.wait(timeout=300) == 0
     assert proc.stderr.read() == ""
+    assert read_json(out / "results.json")["epochs_completed"] == 100
 
 
 def test_gradcheck_of_a_network_that_cannot_fit_is_one_line(capsys):
     assert main(["gradcheck", "--sizes", "1000000", "1000000", "2"]) == 2
     err = capsys.readouterr().err
-    assert "gradcheck of a 1000000-1000000-2 network: needs about" in err
+    assert "gradcheck --sizes 1000000 1000000 2: needs about" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -4,8 +4,11 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -197,15 +200,24 @@ def _archive(tmp_path: Path) -> bytes:
 @pytest.fixture
 def server():
     """A real HTTP server on 127.0.0.1 serving `state["body"]`, optionally cut short."""
-    state = {"body": b"", "cut": False, "requests": 0}
+    state = {"body": b"", "cut": False, "requests": 0, "status": 200, "drip": 0.0}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             state["requests"] += 1
             body = state["body"]
-            self.send_response(200)
+            self.send_response(state["status"])
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if state["drip"]:  # one byte every `drip` seconds
+                for i in range(len(body)):
+                    try:
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client has gone
+                        return
+                    time.sleep(state["drip"])
+                return
             self.wfile.write(body[: len(body) // 2] if state["cut"] else body)
             if state["cut"]:
                 self.wfile.flush()
@@ -268,3 +280,136 @@ def test_unsafe_archive_member_is_not_extracted(tmp_path, server):
         download_cifar10(root, url=server["url"], md5=hashlib.md5(buf.getvalue()).hexdigest(),
                          progress=False)
     assert not (tmp_path / "escape.txt").exists() and list(root.iterdir()) == []
+
+
+def test_a_404_is_not_retried(tmp_path, server):
+    server["status"], server["body"] = 404, b"not here"
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError, match="404"):
+        download_cifar10(root, url=server["url"], md5="0" * 32, retries=3, progress=False)
+    assert server["requests"] == 1 and list(root.iterdir()) == []
+
+
+def test_a_server_error_is_retried(tmp_path, server):
+    server["status"], server["body"] = 503, b"busy"
+    with pytest.raises(DownloadError, match="failed after 2 attempts"):
+        download_cifar10(tmp_path / "data", url=server["url"], retries=2, progress=False)
+    assert server["requests"] == 2
+
+
+def test_a_dripping_mirror_ends_at_the_deadline(tmp_path, server, monkeypatch):
+    server["body"], server["drip"] = b"x" * 1000, 0.2
+    monkeypatch.setenv("HANDGRAD_DOWNLOAD_DEADLINE", "1.5")
+    root = tmp_path / "data"
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"did not finish within 1.5 s.*DEADLINE"):
+        download_cifar10(root, url=server["url"], md5="0" * 32, progress=False)
+    assert time.monotonic() - start < 5
+    assert list(root.iterdir()) == []
+
+
+def test_a_bad_deadline_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDGRAD_DOWNLOAD_DEADLINE", "soon")
+    with pytest.raises(ValueError, match="HANDGRAD_DOWNLOAD_DEADLINE must be .* got 'soon'"):
+        download_cifar10(tmp_path, url="http://127.0.0.1:9/x", progress=False)
+
+
+def test_sigterm_mid_download_leaves_no_partial_archive(tmp_path, server):
+    server["body"], server["drip"] = b"x" * 100_000, 0.01
+    root = tmp_path / "data"
+    code = ("import sys; from handgrad.data import download_cifar10; "
+            f"download_cifar10({str(root)!r}, url={server['url']!r}, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(root.glob(".cifar10-download-*/*.tar.gz")):
+        assert time.monotonic() < deadline and proc.poll() is None, "no download started"
+        time.sleep(0.05)
+    time.sleep(0.5)  # bytes arriving
+    proc.terminate()
+    assert proc.wait(timeout=30) == 143
+    assert b"Traceback" not in proc.stderr.read()
+    assert list(root.iterdir()) == []
+
+
+def test_folders_of_killed_downloads_are_removed_by_the_next(tmp_path, server):
+    server["body"] = _archive(tmp_path)
+    root = tmp_path / "data"
+    dead = root / ".cifar10-download-999999999-x"
+    alive = root / f".cifar10-download-{os.getpid()}-y"
+    for folder in (dead, alive):
+        folder.mkdir(parents=True)
+        (folder / "cifar-10-python.tar.gz").write_bytes(b"partial")
+    download_cifar10(root, url=server["url"], md5=hashlib.md5(server["body"]).hexdigest(),
+                     progress=False)
+    assert not dead.exists() and alive.exists()  # another process may still be downloading
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_hides_the_download_bar(tmp_path, server, monkeypatch, capsys, quiet):
+    from handgrad.cli.main import main
+
+    server["body"] = _archive(tmp_path)
+    monkeypatch.setenv("HANDGRAD_CIFAR10_URL", server["url"])
+    argv = ["train", "--download", "--data-dir", str(tmp_path / "data"), "--out",
+            str(tmp_path / "r"), *(["--quiet"] if quiet else [])]
+    assert main(argv) == 2  # the tiny archive is not the official one
+    err = capsys.readouterr().err
+    assert "md5 mismatch" in err and ("cifar-10:" not in err) == quiet
+    assert not (tmp_path / "r").exists()
+
+
+# ---- hostile batch files -----------------------------------------------------------------
+
+def test_a_tiny_pickle_announcing_a_huge_object_is_refused_without_allocating(tmp_path):
+    path = tmp_path / "bomb"
+    path.write_bytes(b"\x80\x04\x8e" + (1 << 40).to_bytes(8, "little") + b"abc.")
+    assert path.stat().st_size == 15
+    with pytest.raises(ValueError, match=r"bomb: .*BINBYTES8 announces 1099511627776 bytes"):
+        load_pickle(path)
+
+
+@pytest.mark.parametrize("value", [
+    np.array([1, None], dtype=object),                   # numpy would build it from any list
+    np.zeros(2, dtype=[("a", "i4")]),                     # structured dtype
+])
+def test_non_numeric_arrays_are_refused(tmp_path, value):
+    path = tmp_path / "p"
+    path.write_bytes(pickle.dumps({"data": value, "labels": [0]}, protocol=2))
+    with pytest.raises(ValueError, match="refused dtype"):
+        load_pickle(path)
+
+
+def test_an_object_array_with_a_short_list_is_refused_not_crashed(tmp_path):
+    """numpy's own __setstate__ segfaults on this; the builder never calls it."""
+    payload = pickle.dumps(np.zeros(3, dtype=object), protocol=2)
+    payload = payload.replace(b"K\x03\x85", b"J@B\x0f\x00\x85")  # shape (10**6,)
+    payload = payload.replace(b"](K\x00K\x00K\x00e", b"]")    # and no items
+    path = tmp_path / "p"
+    path.write_bytes(payload)
+    with pytest.raises(ValueError, match="refused"):
+        load_pickle(path)
+
+
+@pytest.mark.parametrize("labels,message", [
+    ([0, 1, 10**30, 0], "label 1000000000000000000000000000000 out of range 0..9"),
+    ([0, 1.5, 1, 0], "'labels' must be a list of integers"),
+    ([0, True, 1, 0], "'labels' must be a list of integers"),
+    (np.array([0, 1, 2**40, 0], dtype=np.int64), "label 1099511627776 out of range"),
+    ("0110", "'labels' must be a list of integers"),
+])
+def test_labels_must_be_small_integers(tmp_path, labels, message):
+    root = _write_root(tmp_path, train=_batch(labels=labels))
+    with pytest.raises(ValueError, match=f"data_batch_1: {message}"):
+        load_dataset("cifar10", root=root)
+
+
+def test_a_class_missing_from_the_files_is_named(tmp_path):
+    root = _write_root(tmp_path)  # only airplanes (0) and automobiles (1)
+    with pytest.raises(ValueError, match="class 'bird' has no images in the training files"):
+        load_dataset("cifar10", root=root, classes=["airplane", "bird"])
+
+
+@pytest.mark.parametrize("fraction,split", [(0.001, "validation"), (0.999, "training")])
+def test_an_empty_split_is_refused(fraction, split):
+    with pytest.raises(ValueError, match=f"the {split} split would have 0 of"):
+        load_dataset("digits", val_fraction=fraction)

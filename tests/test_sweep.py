@@ -14,14 +14,15 @@ import pytest
 from handgrad.cli.main import main
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import read_json
-from handgrad.run.sweep import STUDY, open_storage, run_sweep, start_method
+from handgrad.run.sweep import run_sweep, start_method
 from handgrad.run.sweep_spec import SweepSpec, config_key
+from handgrad.run.sweep_study import open_storage, study_name
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=3)
 
 
 def _trials(sweep_dir: Path):
-    study = optuna.load_study(study_name=STUDY, storage=open_storage(sweep_dir, None))
+    study = optuna.load_study(study_name=None, storage=open_storage(sweep_dir, None))
     return study.get_trials(deepcopy=False)
 
 
@@ -163,7 +164,7 @@ def test_database_storage_runs_and_resumes(tmp_path):
     first = run_sweep(tmp_path / "sweep", spec, storage=url)
     again = run_sweep(tmp_path / "sweep", spec, storage=url)
     assert _comparable(first) == _comparable(again)
-    study = optuna.load_study(study_name=STUDY, storage=url)
+    study = optuna.load_study(study_name=study_name(spec), storage=url)
     started = Counter(config_key(t.params) for t in study.trials if "started" in t.user_attrs)
     assert len(started) == 2 and set(started.values()) == {1}
     assert not (tmp_path / "sweep" / "study.journal").exists()
@@ -208,18 +209,25 @@ def test_resuming_with_other_settings_is_refused_and_changes_nothing(tmp_path, c
 
 
 def test_a_study_without_recorded_settings_is_not_resumed(tmp_path):
-    study = optuna.create_study(study_name=STUDY, storage=open_storage(tmp_path, None))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = SweepSpec(BASE, grid={"lr": [0.01]})
+    study = optuna.create_study(study_name=study_name(spec), storage=url)
     study.enqueue_trial({"lr": 0.01})
     with pytest.raises(ValueError, match="without recorded settings"):
-        run_sweep(tmp_path, SweepSpec(BASE, grid={"lr": [0.01]}))
+        run_sweep(tmp_path / "s", spec, storage=url)
+    assert not (tmp_path / "s").exists()
 
 
-def test_other_settings_on_a_shared_storage_are_refused_before_any_directory(tmp_path, capsys):
+def test_one_database_holds_many_sweeps_but_a_directory_one(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     args = ["sweep", "--dataset", "digits", "--hidden", "8", "--quiet", "--lr", "0.01",
             "--storage", url]
     assert main([*args, "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
+    names = {s.study_name for s in optuna.get_all_study_summaries(url)}
+    assert len(names) == 2 and all(n.startswith("handgrad-sweep-") for n in names)
     capsys.readouterr()
-    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "b")]) == 2
+    before = {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 2
     assert "other settings (epochs 1 -> 2)" in capsys.readouterr().err
-    assert not (tmp_path / "b").exists()
+    assert {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()} == before

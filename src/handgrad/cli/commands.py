@@ -7,6 +7,7 @@ or `spec` (sweep, reproduce) is already validated, and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from handgrad.engine.model import MLP
 from handgrad.report.tables import fmt, text_table
 from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
+from handgrad.run.config import load_data
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.metrics import random_targets
 from handgrad.run.rundir import RunDir, default_run_dir
@@ -29,11 +31,16 @@ from handgrad.run.sweep_results import table as sweep_table
 from handgrad.run.sweep_spec import fingerprint
 from handgrad.run.train import EpochMetrics, Observer, RunResult, train
 
-GRADCHECK_COPIES = 6  # weights, their gradients by hand and by autograd, and scratch copies
-
 
 def say(text: str = "") -> None:
-    print(text, flush=True)
+    """A line on stdout; once stdout is a closed pipe (`| head -1`), nothing more is shown
+    and the work goes on (its results are in the run directory)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # later writes and the final flush go nowhere
+        os.close(devnull)
 
 
 class ProgressObserver(Observer):
@@ -83,8 +90,8 @@ def confusion_text(matrix, names) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     config = args.config
     out = args.out or default_run_dir(f"{config.dataset}-{config.engine}")
-    result = train(config, out_dir=out, observer=ProgressObserver(args.quiet),
-                   command=args.command_line)
+    result = train(config, load_data(config, progress=not args.quiet), out_dir=out,
+                   observer=ProgressObserver(args.quiet), command=args.command_line)
     say(summary_table(result))
     if result.test is not None:
         say(confusion_text(result.test.confusion, result.class_names))
@@ -98,7 +105,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     config = args.config
     out = args.out or default_run_dir(f"{config.dataset}-compare")
-    comparison = compare_engines(config, out_dir=out, observer=ProgressObserver(args.quiet),
+    comparison = compare_engines(config, load_data(config, progress=not args.quiet),
+                                 out_dir=out, observer=ProgressObserver(args.quiet),
                                  command=args.command_line)
     rows = [[g["epoch"], g["manual_train_loss"], g["autograd_train_loss"], g["manual_val_loss"],
              g["autograd_val_loss"], g["max_gap"]] for g in comparison.gaps()]
@@ -122,8 +130,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     loss = get_loss(args.loss).name
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    check_fits(network_bytes(args.sizes, dtype, args.batch_size, GRADCHECK_COPIES),
-               torch.device("cpu"), f"gradcheck of a {'-'.join(map(str, args.sizes))} network")
+    check_fits(network_bytes(args.sizes, dtype, args.batch_size, copies=6), torch.device("cpu"),
+               f"gradcheck --sizes {' '.join(map(str, args.sizes))}")
     torch.manual_seed(args.seed)
     model = MLP(args.sizes, activation=args.activation, dtype=dtype)
     gen = torch.Generator().manual_seed(args.seed)
@@ -160,6 +168,10 @@ def render_sweep(summary: dict) -> None:
     sel = summary["selected"]
     if sel is None:
         say("no config completed: nothing to evaluate on the test set")
+        return
+    if sel["test_loss"] is None:
+        say(f"the selected config ran on another machine ({sel['run_dir']}): rerun the sweep "
+            "there to evaluate it on the test set")
         return
     say(f"test loss {fmt(sel['test_loss'])}, test accuracy {fmt(sel['test_accuracy'])}")
     say(confusion_text(sel["confusion_matrix"], sel["class_names"]))

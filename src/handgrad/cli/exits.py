@@ -3,8 +3,8 @@
 0 success; 1 a check failed (gradcheck, check-backprop, the gradient check of reproduce) or a
 sweep could not finish (rerun it to resume); 2 bad input (one line on stderr, nothing
 written); 3 training diverged (the run directory is still consistent); 130 interrupted;
-141 the reader of the output went away (`handgrad train … | head -1`), as for any tool
-that SIGPIPE stops.
+141 a pipe closed where the work cannot go on without it, as SIGPIPE ends a tool (a closed
+stdout while training is not one: the run goes on quietly).
 """
 
 from __future__ import annotations

@@ -114,9 +114,9 @@ def add_grid_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sweep")
     g.add_argument("--select-by", choices=SELECT_BY, default="val_loss")
     g.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="local worker processes, the torch threads divided among them "
-                        "(default: 2, or 1 on a single core: one process leaves part of two "
-                        "cores idle, see benchmarks/RESULTS.md)")
+                   help="local worker processes, each config on one torch thread, so that "
+                        "results do not depend on this number (default: 2, or 1 on a single "
+                        "core)")
     g.add_argument("--storage", default=None,
                    help="Optuna storage URL shared by several machines (default: a journal "
                         "file in --out)")

@@ -56,24 +56,32 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(data uint8 (N, 3072), labels int64 (N,)) from one batch file, structure checked."""
     batch = text_keys(load_pickle(path))
     if not isinstance(batch, dict) or not {"data", "labels"} <= batch.keys():
-        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        keys = sorted(map(repr, batch)) if isinstance(batch, dict) else type(batch).__name__
         raise ValueError(f"{path}: expected a dict with keys 'data' and 'labels', got {keys}")
     data = batch["data"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or \
             data.shape[1] != D:
         desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise ValueError(f"{path}: 'data' must be uint8 of shape (N, {D}), got {desc}")
-    try:
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: 'labels' must be a list of integers") from None
+    labels = _labels(batch["labels"], path)
     if labels.shape != (data.shape[0],):
-        raise ValueError(f"{path}: {labels.shape[0] if labels.ndim else 0} labels for "
-                         f"{data.shape[0]} images")
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{path}: label {int(labels.max() if labels.max() > 9 else labels.min())}"
-                         " out of range 0..9")
+        raise ValueError(f"{path}: {labels.shape[0]} labels for {data.shape[0]} images")
     return data, labels
+
+
+def _labels(raw: object, path: Path) -> np.ndarray:
+    """int64 (N,) from a list of integers or an integer array, each in 0..9."""
+    if isinstance(raw, np.ndarray) and raw.ndim == 1 and raw.dtype.kind in "iu":
+        bad = raw[(raw < 0) | (raw > 9)]
+        bad = int(bad[0]) if bad.size else None
+    elif isinstance(raw, list) and all(isinstance(v, (int, np.integer))
+                                       and not isinstance(v, bool) for v in raw):
+        bad = next((int(v) for v in raw if not 0 <= v <= 9), None)
+    else:
+        raise ValueError(f"{path}: 'labels' must be a list of integers")
+    if bad is not None:
+        raise ValueError(f"{path}: label {bad} out of range 0..9")
+    return np.asarray(raw, dtype=np.int64)
 
 
 def read_split(root: Path, train: bool, classes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -125,7 +125,7 @@ def stratified_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor,
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     gen = torch.Generator().manual_seed(seed)
-    train, val = [], []
+    train, val = [torch.empty(0, dtype=torch.int64)], [torch.empty(0, dtype=torch.int64)]
     for c in torch.unique(y).tolist():
         members = torch.nonzero(y == c).squeeze(1)
         members = members[torch.randperm(len(members), generator=gen)]
@@ -185,6 +185,29 @@ def _assemble(parts: list[tuple[np.ndarray, np.ndarray]], official: list[int],
     return train, val
 
 
+def _check_present(parts: list[tuple[np.ndarray, np.ndarray]], official: list[int],
+                   names: Sequence[str], where: str) -> None:
+    """ValueError naming the first requested class with no image in `parts`."""
+    found = set()
+    for _, labels in parts:
+        found.update(np.unique(labels).tolist())
+    missing = [names[c] for c in official if c not in found]
+    if missing:
+        raise ValueError(f"class {missing[0]!r} has no images in {where}; choose classes "
+                         "that the files hold")
+
+
+def _check_split_sizes(n_train: int, n_val: int, val_fraction: float) -> None:
+    """Both splits must hold images (a validation split is asked for when val_fraction > 0)."""
+    total = n_train + n_val
+    if val_fraction > 0 and n_val == 0:
+        raise ValueError(f"--val-fraction {val_fraction:g}: the validation split would have 0 "
+                         f"of {total} images (rounded per class); use a larger fraction")
+    if n_train == 0:
+        raise ValueError(f"--val-fraction {val_fraction:g}: the training split would have 0 "
+                         f"of {total} images (rounded per class); use a smaller fraction")
+
+
 def _channel_stats(x: Tensor, image_shape: tuple[int, int, int],
                    scale: float) -> tuple[Tensor, Tensor]:
     """Per-channel mean and std of x / scale, each repeated to (D,)."""
@@ -221,10 +244,13 @@ def load_dataset(
     seed: int = 0,
     standardize: bool = False,
     download: bool = False,
+    progress: bool | None = None,
 ) -> Dataset:
     """Load `classes` of dataset `name` ("cifar10" from `root`, or the embedded "digits").
 
-    The validation split is carved from the training set, stratified, by `seed`.
+    The validation split is carved from the training set, stratified, by `seed`; both
+    splits and the test set must hold images. progress: the download's bar (None: on a
+    terminal).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
@@ -233,7 +259,7 @@ def load_dataset(
     if name == "cifar10":
         root = Path(root)
         if download:
-            download_cifar10(root)
+            download_cifar10(root, progress=progress)
         names = cifar10.read_meta(root)
         official = resolve_classes(classes, names, name)
         shape, scale = cifar10.IMAGE_SHAPE, 255.0
@@ -244,8 +270,11 @@ def load_dataset(
         official = resolve_classes(classes, names, name)
         shape, scale = (1, 8, 8), 16.0
         train_parts, test_parts = _digits_parts(official)
+    _check_present(train_parts, official, names, f"the training files of {name}")
+    _check_present(test_parts, official, names, f"the test file of {name}")
     train, val = _assemble(train_parts, official, val_fraction, seed)
     test, _ = _assemble(test_parts, official, None, seed)
+    _check_split_sizes(len(train), len(val), val_fraction)
     mean = std = None
     if standardize:
         mean, std = _channel_stats(train.x, shape, scale)

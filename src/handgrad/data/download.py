@@ -1,21 +1,30 @@
 """Download CIFAR-10's official archive: streamed, md5-verified, extracted safely, moved atomically.
 
 An interrupted or bad download never leaves a half-written dataset: everything happens in a
-temporary folder beside the target, and only a verified, fully extracted
-`cifar-10-batches-py/` is renamed into place.
+temporary folder `.cifar10-download-<pid>-*` beside the target, and only a verified, fully
+extracted `cifar-10-batches-py/` is renamed into place. The folder is removed on any error,
+on SIGTERM, and (when its process was killed outright) by the next download.
+
+Only transient failures are retried (connection errors, timeouts, HTTP 408, 429 and 5xx);
+the whole download, retries included, must end within a deadline
+($HANDGRAD_DOWNLOAD_DEADLINE seconds, default 3600).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import shutil
+import signal
+import sys
 import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -25,6 +34,8 @@ from handgrad.data.cifar10 import FOLDER, batches_dir
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 CHUNK = 1 << 20
+DEADLINE = 3600.0  # seconds for the whole download, unless $HANDGRAD_DOWNLOAD_DEADLINE says
+WORK_PREFIX = ".cifar10-download-"
 
 
 class DownloadError(OSError):
@@ -37,57 +48,140 @@ def download_cifar10(
     md5: str = MD5,
     timeout: float = 30.0,
     retries: int = 3,
-    progress: bool = True,
+    progress: bool | None = None,
+    deadline: float | None = None,
 ) -> Path:
     """Fetch, verify and install CIFAR-10 under `root`; returns ROOT/cifar-10-batches-py.
 
     Does nothing if the folder is already there. `url` defaults to $HANDGRAD_CIFAR10_URL (a
     mirror of the official archive) or the official address; the md5 is checked either way.
-    Each attempt restarts the stream; after `retries` failed attempts a DownloadError says
-    what went wrong.
+    Each attempt restarts the stream; after `retries` failed attempts, a non-transient
+    failure, or `deadline` seconds in all, a DownloadError says what went wrong.
+    progress: a bar on stderr (None: only when stderr is a terminal).
     """
     url = url or os.environ.get("HANDGRAD_CIFAR10_URL") or URL
+    deadline = _deadline() if deadline is None else deadline
+    progress = sys.stderr.isatty() if progress is None else progress
     root = Path(root)
     target = batches_dir(root)
     if target.is_dir():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".cifar10-download-", dir=root))
-    try:
-        archive = work / "cifar-10-python.tar.gz"
-        _fetch_with_retries(url, archive, timeout, retries, progress)
-        actual = _md5(archive)
-        if actual != md5:
-            raise DownloadError(f"md5 mismatch for {url}: got {actual}, expected {md5}")
-        _extract(archive, work / "extracted")
-        os.replace(work / "extracted" / FOLDER, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    _remove_orphans(root)
+    with _sigterm_as_exit():
+        work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=root))
+        try:
+            archive = work / "cifar-10-python.tar.gz"
+            _fetch_with_retries(url, archive, timeout, retries, progress, deadline)
+            actual = _md5(archive)
+            if actual != md5:
+                raise DownloadError(f"md5 mismatch for {url}: got {actual}, expected {md5}")
+            _extract(archive, work / "extracted")
+            os.replace(work / "extracted" / FOLDER, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return target
 
 
-def _fetch_with_retries(url: str, dest: Path, timeout: float, retries: int, progress: bool) -> None:
+def _deadline() -> float:
+    text = os.environ.get("HANDGRAD_DOWNLOAD_DEADLINE")
+    if text is None:
+        return DEADLINE
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"HANDGRAD_DOWNLOAD_DEADLINE must be a number of seconds > 0, got "
+                         f"{text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Inside: SIGTERM raises SystemExit(143), so that `finally` blocks clean up (only
+    where nobody else handles SIGTERM, and only in the main thread)."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signal.SIGTERM)
+
+    installed, previous = False, signal.SIG_DFL
+    with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, handler)
+            installed = True
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_orphans(root: Path) -> None:
+    """Remove the work folders of downloads whose process no longer exists (SIGKILL)."""
+    for work in root.glob(f"{WORK_PREFIX}*"):
+        pid = work.name[len(WORK_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours, or a platform without signal 0
+        return True
+    return True
+
+
+def _transient(e: Exception) -> bool:
+    if isinstance(e, urllib.error.HTTPError):
+        return e.code in (408, 429) or e.code >= 500
+    return True
+
+
+def _fetch_with_retries(url: str, dest: Path, timeout: float, retries: int, progress: bool,
+                        deadline: float) -> None:
+    end = time.monotonic() + deadline
     last: Exception | None = None
     for attempt in range(1, retries + 1):
         try:
-            _fetch(url, dest, timeout, progress)
+            _fetch(url, dest, timeout, progress, end)
             return
+        except _DeadlinePassed:
+            raise DownloadError(f"download of {url} did not finish within {deadline:g} s (set "
+                                "HANDGRAD_DOWNLOAD_DEADLINE to allow longer, or use a faster "
+                                "mirror)") from None
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
                 TimeoutError, DownloadError) as e:
+            if not _transient(e):
+                raise DownloadError(f"download of {url} failed: {e}") from None
             last = e
             if attempt < retries:
-                time.sleep(min(2.0 ** (attempt - 1), 8.0) * 0.5)
+                time.sleep(min(2.0 ** (attempt - 1), 8.0, max(end - time.monotonic(), 0)) * 0.5)
     raise DownloadError(f"download of {url} failed after {retries} attempts: {last}")
 
 
-def _fetch(url: str, dest: Path, timeout: float, progress: bool) -> None:
-    """Stream `url` into `dest`; DownloadError if fewer bytes arrive than announced."""
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
+class _DeadlinePassed(DownloadError):
+    pass
+
+
+def _fetch(url: str, dest: Path, timeout: float, progress: bool, end: float) -> None:
+    """Stream `url` into `dest`; DownloadError if fewer bytes arrive than announced, or if
+    the deadline `end` (time.monotonic) passes."""
+    def left() -> float:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlinePassed("deadline passed")
+        return remaining
+
+    with urllib.request.urlopen(url, timeout=min(timeout, left())) as response, \
+            open(dest, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
         received = 0
         with tqdm(total=total, unit="B", unit_scale=True, desc="cifar-10",
                   disable=not progress) as bar:
-            while chunk := response.read(CHUNK):
+            while left() and (chunk := response.read1(CHUNK)):  # read1: what has arrived
                 out.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))

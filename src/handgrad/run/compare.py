@@ -11,8 +11,8 @@ from handgrad.data import Dataset
 from handgrad.report import plots
 from handgrad.run import summaries
 from handgrad.run.config import TrainConfig, load_data
-from handgrad.run.rundir import write_json
-from handgrad.run.train import Observer, RunResult, train
+from handgrad.run.rundir import check_folder_holds, write_json
+from handgrad.run.train import Observer, RunResult, preflight, train
 
 ENGINE_LABELS = {"manual": "manual + handgrad.engine.optim", "autograd": "autograd + torch.optim"}
 
@@ -74,6 +74,12 @@ def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
     if dataset is None:
         dataset = load_data(config)
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:  # everything checked before anything is written
+        check_folder_holds(out, {"manual", "autograd", "compare.json", "engines.png"})
+    for engine in ("manual", "autograd"):
+        preflight(config.replace(engine=engine), dataset, out / engine if out else None)
+    if out is not None:
+        (out / "compare.json").unlink(missing_ok=True)  # no stale verdict while training
     runs = {}
     for engine in ("manual", "autograd"):
         wanted = config.replace(engine=engine).to_dict()

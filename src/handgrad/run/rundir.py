@@ -13,19 +13,14 @@ Reading checks every file and refuses what does not fit, with a message naming t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
-
 from handgrad.engine.model import MLP
 from handgrad.run import records
+from handgrad.run.budget import parameter_count
 from handgrad.run.config import TrainConfig
 from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of the format)
     atomic_write_bytes,
@@ -37,6 +32,14 @@ from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of 
 )
 from handgrad.run.metrics import Evaluation
 from handgrad.run.result import EpochMetrics, RunResult
+from handgrad.run.weights import (  # noqa: F401  (save_weights, load_weights re-exported)
+    check_sha,
+    load_weights,
+    read_weights,
+    save_weights,
+    weights_bytes,
+    weights_metadata,
+)
 
 CONFIG, METRICS, RESULTS = "config.json", "metrics.csv", "results.json"
 WEIGHTS = "weights.safetensors"
@@ -118,10 +121,8 @@ class RunDir:
         self.write_metrics(result.history)
         sha = None
         if result.status == "completed" and result.model is not None:
-            data = weights_bytes(result.model.state_dict(), weights_metadata(
+            sha = save_weights(self.file(WEIGHTS), result.model.state_dict(), weights_metadata(
                 result.config, result.model, result.class_names))
-            atomic_write_bytes(self.file(WEIGHTS), data)
-            sha = hashlib.sha256(data).hexdigest()
         write_json(self.file(RESULTS), {**result.summary(), "weights_sha256": sha})
 
     # ---- reading -----------------------------------------------------------------------
@@ -178,7 +179,7 @@ class RunDir:
                              "weights to evaluate")
         config = TrainConfig.from_dict(record["config"])
         path = self.file(WEIGHTS)
-        data, state, meta = read_weights(path)
+        data, state, meta = read_weights(path, parameter_count(record["sizes"]) * 8 + (1 << 20))
         shell = MLP(record["sizes"], activation=config.activation, device="meta")  # no memory
         expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
         found = {k: tuple(v.shape) for k, v in state.items()}
@@ -190,7 +191,7 @@ class RunDir:
                  if meta.get(k) != v]
         if wrong:
             raise ValueError(f"{path}: metadata does not match {CONFIG}: {', '.join(wrong)}")
-        _check_sha(path, data, results.get("weights_sha256"))
+        check_sha(path, data, results.get("weights_sha256"), RESULTS)
         model = MLP(record["sizes"], activation=config.activation, dtype=config.torch_dtype)
         model.load_state_dict({k: v.to(config.torch_dtype) for k, v in state.items()})
         return model
@@ -218,65 +219,24 @@ def read_curves(path: str | Path) -> dict[str, list[float]]:
     return RunDir(path).read_curves()
 
 
+def check_folder_holds(path: str | Path, names: set[str]) -> None:
+    """ValueError unless `path` is absent, or a folder holding only `names` and temporaries
+    of them (a folder of another command is never written into)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a directory; use another --out")
+    if not path.exists():
+        return
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in names and not any(
+        p.name.startswith(f".{n}.") or p.name.startswith(f".{Path(n).stem}.") for n in names))
+    if foreign:
+        raise ValueError(f"{path}: not empty and not a folder of this command (it holds "
+                         f"{', '.join(foreign[:3])}); use another --out")
+
+
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Path(base) / f"{stamp}-{name}"
-
-
-# ---- weights ---------------------------------------------------------------------------
-
-def weights_metadata(config: TrainConfig, model: MLP, class_names: Sequence[str]
-                     ) -> dict[str, str]:
-    return {"sizes": ",".join(map(str, model.sizes)), "activation": model.activation,
-            "dataset": config.dataset, "classes": ",".join(class_names)}
-
-
-def weights_bytes(state: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
-    """A safetensors file: the header's keys sorted (safetensors writes the metadata in a
-    random order), so that the same weights give the same bytes."""
-    tensors = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
-               for k, v in state.items()}  # contiguous and unshared, as safetensors needs
-    raw = save_safetensors(tensors, metadata=meta)
-    n = int.from_bytes(raw[:8], "little")
-    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":"))
-    header += " " * (-len(header) % 8)  # keep the data 8-byte aligned, as safetensors does
-    return len(header).to_bytes(8, "little") + header.encode() + raw[8 + n:]
-
-
-def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
-    """Write the weights atomically; returns the file's sha256."""
-    data = weights_bytes(state, meta)
-    atomic_write_bytes(Path(path), data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_weights(path: Path) -> tuple[bytes, dict[str, torch.Tensor], dict[str, str]]:
-    """(the file's bytes, its tensors, its metadata); safetensors cannot execute code."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no weights file")
-    data = path.read_bytes()
-    try:
-        state = load_safetensors(data)
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path}: not a valid safetensors file ({e})") from None
-    return data, state, meta if isinstance(meta, dict) else {}
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    return read_weights(path)[1]
-
-
-def _check_sha(path: Path, data: bytes, recorded: str | None) -> None:
-    if recorded is None:
-        raise ValueError(f"{path.parent / RESULTS}: records no weights_sha256 (written by an "
-                         "older handgrad?): the weights cannot be verified; train again")
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != recorded:
-        raise ValueError(f"{path}: sha256 {actual[:12]}… differs from the {recorded[:12]}… "
-                         f"recorded in {RESULTS}: the file was changed or corrupted")
 
 
 def _temporary(name: str) -> bool:

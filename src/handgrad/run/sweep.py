@@ -1,17 +1,14 @@
 """Grid sweeps on Optuna: resumable, safe for several worker processes, one run dir a config.
 
-The study lives in a journal file in the sweep directory (Optuna's `JournalStorage` with a
-file backend, safe for processes on one machine), or in any database given by `storage`
-(then workers on several machines share it). Optuna's facts this module copes with:
+A coordinator validates the whole command (settings, data, storage, the --out directory)
+before it writes anything, then holds `sweep.lock` while its workers ask the study for one
+config at a time (see `sweep_study` for Optuna's side, `sweep_dir` for the directory).
 
-- GridSampler counts a failed trial as visited and never retries it, and journal storage has
-  no heartbeat, so a worker that dies leaves its trial RUNNING forever. The coordinator holds
-  `sweep.lock` while it runs; a coordinator that acquires it knows every RUNNING trial of a
-  file-backed study is dead, marks it FAIL and enqueues its config again (with a database
-  URL, Optuna's heartbeat fails stale trials instead, and they are enqueued the same way).
-- An exhausted grid re-evaluates a random point if asked again, so workers never call
-  `optimize` open-ended: each asks for one trial at a time while some config still lacks a
-  result, and a trial whose config is already done or taken is pruned before any training.
+- Every config trains with the same number of torch threads (`threads`, 1 by default),
+  whatever the number of workers: float32 results depend on the thread count, so they then
+  depend on the settings only, not on `--workers`.
+- Workers ignore SIGINT (a terminal sends it to the whole process group): on Ctrl-C the
+  coordinator alone gets KeyboardInterrupt, stops its workers, and rerunning resumes.
 - A diverged config (NaN/inf) is a COMPLETE trial with value +inf and status "diverged":
   it is never selected and never stops the sweep.
 
@@ -21,236 +18,115 @@ evaluated once on the test set.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
+import dataclasses
 import importlib
-import json
 import math
 import multiprocessing as mp
 import os
+import shutil
 import signal
-import warnings
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from handgrad.data import Dataset
-from handgrad.run.config import TrainConfig, load_data
-from handgrad.run.sweep_results import collect
-from handgrad.run.sweep_spec import (
-    SELECT_BY,
-    SweepError,
-    SweepSpec,
-    config_key,
-    run_dir_name,
-    settings,
-    settings_differences,
-    trials_by_key,
+from handgrad.run.config import load_data
+from handgrad.run.files import command_line, finite_or_none
+from handgrad.run.sweep_dir import (
+    SweepLock,
+    check_record,
+    mask_url,
+    run_dir_problem,
+    write_record,
+)
+from handgrad.run.sweep_results import collect, locate
+from handgrad.run.sweep_spec import SELECT_BY, SweepSpec, config_key, run_dir_name
+from handgrad.run.sweep_study import (
+    HEARTBEAT,
+    check_same_sweep,
+    check_storage,
+    open_study,
+    record_settings,
+    recover,
+    repair_journal,
+    storage_errors,
+    taken_by_another,
+    work_left,
+)
+from handgrad.run.sweep_workers import (
+    die_with_parent,
+    join_workers,
+    sigint_ignored,
+    start_method,
+    torch_threads,
 )
 from handgrad.run.train import train
 
-STUDY = "handgrad-sweep"
-JOURNAL = "study.journal"
-SETTINGS = "handgrad_settings"  # study user attribute: the sweep_spec.settings it was made with
+METRIC_ATTRS = ("status", "train_loss", "val_loss", "val_accuracy")
 
 
-def open_storage(sweep_dir: Path, storage: str | None):
-    if storage is None:
-        return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
-    if storage.startswith(("sqlite", "postgresql", "mysql")):
-        with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(storage, heartbeat_interval=60, grace_period=180)
-    return storage
-
-
-def check_storage(storage: str) -> None:
-    """Open the database once, so that a bad URL is a one-line error before any work."""
+def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
+                    dataset: Dataset | None, sweep_id: str, heartbeat: tuple[int, int]) -> None:
+    """A worker process: its failure is one line sent to the coordinator, not a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    die_with_parent()
     try:
-        optuna.storages.get_storage(open_storage(Path("."), storage))
-    except Exception as e:  # sqlalchemy and the drivers raise many types
-        raise ValueError(f"cannot use --storage {storage!r}: {' '.join(str(e).split())}"
-                         ) from None
-
-
-def _study(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> optuna.Study:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=STUDY, storage=open_storage(sweep_dir, storage),
-                               sampler=_GridSampler(spec.search_space(), seed=spec.base.seed),
-                               direction="minimize", load_if_exists=True)
-
-
-class _GridSampler(optuna.samplers.GridSampler):
-    """GridSampler that also gives enqueued (re-run) trials their grid id, so that Optuna
-    counts them as the grid point they are."""
-
-    def before_trial(self, study: optuna.Study, trial) -> None:
-        fixed = trial.system_attrs.get("fixed_params")
-        if fixed is not None and "grid_id" not in trial.system_attrs:
-            point = [fixed[name] for name in self._param_names]
-            grid_id = next((i for i, g in enumerate(self._all_grids) if list(g) == point), None)
-            if grid_id is not None:
-                study._storage.set_trial_system_attr(trial._trial_id, "search_space",
-                                                     self._search_space)
-                study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
-            return
-        super().before_trial(study, trial)
-
-
-class SweepLock:
-    """An exclusive lock on DIR/sweep.lock for the coordinator's lifetime."""
-
-    def __init__(self, sweep_dir: Path) -> None:
-        self.path = sweep_dir / "sweep.lock"
-        self.file = None
-
-    def __enter__(self) -> SweepLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a+")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.close()
-            raise ValueError(f"{self.path.parent}: another sweep is running on this directory"
-                             ) from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.file, fcntl.LOCK_UN)
-        self.file.close()
-
-
-def _check_same_sweep(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> None:
-    """Refuse to resume a study made with other settings (its finished trials would be
-    reported as results of these), before anything is written. A new study gets the
-    settings recorded by `_record_settings`."""
-    if storage is None and not (sweep_dir / JOURNAL).exists():
-        return  # a new sweep (opening the journal would create it)
-    where = sweep_dir if storage is None else "the study in --storage"
-    store = optuna.storages.get_storage(open_storage(sweep_dir, storage))
-    try:
-        study_id = store.get_study_id_from_name(STUDY)
-    except KeyError:
-        return
-    stored = store.get_study_user_attrs(study_id).get(SETTINGS)
-    if stored is None:
-        if store.get_all_trials(study_id, deepcopy=False):
-            raise ValueError(f"{where}: holds a sweep without recorded settings; "
-                             "use another directory")
-        return
-    diff = settings_differences(stored, _settings_json(spec))
-    if diff:
-        raise ValueError(f"{where}: holds a sweep with other settings ({'; '.join(diff)}); "
-                         "use another --out, or the same settings to resume it")
-
-
-def _settings_json(spec: SweepSpec) -> dict[str, Any]:
-    return json.loads(json.dumps(settings(spec)))
-
-
-def _record_settings(study: optuna.Study, spec: SweepSpec) -> None:
-    if SETTINGS not in study.user_attrs:
-        study.set_user_attr(SETTINGS, _settings_json(spec))
-
-
-def recover(study: optuna.Study, spec: SweepSpec, file_backed: bool) -> int:
-    """Fail the trials of dead workers and enqueue every config that has no result and is
-    not waiting or running. Returns the number of configs enqueued."""
-    if file_backed:  # we hold the lock: nobody else is running this study
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study._storage.set_trial_user_attr(t._trial_id, "failure", "worker died")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    by_key = trials_by_key(study)
-    enqueued = 0
-    for values in spec.configs():
-        trials = by_key.get(config_key(values), [])
-        states = {t.state for t in trials}
-        if states & {TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING}:
-            continue
-        if TrialState.FAIL in states or TrialState.PRUNED in states:
-            study.enqueue_trial(values, skip_if_exists=False)
-            enqueued += 1
-    return enqueued
-
-
-def _work_left(study: optuna.Study, spec: SweepSpec) -> bool:
-    by_key = trials_by_key(study)
-    busy = {TrialState.COMPLETE, TrialState.RUNNING}
-    if any(t.state == TrialState.WAITING for ts in by_key.values() for t in ts):
-        return True
-    return any(not ({t.state for t in by_key.get(config_key(v), [])} & busy)
-               for v in spec.configs())
-
-
-def _taken_by_another(study: optuna.Study, trial: optuna.Trial, key: str) -> bool:
-    for t in trials_by_key(study).get(key, []):
-        if t.number == trial.number:
-            continue
-        if t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING
-                                              and t.number < trial.number):
-            return True
-    return False
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker when its coordinator dies (even by SIGKILL),
-    so that no orphan keeps training a config the next run will redo."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _spawned_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
-                    dataset: Dataset | None) -> None:
-    _die_with_parent()
-    run_worker(sweep_dir, spec, storage, threads, dataset)
+        with storage_errors(storage):
+            run_worker(sweep_dir, spec, storage, threads, dataset, sweep_id, heartbeat)
+    except Exception as e:
+        errors.put(" ".join(str(e).split()) or type(e).__name__)
+        sys.exit(1)
 
 
 def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
-               dataset: Dataset | None = None) -> None:
+               dataset: Dataset | None = None, sweep_id: str = "",
+               heartbeat: tuple[int, int] = HEARTBEAT) -> None:
     """Ask for one trial at a time until every config has a result or is being run.
     `dataset`: the base config's data, when the caller has it loaded already."""
     torch.set_num_threads(threads)
     sweep_dir = Path(sweep_dir)
-    study = _study(sweep_dir, spec, storage)
+    study = open_study(sweep_dir, spec, storage, heartbeat)
     space = spec.search_space()
-    base = spec.base
+    keys = {config_key(v) for v in spec.configs()}
     if dataset is None:
-        dataset = load_data(base)
+        dataset = load_data(spec.base)
+    where = {"host": socket.gethostname(), "out": str(sweep_dir.resolve()), "sweep_id": sweep_id}
 
     def objective(trial: optuna.Trial) -> float:
         values = {k: trial.suggest_categorical(k, choices) for k, choices in space.items()}
         key = config_key(values)
-        if key not in {config_key(v) for v in spec.configs()} or \
-                _taken_by_another(study, trial, key):
+        if key not in keys or taken_by_another(study, trial, key):
             raise optuna.TrialPruned(f"{key} is done or taken")
-        trial.set_user_attr("started", os.getpid())
-        run_dir = sweep_dir / "configs" / run_dir_name(values)
-        result = train(spec.config_for(values), dataset, run_dir, evaluate_test=False,
-                       command=spec.command)
-        trial.set_user_attr("status", result.status)
-        trial.set_user_attr("run_dir", str(run_dir.relative_to(sweep_dir)))
-        val_loss = result.summary()["val_loss"]
+        run_dir = Path("configs") / run_dir_name(values)
+        for name, value in {**where, "started": os.getpid(), "run_dir": str(run_dir)}.items():
+            trial.set_user_attr(name, value)
+        shutil.rmtree(sweep_dir / run_dir, ignore_errors=True)  # a dead attempt's files
+        result = train(spec.config_for(values), dataset, sweep_dir / run_dir,
+                       evaluate_test=False, command=spec.command)
+        summary = finite_or_none(result.summary())
+        for name in METRIC_ATTRS:
+            trial.set_user_attr(name, summary[name])
+        val_loss = summary["val_loss"]
         if result.status != "completed" or val_loss is None or not math.isfinite(val_loss):
             return math.inf
         return val_loss
 
-    while _work_left(study, spec):
+    while work_left(study, spec):
         study.optimize(objective, n_trials=1)
 
 
 class Sweep:
-    """A sweep as a context. Entering runs it, or starts it: one worker runs in this process
-    before `__enter__` returns; several run as processes in the background while the caller
-    does other work (with `threads` torch threads). Leaving waits for them and writes the
-    results, then in `summary`; an exception inside stops the workers (rerunning resumes).
+    """A sweep as a context. Creating it validates everything and writes nothing. Entering
+    runs it, or starts it: one worker runs in this process before `__enter__` returns;
+    several run as processes in the background while the caller does other work (with
+    `threads` torch threads). Leaving waits for them and writes the results, then in
+    `summary`; an exception inside (Ctrl-C included) stops the workers (rerunning resumes).
 
         with Sweep(dir, spec, workers=2) as sweep:
             ...                       # runs while the workers train
@@ -259,114 +135,134 @@ class Sweep:
 
     def __init__(self, sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
                  storage: str | None = None, select_by: str = "val_loss",
-                 dataset: Dataset | None = None) -> None:
+                 dataset: Dataset | None = None, threads: int = 1,
+                 heartbeat: tuple[int, int] = HEARTBEAT) -> None:
         if select_by not in SELECT_BY:
             raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
                              f"{', '.join(SELECT_BY)}")
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         spec.validate()
-        if storage is not None:
-            check_storage(storage)
-        _check_same_sweep(Path(sweep_dir), spec, storage)
+        # every config.json records the command: never with a database password in it
+        command = [mask_url(a) for a in (spec.command or command_line())]
+        spec = dataclasses.replace(spec, command=command)
         self.sweep_dir, self.spec, self.workers = Path(sweep_dir), spec, workers
-        self.storage, self.select_by, self.dataset = storage, select_by, dataset
+        self.storage, self.select_by, self.threads = storage, select_by, threads
+        self.heartbeat = heartbeat
+        check_record(self.sweep_dir, spec, storage)
+        with torch_threads(threads):  # the data's statistics as the workers would compute them
+            self.dataset = dataset if dataset is not None else load_data(spec.base)
+        if storage is not None:
+            check_storage(storage, heartbeat)
+        check_same_sweep(self.sweep_dir, spec, storage)
         self.procs: list = []
         self.summary: dict[str, Any] | None = None
         self._lock = SweepLock(self.sweep_dir)
-        self._threads = torch.get_num_threads()
         self._study: optuna.Study | None = None
-
-    @property
-    def threads(self) -> int:
-        """torch threads of each worker: this process's threads shared among the workers.
-        Work done beside the workers should use as many: it keeps the cores evenly shared,
-        and float32 results depend on the thread count, so they depend only on the command."""
-        return max(1, self._threads // self.workers)
+        self._id = ""
+        self._errors = None  # the workers' one-line failures
 
     def __enter__(self) -> Sweep:
         self._lock.__enter__()
         try:
-            self._study = _study(self.sweep_dir, self.spec, self.storage)
-            _record_settings(self._study, self.spec)
-            recover(self._study, self.spec, file_backed=self.storage is None)
-            if self.workers == 1:
-                run_worker(str(self.sweep_dir), self.spec, self.storage, self.threads,
-                           self.dataset)
-            else:
-                self.procs = _start_worker_processes(self.sweep_dir, self.spec, self.storage,
-                                                     self.workers, self.threads, self.dataset)
+            with storage_errors(self.storage):
+                self._prepare()
+                if self.workers == 1:
+                    with torch_threads(self.threads):
+                        run_worker(str(self.sweep_dir), self.spec, self.storage, self.threads,
+                                   self.dataset, self._id, self.heartbeat)
+                else:
+                    self.procs = _start_worker_processes(self, self.dataset)
         except BaseException:
             self._stop_workers()
             self._lock.__exit__()
             raise
         return self
 
+    def _prepare(self) -> None:
+        """Under the lock: the directory's record, the study, and the configs to (re)run."""
+        record = check_record(self.sweep_dir, self.spec, self.storage) or \
+            write_record(self.sweep_dir, self.spec, self.storage)
+        self._id = record["id"]
+        if self.storage is None:
+            repair_journal(self.sweep_dir)
+        self._study = open_study(self.sweep_dir, self.spec, self.storage, self.heartbeat)
+        record_settings(self._study, self.spec)
+
+        def problem(values: dict[str, Any], trial) -> str | None:
+            run_dir = locate(self.sweep_dir, self._id, trial)
+            if run_dir is None:
+                return None  # on another machine: the study's record is the result
+            return run_dir_problem(run_dir, self.spec, values, trial.user_attrs)
+
+        recover(self._study, self.spec, self.storage is None, problem)
+
     def __exit__(self, exc_type, *exc) -> None:
         try:
             if exc_type is not None:
                 self._stop_workers()
                 return
-            _join(self.procs)
-            self.summary = collect(self.sweep_dir, self.spec, self._study, self.select_by,
-                                   self.dataset)
+            try:
+                join_workers(self.procs, self._errors)
+            except BaseException:  # Ctrl-C while waiting: the workers ignore it
+                self._stop_workers()
+                raise
+            with torch_threads(self.threads), storage_errors(self.storage):
+                self.summary = collect(self.sweep_dir, self._id, self.spec, self._study,
+                                       self.select_by, self.dataset)
         finally:
             self._lock.__exit__()
 
     def _stop_workers(self) -> None:
+        """Terminate the worker processes; with a database, fail their trials at once
+        rather than after the heartbeat's grace period."""
         for p in self.procs:
             p.terminate()
         for p in self.procs:
             p.join()
+        pids = {p.pid for p in self.procs}
+        if self.procs and self.storage is not None and self._study is not None:
+            with contextlib.suppress(Exception):  # the database may be what failed
+                for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if t.user_attrs.get("started") in pids and \
+                            t.user_attrs.get("sweep_id") == self._id:
+                        self._study._storage.set_trial_state_values(t._trial_id,
+                                                                    TrialState.FAIL)
+        self.procs = []
 
 
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
               storage: str | None = None, select_by: str = "val_loss",
-              dataset: Dataset | None = None) -> dict[str, Any]:
+              dataset: Dataset | None = None, threads: int = 1,
+              heartbeat: tuple[int, int] = HEARTBEAT) -> dict[str, Any]:
     """Run (or finish) the sweep in `sweep_dir`; write results.{json,csv,md}; return them.
     `dataset`: the base config's data if already loaded (used in this process only)."""
-    with Sweep(sweep_dir, spec, workers, storage, select_by, dataset) as sweep:
+    with Sweep(sweep_dir, spec, workers, storage, select_by, dataset, threads,
+               heartbeat) as sweep:
         pass
     return sweep.summary
 
 
-def _start_worker_processes(sweep_dir: Path, spec: SweepSpec, storage: str | None,
-                            workers: int, threads: int, dataset: Dataset | None) -> list:
-    """N worker processes. Forked after the data is loaded where `start_method` allows it,
-    so that they share it (copy-on-write) and skip re-importing torch; spawned otherwise,
-    each loading the data itself."""
-    if start_method(threads, spec.base) == "fork":
+def _start_worker_processes(sweep: Sweep, dataset: Dataset) -> list:
+    """N worker processes, started with SIGINT ignored (forked and spawned children keep
+    that). Forked after the data is loaded where `start_method` allows it, so that they share
+    it (copy-on-write) and skip re-importing torch; spawned otherwise, each loading the data
+    itself."""
+    if start_method(sweep.threads, sweep.spec.base) == "fork":
         ctx = mp.get_context("fork")
-        if spec.base.engine == "autograd":
+        if sweep.spec.base.engine == "autograd":
             # torch.optim's optimizers import torch._dynamo (about a second) when built
             # (handgrad's do not): importing it once here lets the workers share it.
             importlib.import_module("torch._dynamo")
-        if dataset is None:
-            dataset = load_data(spec.base)
     else:
         ctx, dataset = mp.get_context("spawn"), None
-    worker_args = (str(sweep_dir), spec, storage, threads, dataset)
-    procs = [ctx.Process(target=_spawned_worker, args=worker_args) for _ in range(workers)]
-    for p in procs:
-        p.start()
+    sweep._errors = ctx.SimpleQueue()
+    args = (sweep._errors, str(sweep.sweep_dir), sweep.spec, sweep.storage, sweep.threads, dataset,
+            sweep._id, sweep.heartbeat)
+    procs = [ctx.Process(target=_spawned_worker, args=args) for _ in range(sweep.workers)]
+    with sigint_ignored():
+        for p in procs:
+            p.start()
     return procs
-
-
-def start_method(threads: int, config: TrainConfig) -> str:
-    """How to start sweep workers: "fork" when they train single-threaded on the CPU (where
-    fork exists), else "spawn". A forked child that runs OpenMP with several threads after
-    its parent did can deadlock (GNU libgomp), and one cannot use CUDA at all once its
-    parent has (torch refuses to re-initialise it)."""
-    on_cpu = config.resolved_device().type == "cpu"
-    if threads == 1 and on_cpu and "fork" in mp.get_all_start_methods():
-        return "fork"
-    return "spawn"
-
-
-def _join(procs: list) -> None:
-    for p in procs:
-        p.join()
-    failed = [p.exitcode for p in procs if p.exitcode != 0]
-    if failed:
-        raise SweepError(f"{len(failed)} sweep worker(s) failed (exit codes {failed}); rerun "
-                         "the same command to finish the sweep")

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
-
 from handgrad.run.config import TrainConfig
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
@@ -183,12 +181,3 @@ def config_key(values: dict[str, Any]) -> str:
 def run_dir_name(values: dict[str, Any]) -> str:
     return "_".join(f"{k}-{values[k]}" for k in sorted(values)).replace(",", "x")
 
-
-def trials_by_key(study: optuna.Study) -> dict[str, list]:
-    """Every trial of the study, grouped by the config it runs (enqueued ones included)."""
-    out: dict[str, list] = {}
-    for t in study.get_trials(deepcopy=False):
-        params = t.params or t.system_attrs.get("fixed_params") or {}
-        if params:
-            out.setdefault(config_key(params), []).append(t)
-    return out

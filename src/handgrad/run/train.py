@@ -185,7 +185,8 @@ def preflight(config: TrainConfig, dataset: Dataset, out_dir: str | Path | None
     sizes = sizes_for(config, dataset.D, dataset.num_classes)
     batch = min(config.batch_size, max(len(dataset.train), 1))
     check_fits(training_bytes(sizes, config.torch_dtype, config.optimizer, max(batch, 256)),
-               config.resolved_device(), f"a {'-'.join(map(str, sizes))} network")
+               config.resolved_device(), f"--hidden {' '.join(map(str, config.hidden))} (a "
+               f"{'-'.join(map(str, sizes))} network)")
     if out_dir is None:
         return None
     run_dir = RunDir(out_dir)

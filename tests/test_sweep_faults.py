@@ -1,0 +1,191 @@
+"""Sweeps under bad input, interruptions and damaged directories: real processes, real
+signals, real files. Nothing is written before validation, nothing unearned is reported."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from handgrad.cli.main import main
+from handgrad.run.config import TrainConfig
+from handgrad.run.rundir import read_json, write_json
+from handgrad.run.sweep import run_sweep
+from handgrad.run.sweep_spec import SweepSpec, config_key
+from handgrad.run.sweep_study import JOURNAL, open_storage
+
+BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=2)
+GRID = {"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.0, 0.9]}
+DIGITS = ["sweep", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--quiet"]
+
+
+def _trials(sweep_dir: Path):
+    study = optuna.load_study(study_name=None, storage=open_storage(sweep_dir, None))
+    return study.get_trials(deepcopy=False)
+
+
+def _started(sweep_dir: Path) -> Counter:
+    return Counter(config_key(t.params) for t in _trials(sweep_dir) if "started" in t.user_attrs)
+
+
+def _metrics(summary: dict) -> list:
+    return [{k: v for k, v in r.items() if k != "run_dir"} for r in summary["configs"]]
+
+
+def _files(root: Path) -> dict:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("bad", [
+    ["--classes", "3", "3"],
+    ["--classes", "3", "x"],
+    ["--dataset", "cifar10", "--data-dir", "no/such/dir"],
+    ["--val-fraction", "1.5"],
+])
+def test_bad_input_leaves_nothing_and_the_corrected_command_runs(tmp_path, capsys, bad):
+    out = tmp_path / "s"
+    assert main([*DIGITS, "--lr", "0.01", *bad, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("handgrad: error:") and "\n" not in err
+    assert not out.exists()
+    assert main([*DIGITS, "--lr", "0.01", "--classes", "3", "8", "--out", str(out)]) == 0
+
+
+def test_a_malicious_pickle_never_runs_and_leaves_nothing(tmp_path, capsys):
+    root = tmp_path / "data"
+    batches = root / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5", "test_batch", "batches.meta"):
+        (batches / name).write_bytes(pickle.dumps(Evil()))
+    out = tmp_path / "s"
+    args = ["sweep", "--data-dir", str(root), "--hidden", "8", "--epochs", "1", "--quiet",
+            "--lr", "0.01", "--out", str(out)]
+    assert main(args) == 2
+    assert "\n" not in capsys.readouterr().err.strip()
+    assert not marker.exists() and not out.exists()
+
+
+def test_sweep_never_overwrites_a_training_run_or_a_foreign_directory(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--quiet",
+                 "--out", str(run)]) == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    for out in (run, tmp_path / "other"):
+        before = _files(out)
+        capsys.readouterr()
+        assert main([*DIGITS, "--lr", "0.01", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "choose an empty or new directory" in err and err.count("\n") == 1
+        assert _files(out) == before
+        assert ("is a training run" in err) == (out == run)
+
+
+def test_a_sweep_dir_with_another_storage_is_refused(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main([*DIGITS, "--lr", "0.01", "--out", str(out)]) == 0
+    capsys.readouterr()
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main([*DIGITS, "--lr", "0.01", "--out", str(out), "--storage", url]) == 2
+    assert "give the same --storage" in capsys.readouterr().err
+
+
+def _damage(sweep_dir: Path, summary: dict) -> dict[str, str]:
+    """Break the four configs' run directories in four ways; return what was done to which."""
+    rows = summary["configs"]
+    dirs = [Path(r["run_dir"]) for r in rows]
+    (dirs[0] / "results.json").unlink()
+    (dirs[1] / "results.json").write_text("{not json")
+    write_json(dirs[2] / "results.json", read_json(dirs[3] / "results.json"))  # another's
+    weights = bytearray((dirs[3] / "weights.safetensors").read_bytes())
+    weights[-5] ^= 0x10  # one bit of one weight
+    (dirs[3] / "weights.safetensors").write_bytes(bytes(weights))
+    return {config_key({k: r[k] for k in GRID}): how for r, how in
+            zip(rows, ("deleted", "corrupt", "swapped", "bit-flipped"), strict=True)}
+
+
+def test_broken_results_are_rerun_not_reported_and_a_stale_journal_lock_is_cleared(tmp_path):
+    spec = SweepSpec(BASE, grid=GRID)
+    first = run_sweep(tmp_path, spec)
+    damaged = _damage(tmp_path, first)
+    # what a process SIGKILLed inside Optuna's journal append leaves: its lock (a symlink)
+    # and a last line without its end; Optuna alone would stall 30 s, then fail to parse
+    journal = tmp_path / JOURNAL
+    os.symlink(journal, f"{journal}.lock")
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code": 5, "worker_id"')
+    start = time.monotonic()
+    again = run_sweep(tmp_path, spec)
+    assert time.monotonic() - start < 25, "the stale journal lock was waited for"
+    assert not Path(f"{journal}.lock").exists()
+    assert _metrics(again) == _metrics(first)
+    started = _started(tmp_path)
+    assert {k for k, n in started.items() if n == 2} == set(damaged) == set(started)
+    for row in again["configs"]:  # every reported result is the config's own, intact
+        assert read_json(Path(row["run_dir"]) / "results.json")["val_loss"] == row["val_loss"]
+
+
+def test_a_deleted_run_directory_is_rerun(tmp_path):
+    spec = SweepSpec(BASE, grid={"lr": [0.01, 0.05]})
+    first = run_sweep(tmp_path, spec)
+    import shutil
+
+    shutil.rmtree(first["configs"][1]["run_dir"])
+    assert _metrics(run_sweep(tmp_path, spec)) == _metrics(first)
+    assert sorted(_started(tmp_path).values()) == [1, 2]
+
+
+def test_results_do_not_depend_on_the_worker_count(tmp_path):
+    """float32 results depend on torch's thread count (hidden 256 on digits shows it); every
+    config trains on the same number of threads whatever --workers is."""
+    spec = SweepSpec(BASE.replace(hidden=(256,), epochs=2, momentum=0.9),
+                     grid={"lr": [0.02, 0.05]})
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # as on a two-core machine, where 2 workers got 1 thread each
+    try:
+        one = run_sweep(tmp_path / "one", spec, workers=1)
+        two = run_sweep(tmp_path / "two", spec, workers=2)
+    finally:
+        torch.set_num_threads(before)
+    assert _metrics(one) == _metrics(two)
+
+
+SLOW_SWEEP = [*DIGITS[:4], "64", "--epochs", "40", "--quiet", "--lr", "0.001", "0.01",
+              "--momentum", "0.9"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_prints_one_line_exits_130_and_the_rerun_finishes(tmp_path, workers):
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "handgrad", *SLOW_SWEEP, "--workers", workers, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its own process group, as in a terminal
+    deadline = time.time() + 120
+    while not list(out.glob("configs/*/metrics.csv")) and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().strip() == "handgrad: interrupted"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no worker left behind
+    assert not (out / "results.json").exists()
+    assert main([*SLOW_SWEEP, "--workers", "1", "--out", str(out)]) == 0
+    complete = Counter(config_key(t.params) for t in _trials(out) if t.state.name == "COMPLETE")
+    assert len(complete) == 2 and set(complete.values()) == {1}

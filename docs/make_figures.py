@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from handgrad.data import load_dataset  # noqa: E402
-from handgrad.engine.losses import get_loss  # noqa: E402
-from handgrad.run.config import TrainConfig  # noqa: E402
-from handgrad.run.metrics import evaluate, one_hot  # noqa: E402
-from handgrad.run.train import build_model, make_step  # noqa: E402
+from handgrad.data import load_dataset
+from handgrad.engine.losses import get_loss
+from handgrad.report import plots
+from handgrad.run.config import TrainConfig
+from handgrad.run.metrics import evaluate, one_hot
+from handgrad.run.train import build_model, make_step
 
 OUT = Path(__file__).resolve().parent / "figures"
 
@@ -43,16 +40,14 @@ def history(config: TrainConfig, data) -> dict[str, list[float]]:
 
 
 def figure(path: Path, runs: dict[str, dict], key: str, ylabel: str, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax,) = plots.new_figure(6, 4)
     for label, h in runs.items():
         ax.plot(range(1, len(h[key]) + 1), h[key], marker="o", markersize=3, label=label)
-    ax.set_xlabel("epoch")
+    plots.epoch_axis(ax)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # outside the curves
+    plots.save(fig, path)
 
 
 def main() -> None:

@@ -55,10 +55,11 @@ def test_readme_whole_run_examples_run(tmp_path, monkeypatch):
 
 
 def test_keywords_and_config_objects_give_the_same_run(tmp_path):
-    by_keywords = handgrad.train(**TINY, lr=0.05, out=tmp_path / "a")
+    by_keywords = handgrad.train(**TINY, lr=0.05, out=tmp_path / "a", test=True)
     by_config = handgrad.train(TrainConfig(dataset="digits", hidden=(4,), epochs=1, lr=0.05),
-                               out=tmp_path / "b")
-    updated = handgrad.train(TrainConfig(dataset="digits", hidden=(4,), epochs=1), lr=0.05)
+                               out=tmp_path / "b", test=True)
+    updated = handgrad.train(TrainConfig(dataset="digits", hidden=(4,), epochs=1), lr=0.05,
+                             test=True)
     assert by_keywords.summary() == by_config.summary() == updated.summary()
     assert read_json(tmp_path / "a" / "config.json")["config"]["lr"] == 0.05
     loaded = handgrad.load_run(tmp_path / "a")
@@ -116,7 +117,7 @@ def test_sweep_takes_keywords_lists_a_base_config_or_a_spec(tmp_path):
 
 
 def test_results_print_as_short_summaries(tmp_path):
-    run = handgrad.train(**TINY)
+    run = handgrad.train(**TINY, test=True)
     comparison = handgrad.compare(**TINY)
     summary = handgrad.sweep(**TINY, lr=[0.01, 0.1], out=tmp_path / "s")
     for result in (run, comparison, summary):
@@ -129,3 +130,21 @@ def test_results_print_as_short_summaries(tmp_path):
     assert "largest loss gap" in repr(comparison)
     assert "2 configs" in repr(summary) and "selected lr=" in repr(summary)
     assert "optimizer" in str(summary) and "batch_size" in str(summary)
+
+
+def test_train_keeps_the_test_set_unless_asked(capsys):
+    run = handgrad.train(**TINY)
+    assert run.test is None and run.summary()["test_loss"] is None
+    assert capsys.readouterr() == ("", "")  # no progress unless asked
+    shown = handgrad.train(**TINY, progress=True)
+    assert shown.test is None and "epoch 1: train loss" in capsys.readouterr().out
+
+
+def test_sweep_and_reproduce_show_progress_when_asked(tmp_path, capsys):
+    handgrad.sweep(**TINY, lr=[0.01, 0.1], out=tmp_path / "s", progress=True)
+    out = capsys.readouterr().out
+    assert "[1/2] lr=" in out and "[2/2] lr=" in out
+    handgrad.reproduce(**TINY, lr=[0.01, 0.1], momentum=0.9, out=tmp_path / "r",
+                       progress=True)
+    out = capsys.readouterr().out
+    assert "1. gradient check: pass" in out and "3. sweep [2/2] " in out

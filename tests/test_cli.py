@@ -22,12 +22,29 @@ def test_train_through_main_writes_a_complete_run_dir(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *DIGITS, "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.csv", "results.json",
-                                               "weights.safetensors"}
+                                               "weights.safetensors", "curves.png"}
     config = read_json(out / "config.json")
     assert config["config"]["dataset"] == "digits" and config["sizes"] == [64, 16, 2]
     assert config["command"] == ["handgrad", "train", *DIGITS, "--out", str(out)]
     assert "torch" in config["versions"]
-    assert "test_accuracy" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "val_accuracy" in text and "test_loss" not in text  # the test set is kept for the end
+    assert read_json(out / "results.json")["test_loss"] is None
+
+
+def test_train_evaluates_on_test_only_when_asked(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *DIGITS, "--test", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test_accuracy" in text and "true \\ predicted" in text
+    assert read_json(out / "results.json")["test_accuracy"] is not None
+
+
+def test_version(capsys):
+    from handgrad import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"handgrad {__version__}"
 
 
 def test_same_command_and_seed_give_identical_metrics(tmp_path):
@@ -89,7 +106,7 @@ def test_diverged_run_exits_3(tmp_path):
 
 def test_evaluate_reloads_and_matches(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", *DIGITS, "--out", str(out)]) == 0
+    assert main(["train", *DIGITS, "--test", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -150,3 +167,11 @@ def test_hidden_grid_must_be_widths(tmp_path, capsys):
                  "--out", str(tmp_path / "s")]) == 2
     assert "is not a list of widths" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_train_again_in_the_same_run_dir_with_its_curves_png(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *DIGITS, "--out", str(out)]) == 0
+    first = (out / "curves.png").stat().st_mtime_ns
+    assert main(["train", *DIGITS, "--out", str(out)]) == 0  # curves.png is the run's own
+    assert (out / "curves.png").stat().st_mtime_ns >= first

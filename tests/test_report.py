@@ -12,7 +12,7 @@ def test_reproduce_on_digits_writes_every_artefact(tmp_path, capsys, workers):
     assert main(["reproduce", "--dataset", "digits", "--epochs", "15", "--quiet",
                  "--workers", workers, "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "gradient check" in text and "largest gap" in text and "selected" in text
+    assert "1. gradient check" in text and "largest gap" in text and "Selected" in text
     for name in ("report.md", "results.json", "sweep_curves.png", "compare/engines.png",
                  "confusion.png", "sweep/results.md", "sweep/results.csv", "sweep/results.json"):
         assert (out / name).stat().st_size > 0, name
@@ -61,3 +61,47 @@ def test_reproduce_twice_gives_the_same_numbers(tmp_path):
     assert numbers(tmp_path / "a") == numbers(tmp_path / "b")
     # a rerun in place (a finished sweep: no worker trains) reports the same, too
     assert numbers(tmp_path / "a") == numbers(tmp_path / "b")
+
+
+def test_reproduce_progress_lines_and_report_are_numbered_alike(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["reproduce", "--dataset", "digits", "--epochs", "3", "--workers", "2",
+                 "--select-by", "val_accuracy", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()  # piped: one line per phase and config
+    progress = lines[:lines.index(next(x for x in lines if x.startswith("== 1.")))]
+    assert sum(x.startswith("3. sweep [") for x in progress) == 4
+    assert [x for x in progress if x.startswith("3. sweep [4/4] ")]
+    for n, what in ((1, "gradient check: pass"), (2, "engines compared"), (3, "sweep: selected"),
+                    (4, "selected config on the test set: loss")):
+        assert any(x.startswith(f"{n}. {what}") for x in progress), (n, progress)
+    report = (out / "report.md").read_text()
+    titles = [x for x in report.splitlines() if x.startswith("## ")]
+    assert [t.split(".")[0] for t in titles] == ["## 1", "## 2", "## 3", "## 4"]
+    assert titles[1].startswith("## 2. Hand-written vs autograd")
+    assert titles[2].startswith("## 3. Sweep, selected by val_accuracy")
+    console = [x for x in lines if x.startswith("== ")]
+    assert [c[3:5] for c in console] == ["1.", "2.", "3.", "4."]
+    selected = next(x for x in report.splitlines() if x.startswith("Selected:"))
+    assert "(validation accuracy " in selected
+
+
+def test_reproduce_through_the_python_api_prints_nothing(tmp_path, capsys):
+    from handgrad.run.reproduce import ReproduceResult, reproduce
+    from handgrad.run.sweep_spec import SweepSpec
+    from handgrad.run.train import TrainConfig
+
+    base = TrainConfig(dataset="digits", hidden=(16,), epochs=2)
+    spec = SweepSpec(base, grid={"lr": [0.01, 0.05], "momentum": [0.9]})
+    result = reproduce(spec, tmp_path / "r", workers=1)
+    assert capsys.readouterr() == ("", "")
+    assert isinstance(result, ReproduceResult) and result.passed
+    assert result.report_path.is_file() and set(result.figures) == {"sweep", "engines",
+                                                                     "confusion"}
+    lines = str(result).splitlines()
+    assert len(lines) == 6 and lines[1] == "1. gradient check: pass (4 tensors, float64)"
+    assert lines[3].startswith("3. sweep of 2 configs: selected lr=")
+    assert lines[4].startswith("4. test set, once: loss ")
+    assert lines[5] == f"report: {result.report_path}"
+    assert len(repr(result)) < 200 and "passed=True" in repr(result)
+    page = result._repr_html_()
+    assert page.count("<table>") == 1 and page.count("<li>") == 4

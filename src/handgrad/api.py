@@ -40,14 +40,17 @@ def config_from(config: TrainConfig | None = None, **settings: Any) -> TrainConf
 
 
 def train(config: TrainConfig | None = None, *, out: str | Path | None = None,
-          observer=None, **settings: Any):
+          observer=None, progress: bool = False, test: bool = False, **settings: Any):
     """Train one model; write its run directory to `out` when given. -> `RunResult`
 
     `config` and/or `TrainConfig` fields as keywords: `train(dataset="digits", lr=0.1)`.
+    Train and validation metrics only, unless `test` (keep the test set for the end, like
+    `handgrad train --test`). `progress`: a bar and a line per epoch (`tqdm.auto`).
     """
     from handgrad.run.train import train as train_run
 
-    return train_run(config_from(config, **settings), out_dir=out, observer=observer)
+    return train_run(config_from(config, **settings), out_dir=out,
+                     observer=observer or _epoch_progress(progress), evaluate_test=test)
 
 
 def compare(config: TrainConfig | None = None, *, out: str | Path | None = None,
@@ -59,6 +62,23 @@ def compare(config: TrainConfig | None = None, *, out: str | Path | None = None,
         raise TypeError("compare trains both engines; it takes no engine setting")
 
     return compare_engines(config_from(config, **settings), out_dir=out, observer=observer)
+
+
+def _epoch_progress(progress: bool):
+    if not progress:
+        return None
+    from handgrad.report.progress import EpochProgress
+
+    return EpochProgress()
+
+
+def _run_progress(progress, **kw):
+    """`progress` itself (a `handgrad.run.progress.Progress`), a bar and lines for True."""
+    if progress is True:
+        from handgrad.report.progress import RunProgress
+
+        return RunProgress(**kw)
+    return progress or None
 
 
 def sweep_spec(spec: SweepSpec | TrainConfig | None = None, **settings: Any) -> SweepSpec:
@@ -84,30 +104,47 @@ def sweep_spec(spec: SweepSpec | TrainConfig | None = None, **settings: Any) -> 
 
 
 def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, workers: int = 1,
-          storage: str | None = None, select_by: str = "val_loss", **settings: Any):
+          storage: str | None = None, select_by: str = "val_loss", progress=False,
+          **settings: Any):
     """Run (or resume) a grid sweep in `out`: every config trained, the best on validation
     selected and evaluated once on the test set. -> `SweepSummary` (results.json's content)
 
     `handgrad.sweep(dataset="digits", lr=[0.01, 0.1], epochs=2, out="runs/s")`; the grid
-    keywords are those of `sweep_spec`.
+    keywords are those of `sweep_spec`. `progress=True`: one bar and a line per finished
+    config (`tqdm.auto`: a widget in Jupyter).
     """
     from handgrad.run.summaries import SweepSummary
     from handgrad.run.sweep import run_sweep
 
-    summary = run_sweep(Path(out), sweep_spec(spec, **settings), workers=workers,
-                        storage=storage, select_by=select_by)
+    spec = sweep_spec(spec, **settings)
+    shown = _run_progress(progress)
+    try:
+        summary = run_sweep(Path(out), spec, workers=workers, storage=storage,
+                            select_by=select_by, progress=shown)
+    finally:
+        if hasattr(shown, "close"):
+            shown.close()
     return SweepSummary(summary)
 
 
 def reproduce(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path,
               workers: int = 1, storage: str | None = None, select_by: str = "val_loss",
-              **settings: Any):
+              progress=False, **settings: Any):
     """The whole classic exercise in `out` (gradient check, both engines from one start,
-    the sweep, selection, test, report.md). -> `ReproduceResult`"""
+    the sweep, selection, test, report.md). -> `ReproduceResult`
+
+    `progress=True`: one bar, and a line per phase and per config, numbered as report.md."""
+    from handgrad.run.reproduce import PHASES
     from handgrad.run.reproduce import reproduce as reproduce_run
 
-    return reproduce_run(sweep_spec(spec, **settings), Path(out), workers=workers,
-                         storage=storage, select_by=select_by)
+    spec = sweep_spec(spec, **settings)
+    shown = _run_progress(progress, phases=PHASES, sweep_prefix="3. sweep ")
+    try:
+        return reproduce_run(spec, Path(out), workers=workers, storage=storage,
+                             select_by=select_by, progress=shown)
+    finally:
+        if hasattr(shown, "close"):
+            shown.close()
 
 
 def load_run(run_dir: str | Path, weights: bool = True):

@@ -12,24 +12,31 @@ import sys
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.grader import check_backprop, load_function
 from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
 from handgrad.engine.losses import get_loss
 from handgrad.engine.model import MLP
-from handgrad.report.tables import fmt, text_table
+from handgrad.report import figures, plots
+from handgrad.report.progress import EpochProgress, RunProgress
+from handgrad.report.tables import (
+    confusion_table,
+    fmt,
+    gap_table,
+    summary_table,
+    sweep_table,
+    text_table,
+)
 from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
 from handgrad.run.config import load_data
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.metrics import random_targets
-from handgrad.run.rundir import RunDir, default_run_dir
+from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
-from handgrad.run.sweep_results import table as sweep_table
 from handgrad.run.sweep_spec import fingerprint
-from handgrad.run.train import EpochMetrics, Observer, RunResult, train
+from handgrad.run.train import train
 
 
 def say(text: str = "") -> None:
@@ -43,58 +50,23 @@ def say(text: str = "") -> None:
         os.close(devnull)
 
 
-class ProgressObserver(Observer):
-    """A tqdm bar per epoch with the running mean of the batch losses (only on a terminal),
-    and a line per epoch."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.quiet = quiet
-        self.bar = None
-        self.loss_sum: torch.Tensor | float = 0.0
-
-    def epoch_start(self, epoch: int, steps: int) -> None:
-        if self.enabled:
-            self.bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, file=sys.stderr)
-            self.loss_sum = 0.0
-
-    def batch_end(self, step: int, loss: torch.Tensor) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.loss_sum = self.loss_sum + loss.detach()  # stays on the device
-            if step % 10 == 0:  # a host sync, so only every 10 steps and only on a terminal
-                self.bar.set_postfix(loss=f"{(self.loss_sum / step).item():.4f}")
-
-    def epoch_end(self, m: EpochMetrics) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if not self.quiet:
-            say(f"epoch {m.epoch}: train loss {m.train_loss:.4f} acc "
-                f"{m.train_accuracy:.4f} | val loss {m.val_loss:.4f} acc {m.val_accuracy:.4f} "
-                f"| {m.seconds:.1f}s")
-
-
-def summary_table(result: RunResult) -> str:
-    s = result.summary()
-    rows = [[k, s[k]] for k in ("status", "epochs_completed", "train_loss", "val_loss",
-                                "val_accuracy", "test_loss", "test_accuracy")]
-    return text_table(["metric", "value"], rows)
-
-
 def confusion_text(matrix, names) -> str:
-    return text_table(["true \\ predicted", *names],
-                      [[name, *row] for name, row in zip(names, matrix, strict=True)])
+    return text_table(*confusion_table(matrix, names))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = args.config
     out = args.out or default_run_dir(f"{config.dataset}-{config.engine}")
     result = train(config, load_data(config, progress=not args.quiet), out_dir=out,
-                   observer=ProgressObserver(args.quiet), command=args.command_line)
-    say(summary_table(result))
+                   observer=EpochProgress(args.quiet), evaluate_test=args.test,
+                   command=args.command_line)
+    say(text_table(*summary_table(result.summary(), test=result.test is not None)))
     if result.test is not None:
         say(confusion_text(result.test.confusion, result.class_names))
+    elif result.status == "completed":
+        say("test set not used (it is kept for the end: add --test, or run handgrad evaluate)")
+    if result.history:
+        plots.save(figures.run_figure(result), RunDir(out).file(CURVES))
     say(f"run directory: {out}")
     if result.status == "diverged":
         print(f"handgrad: diverged: {result.message}", file=sys.stderr)
@@ -106,14 +78,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = args.config
     out = args.out or default_run_dir(f"{config.dataset}-compare")
     comparison = compare_engines(config, load_data(config, progress=not args.quiet),
-                                 out_dir=out, observer=ProgressObserver(args.quiet),
+                                 out_dir=out, observer=EpochProgress(args.quiet),
                                  command=args.command_line)
-    rows = [[g["epoch"], g["manual_train_loss"], g["autograd_train_loss"], g["manual_val_loss"],
-             g["autograd_val_loss"], g["max_gap"]] for g in comparison.gaps()]
-    say(text_table(["epoch", "manual train", "autograd train", "manual val", "autograd val",
-                    "largest gap"], rows))
+    say(text_table(*gap_table(comparison.gaps())))
     say(f"largest gap over all epochs ({config.dtype}): {fmt(comparison.max_gap())}")
-    say(f"plot: {out / 'engines.png'}")
+    plot = plots.save(figures.comparison_figure(comparison), Path(out) / "engines.png")
+    say(f"plot: {plot}")
     diverged = [r for r in (comparison.manual, comparison.autograd) if r.status != "completed"]
     return EXIT_DIVERGED if diverged else EXIT_OK
 
@@ -180,16 +150,29 @@ def render_sweep(summary: dict) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = args.spec
     out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
-    summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
-                        select_by=args.select_by)
+    progress = RunProgress(args.quiet)
+    try:
+        summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
+                            select_by=args.select_by, progress=progress)
+    finally:
+        progress.close()
     render_sweep(summary)
-    say(f"results: {out / 'results.md'}")
+    plot = plots.save(figures.sweep_figure(summary), Path(out) / "sweep_curves.png")
+    say(f"results: {out / 'results.md'}; plot: {plot}")
     return EXIT_OK
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from handgrad.run.reproduce import reproduce
+    from handgrad.report.markdown import reproduce_text
+    from handgrad.run.reproduce import PHASES, reproduce
 
     spec = args.spec
     out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
-    return reproduce(spec, out, args, say)
+    progress = RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ")
+    try:
+        result = reproduce(spec, out, workers=args.workers, storage=args.storage,
+                           select_by=args.select_by, progress=progress)
+    finally:
+        progress.close()
+    say(reproduce_text(result))
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED

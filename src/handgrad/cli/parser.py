@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from handgrad import __version__
 from handgrad.cli import argtypes, commands
 from handgrad.cli.exits import EXIT_BAD_INPUT, CLIError
 from handgrad.engine.losses import LOSSES
@@ -75,6 +76,8 @@ def _add_shared_training_args(g: argparse._ArgumentGroup, engine: bool = True) -
     g.add_argument("--seed", type=argtypes.seed, default=0)
     g.add_argument("--device", choices=DEVICES, default="auto")
     g.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    g.add_argument("--keep-denormals", action="store_true",
+                   help="keep IEEE subnormal floats (default: flushed to zero, faster)")
     g.add_argument("--out", type=Path, default=None,
                    help="run directory (default: runs/<time>-… for train and compare; for "
                         "sweep and reproduce runs/<command>-<dataset>-<hash of the settings>, "
@@ -133,7 +136,8 @@ def _shared_config(args: argparse.Namespace, hidden: Sequence[int]) -> TrainConf
         activation=args.activation, loss=args.loss, engine=getattr(args, "engine", "manual"),
         nesterov=args.nesterov,
         epochs=DEFAULT_EPOCHS[args.dataset] if args.epochs is None else args.epochs,
-        seed=args.seed, device=args.device, dtype=args.dtype)
+        seed=args.seed, device=args.device, dtype=args.dtype,
+        keep_denormals=args.keep_denormals)
     return config if args.betas is None else config.replace(betas=tuple(args.betas))
 
 
@@ -174,9 +178,12 @@ def _set_spec(args: argparse.Namespace) -> None:
 
 
 def add_run_parsers(sub: SubParsers) -> None:
-    p = sub.add_parser("train", help="train one model")
+    p = sub.add_parser("train", help="train one model (train and validation metrics)")
     add_data_args(p)
     add_single_run_args(p)
+    p.add_argument("--test", action="store_true",
+                   help="also evaluate on the test set (keep it for the end: choose settings "
+                        "on validation first)")
     p.set_defaults(func=commands.cmd_train, build=_set_config)
 
     p = sub.add_parser("compare", help="train both engines from one start and compare curves")
@@ -225,6 +232,7 @@ def add_check_parsers(sub: SubParsers) -> None:
 def build_parser() -> Parser:
     parser = Parser(
         prog="handgrad", description="Backpropagation written by hand, proven against autograd.")
+    parser.add_argument("--version", action="version", version=f"handgrad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_parsers(sub)
     add_check_parsers(sub)

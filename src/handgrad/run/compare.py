@@ -1,4 +1,5 @@
-"""Train both engines from one start and measure how far their curves drift apart."""
+"""Train both engines from one start and measure how far their curves drift apart (the data;
+`handgrad.report.figures.comparison_figure` draws it)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ from pathlib import Path
 import torch
 
 from handgrad.data import Dataset
-from handgrad.report import plots
 from handgrad.run import summaries
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.rundir import check_folder_holds, write_json
 from handgrad.run.train import Observer, RunResult, preflight, train
-
-ENGINE_LABELS = {"manual": "manual + handgrad.engine.optim", "autograd": "autograd + torch.optim"}
 
 
 @dataclass
@@ -52,24 +50,18 @@ class Comparison:
     def _repr_html_(self) -> str:
         return summaries.as_html(summaries.comparison_line(self))
 
-    def curves(self) -> dict[str, dict[str, list[float]]]:
-        return {
-            ENGINE_LABELS[r.config.engine]: {"train": [m.train_loss for m in r.history],
-                                             "val": [m.val_loss for m in r.history]}
-            for r in (self.manual, self.autograd)
-        }
-
 
 def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
                     out_dir: str | Path | None = None, observer: Observer | None = None,
                     command: list[str] | None = None,
                     done: list[RunResult] | None = None,
-                    evaluate_test: bool = True) -> Comparison:
+                    evaluate_test: bool = False) -> Comparison:
     """Run `config` with each engine (same seed: same weights, same batches).
 
     done: runs already made (e.g. by a sweep); one whose config is exactly this config for an
     engine is used instead of training that engine again. Training is deterministic, so the
-    result is the same. evaluate_test=False leaves the test set alone."""
+    result is the same. The test set is left alone unless `evaluate_test`.
+    out_dir: each engine's run directory and compare.json (the gaps) are written there."""
     config.validate()
     if dataset is None:
         dataset = load_data(config)
@@ -94,7 +86,4 @@ def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
     if out is not None:
         write_json(out / "compare.json", {"dtype": config.dtype, "max_gap": comparison.max_gap(),
                                           "epochs": comparison.gaps()})
-        plots.loss_curves(out / "engines.png", comparison.curves(),
-                          f"manual vs autograd ({config.dtype}, max gap "
-                          f"{comparison.max_gap():.2e})")
     return comparison

@@ -1,12 +1,14 @@
-"""`handgrad reproduce`: the whole classic exercise in one command, and its report.
+"""`reproduce`: the whole classic exercise in one call, numbered as its report.md is.
 
 1. the hand-written gradients checked against autograd and finite differences;
-2. autograd + torch.optim.SGD and manual + handgrad.engine.optim.SGD trained from one start (the
-   manual run is the sweep's run of the same config), in float32, and the first steps of
-   both again in float64;
+2. autograd + torch.optim.SGD and manual + handgrad.engine.optim.SGD trained from one start
+   (the manual run is the sweep's run of the same config), in float32, and the first steps
+   of both again in float64;
 3. the sweep (the exercise's four configs by default), selected on validation;
-4. the selected model evaluated once on the test set;
-5. DIR/report.md with tables and PNG plots, and DIR/results.json.
+4. the selected model evaluated once on the test set.
+
+DIR/report.md (tables and PNG plots, `handgrad.report.markdown`) and DIR/results.json are
+written; a `ReproduceResult` is returned, and nothing is printed.
 
 With several sweep workers, 1 and the autograd side of 2 run in this process while the
 workers train, so that both cores are busy from the start to the end.
@@ -14,9 +16,11 @@ workers train, so that both cores are busy from the start to the end.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable, Iterator
+import os
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +28,61 @@ import torch
 
 from handgrad.check.gradcheck import GradcheckReport, gradcheck
 from handgrad.data import Dataset
-from handgrad.report import plots
-from handgrad.report.tables import fmt, markdown_table, text_table
-from handgrad.run.compare import compare_engines
+from handgrad.report.tables import config_label, fmt, selection_text
+from handgrad.run.compare import Comparison, compare_engines
 from handgrad.run.config import load_data
 from handgrad.run.metrics import one_hot
-from handgrad.run.rundir import (
-    atomic_write_bytes,
-    command_line,
-    load_result,
-    read_curves,
-    write_json,
-)
+from handgrad.run.progress import Progress
+from handgrad.run.rundir import command_line, load_result, write_json
 from handgrad.run.sweep import Sweep
-from handgrad.run.sweep_results import table as sweep_table
 from handgrad.run.sweep_spec import SweepSpec
 from handgrad.run.train import build_model, train
 
 COMPARE_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
 EXACT_STEPS = 10  # the float64 comparison of the engines: this many steps from one start
+PHASES = 6  # phase_done calls of one reproduce (a progress bar counts them beside the configs)
+
+
+@dataclass
+class ReproduceResult:
+    """Everything `reproduce` found: 1. `gradcheck`, 2. the engines from one start
+    (`comparison` in the sweep's dtype, `exact` in float64), 3. the sweep and 4. its selected
+    config on the test set (both in `results`, results.json's content)."""
+
+    out: Path
+    results: dict[str, Any]
+    gradcheck: GradcheckReport
+    comparison: Comparison
+    exact: Comparison
+    figures: dict[str, str] = field(default_factory=dict)  # name: path relative to `out`
+
+    @property
+    def passed(self) -> bool:
+        """The gradient check passed: the exercise's verdict on the hand-written gradients."""
+        return self.gradcheck.passed
+
+    @property
+    def selected(self) -> dict[str, Any] | None:
+        return self.results["selected"]
+
+    @property
+    def report_path(self) -> Path:
+        return self.out / "report.md"
+
+    def __str__(self) -> str:
+        from handgrad.report.markdown import reproduce_summary
+
+        return "\n".join(reproduce_summary(self))
+
+    def __repr__(self) -> str:
+        sel = self.selected
+        chosen = config_label(sel, self.results["swept"]) if sel else None
+        return f"ReproduceResult(out={str(self.out)!r}, passed={self.passed}, selected={chosen!r})"
+
+    def _repr_html_(self) -> str:
+        from handgrad.report.markdown import reproduce_html
+
+        return reproduce_html(self)
 
 
 def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> GradcheckReport:
@@ -54,72 +94,91 @@ def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> Gradch
     return gradcheck(model, x, y, config.loss, seed=config.seed)
 
 
-def reproduce(spec: SweepSpec, out: Path, args: argparse.Namespace,
-              say: Callable[[str], None]) -> int:
-    base = spec.base
+def reproduce(spec: SweepSpec, out: str | Path, workers: int = min(2, os.cpu_count() or 1),
+              storage: str | None = None, select_by: str = "val_loss",
+              progress: Progress | None = None) -> ReproduceResult:
+    """Run the exercise (the module's docstring) in `out`, write report.md and results.json
+    there, and return what it found. `progress` hears of every phase and config."""
+    from handgrad.report.markdown import write_report
+
+    progress = progress or Progress()
+    base, out = spec.base, Path(out)
     dataset = load_data(base)
-    out = Path(out)
     compare_config = base.replace(optimizer="sgd", engine="manual", **COMPARE_SETTINGS)
     # While the sweep's worker processes train, this process does the rest of the exercise
     # with as many threads as each of them.
-    sweep = Sweep(out / "sweep", spec, workers=args.workers, storage=args.storage,
-                  select_by=args.select_by, dataset=dataset)
+    sweep = Sweep(out / "sweep", spec, workers=workers, storage=storage,
+                  select_by=select_by, dataset=dataset, progress=progress)
     with sweep, torch_threads(sweep.threads):
-        report = _gradient_check(spec, dataset, say)
-        autograd_run = train(compare_config.replace(engine="autograd"), dataset,
-                             out / "compare" / "autograd", evaluate_test=False,
-                             command=spec.command)
-        exact = compare_engines(compare_config.replace(dtype="float64", epochs=1),
-                                dataset.first(EXACT_STEPS * base.batch_size),
-                                evaluate_test=False)
-        plots.load()
+        with _phase(progress, 1, "gradient check") as phase:
+            report = check_gradients(spec, dataset)
+            phase.detail = _gradcheck_detail(report)
+        with _phase(progress, 2, "autograd + torch.optim trained") as phase:
+            autograd_run = train(compare_config.replace(engine="autograd"), dataset,
+                                 out / "compare" / "autograd", evaluate_test=False,
+                                 command=spec.command)
+            phase.detail = f"{len(autograd_run.history)} epochs, {autograd_run.status}"
+        with _phase(progress, 2, f"both engines in float64, {EXACT_STEPS} steps") as phase:
+            exact = compare_engines(compare_config.replace(dtype="float64", epochs=1),
+                                    dataset.first(EXACT_STEPS * base.batch_size))
+            phase.detail = (f"largest loss gap {fmt(exact.max_gap())}, weight difference "
+                            f"{fmt(exact.max_weight_gap())}")
     summary = sweep.summary
-    say(f"== 2. sweep of {len(spec.configs())} configs, selected by {args.select_by}")
-    headers, rows = sweep_table(summary)
-    say(text_table(headers, rows))
+    _sweep_phases(progress, summary)
+    with _phase(progress, 2, "engines compared, one start") as phase:
+        comparison = compare_engines(compare_config, dataset, out / "compare",
+                                     done=[*_sweep_runs(summary), autograd_run])
+        phase.detail = f"largest gap ({base.dtype}) {fmt(comparison.max_gap())}"
+    result = ReproduceResult(out, _results(spec, dataset, report, comparison, exact, summary),
+                             report, comparison, exact)
+    result.figures = write_report(result)
+    write_json(out / "results.json", result.results)
+    return result
+
+
+def _results(spec: SweepSpec, dataset: Dataset, report: GradcheckReport,
+             comparison: Comparison, exact: Comparison, summary: dict[str, Any],
+             ) -> dict[str, Any]:
+    """results.json's content."""
+    return {"command": spec.command or command_line(), "dataset": spec.base.dataset,
+            "class_names": list(dataset.class_names), "gradcheck": _gradcheck_json(report),
+            "engines": {"dtype": spec.base.dtype, "settings": COMPARE_SETTINGS,
+                        "max_gap": comparison.max_gap(), "epochs": comparison.gaps(),
+                        "float64_steps": EXACT_STEPS,
+                        "float64_max_loss_gap": exact.max_gap(),
+                        "float64_max_weight_gap": exact.max_weight_gap()},
+            **summary}
+
+
+class _Phase:
+    detail = ""
+
+
+@contextmanager
+def _phase(progress: Progress, number: int, title: str) -> Iterator[_Phase]:
+    """Time the block, then tell `progress` it is done, with the detail the block set."""
+    phase, start = _Phase(), time.perf_counter()
+    yield phase
+    progress.phase_done(number, title, phase.detail, time.perf_counter() - start)
+
+
+def _sweep_phases(progress: Progress, summary: dict[str, Any]) -> None:
     sel = summary["selected"]
-    if sel:
-        say(f"selected config on test: loss {fmt(sel['test_loss'])}, accuracy "
-            f"{fmt(sel['test_accuracy'])}")
-
-    say("== 3. manual + handgrad.engine.optim.SGD vs autograd + torch.optim.SGD, one start")
-    comparison = compare_engines(compare_config, dataset, out / "compare", evaluate_test=False,
-                                 done=[*_sweep_runs(summary), autograd_run])
-    gap_rows = [[g["epoch"], g["manual_val_loss"], g["autograd_val_loss"], g["max_gap"]]
-                for g in comparison.gaps()]
-    say(text_table(["epoch", "manual val loss", "autograd val loss", "largest gap"], gap_rows))
-    say(f"largest gap ({base.dtype}): {fmt(comparison.max_gap())}")
-    say(f"float64, the first {EXACT_STEPS} steps from one start: largest loss gap "
-        f"{fmt(exact.max_gap())}, largest weight difference {fmt(exact.max_weight_gap())} "
-        "(rounding level: float32 runs drift apart from rounding, amplified by training)")
-
-    figures = _figures(out, summary)
-    results = {"command": spec.command or command_line(), "dataset": base.dataset,
-               "class_names": list(dataset.class_names), "gradcheck": _gradcheck_json(report),
-               "engines": {"dtype": base.dtype, "max_gap": comparison.max_gap(),
-                           "epochs": comparison.gaps(),
-                           "float64_steps": EXACT_STEPS,
-                           "float64_max_loss_gap": exact.max_gap(),
-                           "float64_max_weight_gap": exact.max_weight_gap()},
-               **summary}
-    write_json(out / "results.json", results)
-    atomic_write_bytes(out / "report.md",
-                       render_report(results, report, comparison, figures).encode())
-    say(f"report: {out / 'report.md'}")
-    return 0 if report.passed else 1
+    if sel is None:
+        progress.phase_done(3, "sweep", "no config completed: nothing selected", None)
+        progress.phase_done(4, "test set", "not used: nothing selected", None)
+        return
+    progress.phase_done(3, "sweep", f"selected {config_label(sel, summary['swept'])} "
+                        f"{selection_text(sel, summary['select_by'])}", None)
+    progress.phase_done(4, "selected config on the test set",
+                        f"loss {fmt(sel['test_loss'])}, accuracy {fmt(sel['test_accuracy'])}",
+                        None)
 
 
-def _gradient_check(spec: SweepSpec, dataset: Dataset,
-                    say: Callable[[str], None]) -> GradcheckReport:
-    base = spec.base
-    sizes = "-".join(map(str, [dataset.D, *base.hidden, dataset.num_classes]))
-    say(f"== 1. gradient check ({sizes}, {base.activation}, {base.loss}, float64, "
-        "a real batch of 8 images)")
-    report = check_gradients(spec, dataset)
-    say(text_table(report.HEADERS, report.rows()))
-    for w in report.warnings:
-        say(f"note: {w}")
-    return report
+def _gradcheck_detail(report: GradcheckReport) -> str:
+    bad = report.first_failure()
+    verdict = "pass" if bad is None else f"FAIL (first wrong tensor {bad.name})"
+    return f"{verdict}, {len(report.tensors)} tensors in float64"
 
 
 @contextmanager
@@ -139,75 +198,9 @@ def _sweep_runs(summary: dict[str, Any]) -> list:
             if r["status"] == "completed"]
 
 
-def _figures(out: Path, summary: dict[str, Any]) -> dict[str, str]:
-    curves = {}
-    for row in summary["configs"]:
-        label = ", ".join(f"{k}={row[k]}" for k in summary["swept"])
-        curves[label] = read_curves(row["run_dir"])
-    figures = {"sweep": plots.loss_curves(out / "sweep_curves.png", curves,
-                                          "every config: train (solid) and validation (dashed)"),
-               "engines": out / "compare" / "engines.png"}  # drawn by compare_engines
-    sel = summary["selected"]
-    if sel:
-        figures["confusion"] = plots.confusion_matrix(
-            out / "confusion.png", sel["confusion_matrix"], sel["class_names"],
-            "selected config on the test set")
-    return {k: Path(v).relative_to(out).as_posix() for k, v in figures.items()}
-
-
 def _gradcheck_json(report: GradcheckReport) -> dict[str, Any]:
     return {"passed": report.passed, "dtype": report.dtype, "warnings": report.warnings,
             "tensors": [{"name": t.name, "autograd_error": t.autograd_error,
                          "numeric_error": t.numeric_error, "entries": t.entries_checked,
                          "kinks_skipped": t.kinks_skipped, "passed": t.passed}
                         for t in report.tensors]}
-
-
-def render_report(results: dict[str, Any], report: GradcheckReport, comparison,
-                  figures: dict[str, str]) -> str:
-    sel = results["selected"]
-    headers, rows = sweep_table(results)
-    gaps = [[g["epoch"], g["manual_train_loss"], g["autograd_train_loss"], g["manual_val_loss"],
-             g["autograd_val_loss"], g["max_gap"]] for g in comparison.gaps()]
-    parts = [
-        "# handgrad: the classic exercise, reproduced\n",
-        f"Dataset: **{results['dataset']}**, classes {', '.join(results['class_names'])}.\n",
-        "Reproduce with:\n\n```\n" + " ".join(results["command"]) + "\n```\n",
-        "## 1. Gradient check (float64, a real batch)\n",
-        f"Pass lines: relative error <= {report.autograd_tolerance:g} against autograd, <= "
-        f"{report.numeric_tolerance:g} against central differences (step {report.step:g}). "
-        f"Result: **{'pass' if report.passed else 'FAIL'}**.\n",
-        markdown_table(report.HEADERS, report.rows()),
-        "\n" + "".join(f"- {w}\n" for w in report.warnings),
-        "## 2. Hand-written vs autograd training, one start\n",
-        f"SGD lr {COMPARE_SETTINGS['lr']}, momentum {COMPARE_SETTINGS['momentum']}, "
-        f"{results['engines']['dtype']}; largest gap in loss: "
-        f"**{fmt(results['engines']['max_gap'])}**. The same start, the first "
-        f"{results['engines']['float64_steps']} steps in float64: largest loss gap "
-        f"**{fmt(results['engines']['float64_max_loss_gap'])}**, largest weight difference "
-        f"**{fmt(results['engines']['float64_max_weight_gap'])}**. The two "
-        "engines compute the same function; in float32 their different summation orders "
-        "leave rounding-level differences that training can amplify over epochs, so the "
-        "float64 gaps, at the level of float64 rounding, are the check and the float32 curves "
-        "show the practical agreement.\n",
-        markdown_table(["epoch", "manual train", "autograd train", "manual val",
-                        "autograd val", "largest gap"], gaps),
-        f"\n![engines]({figures['engines']})\n",
-        f"## 3. Sweep, selected by {results['select_by']} (validation)\n",
-        markdown_table(headers, rows),
-        f"\n![every config]({figures['sweep']})\n",
-        "## 4. Selected config on the test set\n",
-    ]
-    if sel:
-        swept = ", ".join(f"{k}={sel[k]}" for k in results["swept"])
-        confusion = markdown_table(["true \\ predicted", *sel["class_names"]],
-                                   [[n, *r] for n, r in zip(sel["class_names"],
-                                                            sel["confusion_matrix"],
-                                                            strict=True)])
-        parts += [f"Selected: **{swept}** (validation loss {fmt(sel['val_loss'])}).\n",
-                  f"Test loss **{fmt(sel['test_loss'])}**, test accuracy "
-                  f"**{fmt(sel['test_accuracy'])}**.\n", confusion,
-                  f"\n![confusion matrix]({figures['confusion']})\n"]
-    else:
-        parts.append("No config completed; nothing was selected.\n")
-    return "\n".join(parts)

@@ -43,6 +43,7 @@ from handgrad.run.weights import (  # noqa: F401  (save_weights, load_weights re
 
 CONFIG, METRICS, RESULTS = "config.json", "metrics.csv", "results.json"
 WEIGHTS = "weights.safetensors"
+CURVES = "curves.png"  # drawn by `handgrad train` from metrics.csv (handgrad.report.figures)
 METRIC_FIELDS = records.METRIC_FIELDS
 
 
@@ -72,7 +73,8 @@ class RunDir:
         if not self.path.is_dir():
             raise ValueError(f"{self.path}: exists and is not a directory; use another --out")
         names = {p.name for p in self.path.iterdir()}
-        foreign = sorted(n for n in names if n not in self.FILES and not _temporary(n))
+        foreign = sorted(n for n in names
+                         if n not in (*self.FILES, CURVES) and not _temporary(n))
         if foreign:
             raise ValueError(f"{self.path}: not empty and not a handgrad run directory (it "
                              f"holds {', '.join(foreign[:3])}); use another --out")
@@ -99,7 +101,7 @@ class RunDir:
         metrics and temporaries (results first), then write config.json."""
         self.check_reusable(config, class_names)
         self.path.mkdir(parents=True, exist_ok=True)
-        for name in (RESULTS, WEIGHTS, METRICS):
+        for name in (RESULTS, WEIGHTS, METRICS, CURVES):
             self.file(name).unlink(missing_ok=True)
         for p in self.path.iterdir():
             if _temporary(p.name):

@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 from handgrad.data import Dataset
 from handgrad.run.config import load_data
 from handgrad.run.files import command_line, finite_or_none
+from handgrad.run.progress import Progress
 from handgrad.run.sweep_dir import (
     SweepLock,
     check_record,
@@ -59,6 +60,7 @@ from handgrad.run.sweep_study import (
     taken_by_another,
     work_left,
 )
+from handgrad.run.sweep_watch import SweepWatcher
 from handgrad.run.sweep_workers import (
     die_with_parent,
     join_workers,
@@ -131,12 +133,15 @@ class Sweep:
         with Sweep(dir, spec, workers=2) as sweep:
             ...                       # runs while the workers train
         sweep.summary                 # results.json's content
+
+    progress: told of every config that finishes (`SweepWatcher`, a thread of this process).
     """
 
     def __init__(self, sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
                  storage: str | None = None, select_by: str = "val_loss",
                  dataset: Dataset | None = None, threads: int = 1,
-                 heartbeat: tuple[int, int] = HEARTBEAT) -> None:
+                 heartbeat: tuple[int, int] = HEARTBEAT,
+                 progress: Progress | None = None) -> None:
         if select_by not in SELECT_BY:
             raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
                              f"{', '.join(SELECT_BY)}")
@@ -163,18 +168,24 @@ class Sweep:
         self._study: optuna.Study | None = None
         self._id = ""
         self._errors = None  # the workers' one-line failures
+        self.progress = progress
+        self._watcher: SweepWatcher | None = None
 
     def __enter__(self) -> Sweep:
         self._lock.__enter__()
         try:
             with storage_errors(self.storage):
                 self._prepare()
+                self._watcher = SweepWatcher(self.sweep_dir, self.spec, self._study,
+                                             self.progress)
                 if self.workers == 1:
+                    self._watcher.start()
                     with torch_threads(self.threads):
                         run_worker(str(self.sweep_dir), self.spec, self.storage, self.threads,
                                    self.dataset, self._id, self.heartbeat)
-                else:
+                else:  # the watcher's thread starts after the fork
                     self.procs = _start_worker_processes(self, self.dataset)
+                    self._watcher.start()
         except BaseException:
             self._stop_workers()
             self._lock.__exit__()
@@ -209,6 +220,7 @@ class Sweep:
             except BaseException:  # Ctrl-C while waiting: the workers ignore it
                 self._stop_workers()
                 raise
+            self._watcher.stop()
             with torch_threads(self.threads), storage_errors(self.storage):
                 self.summary = collect(self.sweep_dir, self._id, self.spec, self._study,
                                        self.select_by, self.dataset)
@@ -218,6 +230,8 @@ class Sweep:
     def _stop_workers(self) -> None:
         """Terminate the worker processes; with a database, fail their trials at once
         rather than after the heartbeat's grace period."""
+        if self._watcher is not None:
+            self._watcher.stop()
         for p in self.procs:
             p.terminate()
         for p in self.procs:
@@ -236,11 +250,13 @@ class Sweep:
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
               storage: str | None = None, select_by: str = "val_loss",
               dataset: Dataset | None = None, threads: int = 1,
-              heartbeat: tuple[int, int] = HEARTBEAT) -> dict[str, Any]:
+              heartbeat: tuple[int, int] = HEARTBEAT,
+              progress: Progress | None = None) -> dict[str, Any]:
     """Run (or finish) the sweep in `sweep_dir`; write results.{json,csv,md}; return them.
-    `dataset`: the base config's data if already loaded (used in this process only)."""
+    `dataset`: the base config's data if already loaded (used in this process only);
+    `progress`: told of every config that finishes."""
     with Sweep(sweep_dir, spec, workers, storage, select_by, dataset, threads,
-               heartbeat) as sweep:
+               heartbeat, progress) as sweep:
         pass
     return sweep.summary
 

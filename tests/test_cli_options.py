@@ -194,13 +194,15 @@ def test_data_dir_reaches_every_config_of_a_cifar_sweep():
     assert {args.spec.config_for(v).data_dir for v in args.spec.configs()} == {"elsewhere"}
 
 
-@pytest.mark.parametrize("fraction", ["0.001", "0.999", "0.0035", "0.9965"])
-def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, capsys, fraction):
+@pytest.mark.parametrize("fraction,split", [("0.001", "validation"), ("0.999", "training"),
+                                            ("0.0035", "validation"), ("0.9965", "training")])
+def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, capsys, fraction,
+                                                                   split):
     out = tmp_path / "run"
     assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1",
                  "--val-fraction", fraction, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "leaves a class without a validation or a training image" in err
+    assert f"the {split} split would have 0 of the" in err
     assert "above 0.003597 and below 0.9964" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 

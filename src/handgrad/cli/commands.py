@@ -7,7 +7,6 @@ or `spec` (sweep, reproduce) is already validated, and returns the exit code.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
 from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.report import figures, plots
-from handgrad.report.progress import EpochProgress, RunProgress
+from handgrad.report.progress import EpochProgress, RunProgress, print_line
 from handgrad.report.tables import (
     confusion_table,
     fmt,
@@ -39,14 +38,7 @@ from handgrad.run.train import train
 
 
 def say(text: str = "") -> None:
-    """A line on stdout; once stdout is a closed pipe (`| head -1`), nothing more is shown
-    and the work goes on (its results are in the run directory)."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # later writes and the final flush go nowhere
-        os.close(devnull)
+    print_line(text)
 
 
 def confusion_text(matrix, names) -> str:

@@ -131,20 +131,21 @@ def stratified_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor,
         members = members[torch.randperm(len(members), generator=gen)]
         k = int(round(val_fraction * len(members)))
         if val_fraction > 0 and not 0 < k < len(members):
-            raise ValueError(_split_error(val_fraction, y))
+            split = "training" if k else "validation"
+            raise ValueError(_split_error(val_fraction, y, split, len(members)))
         val.append(members[:k])
         train.append(members[k:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(val)).values
 
 
-def _split_error(val_fraction: float, y: Tensor) -> str:
-    """Why `val_fraction` cannot split the classes of `y`, and which fractions can."""
-    counts = torch.bincount(y).tolist()
-    n = min(c for c in counts if c > 0)
-    low, high = 0.5 / n, (n - 0.5) / n  # round(f n) is 1 and n - 1 at these bounds
-    return (f"--val-fraction {val_fraction:g} leaves a class without a validation or a "
-            f"training image (the smallest has {n} training images); each needs at least one "
-            f"of each: use a --val-fraction above {low:.4g} and below {high:.4g}")
+def _split_error(val_fraction: float, y: Tensor, split: str, n: int) -> str:
+    """`split` would have no image of a class of `n` images: say so, and which fractions
+    give every class of `y` at least one image in both splits."""
+    smallest = min(c for c in torch.bincount(y).tolist() if c > 0)
+    low, high = 0.5 / smallest, (smallest - 0.5) / smallest  # round(f n) is 1 and n - 1 there
+    return (f"--val-fraction {val_fraction:g}: the {split} split would have 0 of the {n} "
+            f"images of a class (rounded per class); use a --val-fraction above {low:.4g} and "
+            f"below {high:.4g}, so that each class has images in both splits")
 
 
 def _relabel(labels: np.ndarray, official: list[int]) -> np.ndarray:

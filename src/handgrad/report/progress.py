@@ -9,6 +9,7 @@ plain lines when the output goes to a file.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import TextIO
@@ -34,8 +35,20 @@ def interactive(stream: TextIO | None = None) -> bool:
     return in_notebook() or bool(getattr(stream, "isatty", lambda: False)())
 
 
-def _print(text: str, out: TextIO | None) -> None:
-    print(text, file=sys.stdout if out is None else out, flush=True)
+def print_line(text: str = "", out: TextIO | None = None) -> None:
+    """`text` on `out` (default stdout). Once that is a closed pipe (`handgrad … | head -1`),
+    it is pointed at /dev/null: nothing more is shown and the work goes on (its results are
+    in the run directory)."""
+    stream = sys.stdout if out is None else out
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # later writes and the final flush go nowhere
+        os.close(devnull)
+
+
+_print = print_line
 
 
 def epoch_line(m: EpochMetrics) -> str:

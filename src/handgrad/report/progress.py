@@ -9,6 +9,7 @@ plain lines when the output goes to a file.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import TextIO
@@ -35,7 +36,20 @@ def interactive(stream: TextIO | None = None) -> bool:
 
 
 def _print(text: str, out: TextIO | None) -> None:
-    print(text, file=sys.stdout if out is None else out, flush=True)
+    """A line on `out` (default stdout). Once stdout is a closed pipe (`| head -1`), nothing
+    more is shown and the work goes on (its results are written to files anyway)."""
+    try:
+        print(text, file=sys.stdout if out is None else out, flush=True)
+    except BrokenPipeError:
+        if out is not None and out is not sys.stdout:
+            raise
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # later writes and the final flush go nowhere
+    os.close(devnull)
 
 
 def epoch_line(m: EpochMetrics) -> str:
@@ -132,7 +146,10 @@ class RunProgress(Progress):
             self._write(line)
 
     def _write(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stdout if self.out is None else self.out)
-        else:
+        if self.bar is None:
             _print(line, self.out)
+            return
+        try:
+            self.bar.write(line, file=sys.stdout if self.out is None else self.out)
+        except BrokenPipeError:
+            _silence_stdout()

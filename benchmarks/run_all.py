@@ -23,6 +23,8 @@ SCRIPTS = [
     ["bench_pipeline.py", "--workers", "2", "--repeats", "5"],
     ["bench_sweep.py", "--epochs", "5"],
     ["bench_memory.py"],
+    ["bench_aged.py"],
+    ["bench_aged.py", "--device", "cuda"],
 ]
 
 
@@ -69,6 +71,37 @@ def gpu_section(cuda: dict) -> list[str]:
                                f"autograd/manual {r['speedup']:.3f}" for r in forced["rows"])
             lines += ["", f"Weights forced to the {layout} layout "
                       f"({forced['machine'].get('date')}): {ratios}."]
+    return lines
+
+
+def aged_section(aged: dict) -> list[str]:
+    """bench_aged.py: per batch and marked epoch, manual's epoch time, its floor, and every
+    contender's time over manual's (median of the chunk pairs, and their range)."""
+    if not aged.get("rows"):
+        return []
+    m = aged["machine"]
+    lines = ["", "## 6. Aged weights, and real peers over a whole run", "",
+             f"`benchmarks/bench_aged.py` ({m.get('date')}, {aged['device']}): "
+             f"{aged['epochs']} epochs of one run, every contender in lockstep from the same "
+             f"weights on the same batches; {aged['chunks']} timed chunk pairs an epoch at the "
+             "marked epochs. A ratio is contender time / manual time (above 1: manual is "
+             "faster), the median of the pairs (range in brackets). `fresh` is manual restarted "
+             "from the initial weights at that epoch; `keep` is manual without flush-to-zero.",
+             ""]
+    for row in aged["rows"]:
+        compile_s = row.get("compile_s")
+        lines += [f"Batch {row['batch']}, {row['train_images']} images an epoch "
+                  f"({row['steps_per_epoch']} steps)"
+                  + (f"; torch.compile took {compile_s:.1f} s" if compile_s else "") + ":", "",
+                  "| epoch | manual (s) | floor (s) | manual / floor | "
+                  + " | ".join(next(iter(row["marks"].values()))["ratios"]) + " |",
+                  "|---|---|---|---|" + "---|" * len(next(iter(row["marks"].values()))["ratios"])]
+        for epoch, mark in row["marks"].items():
+            cells = [f"{r['median']:.2f} ({r['min']:.2f}…{r['max']:.2f})"
+                     for r in mark["ratios"].values()]
+            lines.append(f"| {epoch} | {mark['epoch_s']['manual']:.2f} | {mark['floor_s']:.2f} "
+                         f"| {mark['manual_over_floor']:.2f} | " + " | ".join(cells) + " |")
+        lines.append("")
     return lines
 
 
@@ -123,6 +156,7 @@ def render() -> str:
                   f"**{mem['train_peak_rss_mb']:.0f} MB** against a target of data + 400 MB = "
                   f"{mem['target_mb']:.0f} MB ({'met' if mem['met'] else 'not met'}); "
                   f"`handgrad --help` alone peaks at {mem['import_only_rss_mb']:.0f} MB."]
+    lines += aged_section(load("aged_cpu"))
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import handgrad
 from handgrad import MLP, backpropagation
+from handgrad.engine.backprop import linear_backward, linear_backward_into
 from support import activations, architectures, autograd_grads, losses, make_targets, rel_err
 
 
@@ -38,7 +39,42 @@ def test_backpropagation_equals_autograd(sizes, activation, out_activation, loss
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(N, sizes[0], generator=gen, dtype=torch.float64)
     t = make_targets(loss, N, sizes[-1], gen)
-    _assert_matches_autograd(model, x, t, loss, tol=1e-10)
+    _assert_matches_autograd(model, x, t, loss, tol=1e-13)
+
+
+@given(N=st.integers(1, 9), D=st.integers(1, 9), H=st.integers(1, 9), activation=activations,
+       seed=st.integers(0, 10_000))
+def test_layer_backwards_are_pure_and_their_in_place_twins_agree(N, D, H, activation, seed):
+    gen = torch.Generator().manual_seed(seed)
+    dL_dz, z = (torch.randn(N, H, generator=gen, dtype=torch.float64) for _ in range(2))
+    a_prev = torch.randn(N, D, generator=gen, dtype=torch.float64)
+    W = torch.randn(H, D, generator=gen, dtype=torch.float64)
+    act = handgrad.get_activation(activation)
+    a = act.f(z)
+    inputs = [t.clone() for t in (dL_dz, z, a, a_prev, W)]
+    dL_da_prev, dL_dW, dL_db = linear_backward(dL_dz, a_prev, W)
+    assert (dL_da_prev.shape, dL_dW.shape, dL_db.shape) == ((N, D), (H, D), (H,))
+    dz = act.backward(dL_dz, z, a)
+    assert dz.data_ptr() != dL_dz.data_ptr()
+    for before, after in zip(inputs, (dL_dz, z, a, a_prev, W), strict=True):
+        assert torch.equal(before, after)  # nothing written over
+    assert torch.equal(act.backward_(dL_dz.clone(), z, a), dz)
+    out_W, out_b = torch.empty(H, D, dtype=torch.float64), torch.empty(H, dtype=torch.float64)
+    got = linear_backward_into(dL_dz, a_prev, W, out_W, out_b)
+    assert torch.equal(got, dL_da_prev) and torch.equal(out_W, dL_dW)
+    assert torch.equal(out_b, dL_db)
+    assert linear_backward(dL_dz, a_prev, W, input_grad=False)[0] is None
+
+
+def test_linear_backward_into_raises_instead_of_allocating():
+    dL_dz, a_prev = torch.randn(5, 3), torch.randn(5, 4)
+    W = torch.randn(3, 4)
+    good_b = torch.empty(3)
+    for bad in (torch.empty(4, 3), torch.empty(3, 4, dtype=torch.float64), torch.empty(12)):
+        with pytest.raises(ValueError, match="dL_dW buffer is"):
+            linear_backward_into(dL_dz, a_prev, W, bad, good_b)
+    with pytest.raises(ValueError, match=r"dL_db buffer is \(4,\)"):
+        linear_backward_into(dL_dz, a_prev, W, torch.empty(3, 4), torch.empty(4))
 
 
 def test_exercise_network_in_float32():
@@ -111,16 +147,6 @@ def test_accumulate_grad_adds_like_autograd():
         ((model(x) - t) ** 2).sum().backward()
     for got, want in zip(manual, [p.grad for p in model.parameters()], strict=True):
         assert rel_err(got, want) <= 1e-12
-
-
-def test_bind_grads_writes_into_param_grad_without_copies():
-    model = _net([4, 3, 2])
-    handgrad.bind_grads(model)
-    x, t = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
-    backpropagation(model, t, model(x).detach())
-    assert model.weight(1).grad is model.dL_dw[1]
-    expected = autograd_grads(_net([4, 3, 2]), x, t, "sse")
-    assert rel_err(model.weight(1).grad, expected[0][0]) <= 1e-12
 
 
 def test_wrong_target_shape_and_unknown_loss_are_value_errors():

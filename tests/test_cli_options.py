@@ -33,6 +33,7 @@ OPTIONS = [
     ("seed", ["--seed", "5"], 5),
     ("device", ["--device", "cpu"], "cpu"),
     ("dtype", ["--dtype", "float64"], "float64"),
+    ("keep_denormals", ["--keep-denormals"], True),
 ]
 # options of the grid commands that are not training settings
 NOT_TRAINING = {"help", "out", "quiet", "workers", "storage", "select_by", "download",

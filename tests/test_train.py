@@ -90,3 +90,14 @@ def test_last_short_batch_is_weighted_by_its_size(digits):
 
     full = evaluate(result.model, digits, digits.train, get_loss("cross_entropy"), torch.float64)
     assert result.history[0].train_loss == pytest.approx(full.loss, rel=1e-9)
+
+
+def test_metrics_csv_records_each_epochs_training_seconds(digits, tmp_path):
+    import csv
+
+    config = TrainConfig(dataset="digits", hidden=(8,), epochs=2, batch_size=64)
+    result = train(config, digits, out_dir=tmp_path, evaluate_test=False)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [float(r["seconds"]) for r in rows] == pytest.approx(
+        [m.seconds for m in result.history], rel=1e-6)
+    assert all(0 < float(r["seconds"]) < 60 for r in rows)

@@ -19,7 +19,7 @@ from handgrad.check.gradcheck import gradcheck
 from handgrad.check.grader import check_backprop
 from handgrad.engine import optim
 from handgrad.engine.activations import ACTIVATIONS, get_activation
-from handgrad.engine.backprop import backpropagation, bind_grads
+from handgrad.engine.backprop import backpropagation
 from handgrad.engine.losses import LOSSES, get_loss
 from handgrad.engine.model import MLP
 
@@ -42,7 +42,6 @@ __all__ = [
     "SweepSpec",
     "TrainConfig",
     "backpropagation",
-    "bind_grads",
     "check_backprop",
     "compare",
     "get_activation",

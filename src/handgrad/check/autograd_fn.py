@@ -1,7 +1,8 @@
 """The hand-written backward as a `torch.autograd.Function`.
 
 `MLPFunction.apply(x, activations, W1, b1, …, WL, bL)` runs the MLP forward and, when autograd
-asks for gradients, answers with `backward_layers`, the same code as `backpropagation`. So
+asks for gradients, answers with `backward_layers`: the same pure layer functions
+(`linear_backward`, `Activation.backward`) that `backpropagation` calls. So
 `torch.autograd.gradcheck` can test the hand-written gradient directly, and a model trained
 with `loss.backward()` can use it through `HandBackward(model)`.
 """
@@ -44,12 +45,8 @@ class MLPFunction(torch.autograd.Function):
         saved = ctx.saved_tensors
         x, weights, zs, as_ = saved[0], saved[1:L + 1], saved[L + 1:2 * L + 1], saved[2 * L + 1:]
         layers = [Layer(weights[i], ctx.acts[i], zs[i], as_[i]) for i in range(L)]
-        dL_dw: dict[int, Tensor] = {}
-        dL_db: dict[int, Tensor] = {}
-        dL_dx = backward_layers(dL_dy.clone(), x, layers, dL_dw, dL_db,
-                                input_grad=ctx.needs_input_grad[0])
-        grads = [g for l in range(1, L + 1) for g in (dL_dw[l], dL_db[l])]
-        return (dL_dx, None, *grads)
+        dL_dx, grads = backward_layers(dL_dy, x, layers, input_grad=ctx.needs_input_grad[0])
+        return (dL_dx, None, *(g for pair in grads for g in pair))
 
 
 def mlp_apply(model: MLP, x: Tensor) -> Tensor:

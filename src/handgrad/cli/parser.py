@@ -76,6 +76,8 @@ def _add_shared_training_args(g: argparse._ArgumentGroup, engine: bool = True) -
     g.add_argument("--seed", type=argtypes.seed, default=0)
     g.add_argument("--device", choices=DEVICES, default="auto")
     g.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    g.add_argument("--keep-denormals", action="store_true",
+                   help="keep IEEE subnormal floats (default: flushed to zero, faster)")
     g.add_argument("--out", type=Path, default=None,
                    help="run directory (default: runs/<time>-… for train and compare; for "
                         "sweep and reproduce runs/<command>-<dataset>-<hash of the settings>, "
@@ -134,7 +136,8 @@ def _shared_config(args: argparse.Namespace, hidden: Sequence[int]) -> TrainConf
         activation=args.activation, loss=args.loss, engine=getattr(args, "engine", "manual"),
         nesterov=args.nesterov,
         epochs=DEFAULT_EPOCHS[args.dataset] if args.epochs is None else args.epochs,
-        seed=args.seed, device=args.device, dtype=args.dtype)
+        seed=args.seed, device=args.device, dtype=args.dtype,
+        keep_denormals=args.keep_denormals)
     return config if args.betas is None else config.replace(betas=tuple(args.betas))
 
 

@@ -1,8 +1,10 @@
 """Element-wise activations, each a forward `f(z)` with its derivative `df(z) = da/dz`.
 
 Every activation maps a pre-activation `z` of any shape, e.g. `(N, H)`, to `a` of the same
-shape. `backward(dL_da, z, a)` returns `dL_dz = dL_da * df(z)`; it may overwrite `dL_da`,
-which the backward pass owns (that is what makes ReLU's mask free).
+shape. `backward(dL_da, z, a)` is the pure backward, `dL_dz = dL_da ⊙ f'(z)` as a new tensor;
+`backward_(dL_da, z, a)` is the same math written over `dL_da`, for the training path that
+owns that buffer (that is what makes ReLU's mask free). Where autograd has its own formula
+(sigmoid, tanh), `backward` uses the same one, so the two agree to the last bit.
 
 Conventions at kinks follow autograd: ReLU's derivative at exactly `z = 0` is 0, and leaky
 ReLU's is the negative slope.
@@ -29,36 +31,54 @@ class Activation:
     df: Callable[[Tensor], Tensor]
 
     def backward(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
-        """dL/dz = dL/da ⊙ f'(z). May reuse `dL_da`'s storage."""
+        """dL/dz = dL/da ⊙ f'(z). dL_da, z, a: (N, H) -> dL_dz (N, H), a new tensor."""
+        return dL_da * self.df(z)
+
+    def backward_(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
+        """`backward` written over `dL_da` (N, H), which it returns."""
         return dL_da.mul_(self.df(z))
 
 
 @dataclass(frozen=True)
 class _ReLU(Activation):
+    """Since a = max(z, 0) >= 0, the mask 1[z > 0] is sign(a): one cheap float pass instead
+    of a boolean mask (6× faster on CPU), and exact (a product by 0 or 1)."""
+
     def backward(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
-        """dL/dz = dL/da ⊙ 1[z > 0], in place. Since a = max(z, 0) >= 0, 1[z > 0] is
-        sign(a): one cheap float pass instead of a boolean mask (6× faster on CPU)."""
+        """dL/dz = dL/da ⊙ 1[z > 0] = dL/da ⊙ sign(a). (N, H) -> (N, H)."""
+        return dL_da * a.sign()
+
+    def backward_(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
         return dL_da.mul_(a.sign())
 
 
 @dataclass(frozen=True)
 class _Sigmoid(Activation):
     def backward(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
-        """dL/dz = dL/da ⊙ a (1 - a), using the stored activation."""
-        return dL_da.mul_(a * (1 - a))
+        """dL/dz = dL/da ⊙ (1 - a) ⊙ a, from the stored activation. (N, H) -> (N, H)."""
+        return dL_da * (1 - a) * a
+
+    def backward_(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
+        return dL_da.mul_(1 - a).mul_(a)
 
 
 @dataclass(frozen=True)
 class _Tanh(Activation):
     def backward(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
-        """dL/dz = dL/da ⊙ (1 - a²), using the stored activation."""
+        """dL/dz = dL/da ⊙ (1 - a²), from the stored activation. (N, H) -> (N, H)."""
+        return dL_da * (1 - a * a)
+
+    def backward_(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
         return dL_da.mul_(1 - a * a)
 
 
 @dataclass(frozen=True)
 class _Identity(Activation):
     def backward(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
-        """dL/dz = dL/da."""
+        """dL/dz = dL/da (a copy, so that the result never aliases the input)."""
+        return dL_da.clone()
+
+    def backward_(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
         return dL_da
 
 

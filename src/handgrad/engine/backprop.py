@@ -10,6 +10,11 @@ With a[0] = x (N, D), z[l] = a[l-1] W_lᵀ + b_l and a[l] = f_l(z[l]):
 
 The batch is summed only where a parameter gradient is formed: dL/da keeps one row per
 sample all the way down, which is what makes this right for every batch size.
+
+Each layer's backward is a pure function in the CS231n form: `linear_backward` here and
+`Activation.backward` in activations.py. `backpropagation` and `MLPFunction` call them;
+the training step's fast path (flat.py) calls their in-place twins, `linear_backward_into`
+and `Activation.backward_`, on buffers it owns.
 """
 
 from __future__ import annotations
@@ -23,14 +28,77 @@ from handgrad.engine.losses import get_loss
 from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
+Grads = list[tuple[Tensor, Tensor]]
 
 
-def _out_buffer(buffers: dict[int, Tensor], l: int, like: Tensor) -> Tensor | None:
-    """The reusable buffer for layer l when it matches `like`'s shape, dtype and device."""
-    buf = buffers.get(l)
-    if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
-        return None
-    return buf if buf.device == like.device else None
+def linear_backward(dL_dz: Tensor, a_prev: Tensor, W: Tensor, input_grad: bool = True,
+                    ) -> tuple[Tensor | None, Tensor, Tensor]:
+    """Backward of z = a_prev Wᵀ + b, as new tensors.
+
+    dL_dz (N, H), a_prev (N, D), W (H, D) -> dL_da_prev (N, D) (None without `input_grad`),
+    dL_dW (H, D), dL_db (H,).
+    """
+    dL_dW = dL_dz.t() @ a_prev                          # (H, D)  sums over the batch
+    dL_db = dL_dz.sum(0)                                # (H,)    sums over the batch
+    dL_da_prev = dL_dz @ W if input_grad else None      # (N, D)  one row per sample
+    return dL_da_prev, dL_dW, dL_db
+
+
+def linear_backward_into(dL_dz: Tensor, a_prev: Tensor, W: Tensor, dL_dW: Tensor,
+                         dL_db: Tensor, input_grad: bool = True) -> Tensor | None:
+    """`linear_backward` writing dL/dW into `dL_dW` (H, D) and dL/db into `dL_db` (H,).
+
+    The buffers belong to the caller and must have W's dtype and device, else ValueError
+    (nothing is allocated in their place). Returns dL_da_prev (N, D), or None.
+    """
+    check_buffer(dL_dW, W.shape, W, "dL_dW")
+    check_buffer(dL_db, W.shape[:1], W, "dL_db")
+    torch.mm(dL_dz.t(), a_prev, out=dL_dW)
+    torch.sum(dL_dz, 0, out=dL_db)
+    return torch.mm(dL_dz, W) if input_grad else None
+
+
+def check_buffer(buf: Tensor, shape: torch.Size, like: Tensor, name: str) -> None:
+    """Raise ValueError unless `buf` has `shape` and `like`'s dtype and device."""
+    if buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
+        raise ValueError(
+            f"{name} buffer is {tuple(buf.shape)} {buf.dtype} on {buf.device}, expected "
+            f"{tuple(shape)} {like.dtype} on {like.device}; was the model moved or cast "
+            f"after flatten()? flatten it again"
+        )
+
+
+class Layer(NamedTuple):
+    """What the backward pass needs of layer l: W_l (H_l, H_{l-1}), its activation, and the
+    stored z[l], a[l] (N, H_l)."""
+
+    W: Tensor
+    act: Activation
+    z: Tensor
+    a: Tensor
+
+
+def backward_layers(dL_da: Tensor, x: Tensor, layers: list[Layer], input_grad: bool = False,
+                    ) -> tuple[Tensor | None, Grads]:
+    """The equations above, from dL/da[L] (N, H_L) down to layer 1; x = a[0] (N, D).
+
+    Returns dL/dx (N, D) (None unless `input_grad`) and [(dL/dW_l, dL/db_l) for l = 1..L].
+    Reads its arguments only.
+    """
+    grads: Grads = [None] * len(layers)  # type: ignore[list-item]
+    for l in range(len(layers), 0, -1):
+        W, act, z, a = layers[l - 1]
+        a_prev = layers[l - 2].a if l > 1 else x
+        dL_dz = act.backward(dL_da, z, a)                                      # (N, H_l)
+        dL_da, dL_dW, dL_db = linear_backward(dL_dz, a_prev, W, l > 1 or input_grad)
+        grads[l - 1] = (dL_dW, dL_db)
+    return dL_da, grads
+
+
+def model_layers(model: MLP) -> list[Layer]:
+    """The `Layer`s of `model`'s last forward, each (N, H_l) even for one 1-D sample."""
+    return [Layer(model.weight(l), model.act[l], _batched(model.z[l]), _batched(model.a[l]))
+            for l in range(1, model.L + 1)]
 
 
 @torch.no_grad()
@@ -48,58 +116,27 @@ def backpropagation(
     accumulate_grad: also add the gradients into each parameter's `.grad` (as autograd does),
     so that any optimizer can step on them.
 
-    `model.dL_dw` / `model.dL_db` are buffers reused from call to call (written in place when
-    shapes match): clone them to keep a gradient past the next call.
+    The gradients are new tensors, except after `flatten(model)`: then they are written
+    into the flat gradient buffer that `model.dL_dw` / `model.dL_db` view (the parameters'
+    `.grad`), so clone them to keep a gradient past the next call.
     """
+    if accumulate_grad and model.flat is not None:
+        raise ValueError("accumulate_grad: after flatten() each .grad is the gradient buffer "
+                         "itself, which this call fills; call without accumulate_grad")
     dL_da = get_loss(loss).grad(y_pred, y_true)
-    backward_from_output(model, dL_da)
+    _, grads = backward_layers(_batched(dL_da), _batched(model.a[0]), model_layers(model))
+    store_grads(model, grads)
     if accumulate_grad:
         _accumulate_into_grads(model)
 
 
-@torch.no_grad()
-def backward_from_output(model: MLP, dL_da: Tensor) -> None:
-    """Fill `model.dL_dw`, `model.dL_db` from dL/da[L] (N, H_L) (or (H_L,)) of the last
-    forward: the part of `backpropagation` after the loss. Overwrites `dL_da`."""
-    layers = [
-        Layer(model.weight(l), model.act[l], _batched(model.z[l]), _batched(model.a[l]))
-        for l in range(1, model.L + 1)
-    ]
-    backward_layers(_batched(dL_da), _batched(model.a[0]), layers, model.dL_dw, model.dL_db)
-
-
-class Layer(NamedTuple):
-    """What the backward pass needs of layer l: W_l (H_l, H_{l-1}), its activation, and the
-    stored z[l], a[l] (N, H_l)."""
-
-    W: Tensor
-    act: Activation
-    z: Tensor
-    a: Tensor
-
-
-def backward_layers(
-    dL_da: Tensor,
-    x: Tensor,
-    layers: list[Layer],
-    dL_dw: dict[int, Tensor],
-    dL_db: dict[int, Tensor],
-    input_grad: bool = False,
-) -> Tensor | None:
-    """The equations above, from dL/da[L] (N, H_L) down to layer 1; x = a[0] (N, D).
-
-    Writes dL_dw[l] (H_l, H_{l-1}) and dL_db[l] (H_l,) for l = L..1, reusing their buffers
-    when they fit. Returns dL/dx (N, D) when `input_grad`, else None. Overwrites `dL_da`.
-    """
-    for l in range(len(layers), 0, -1):
-        layer = layers[l - 1]
-        a_prev = layers[l - 2].a if l > 1 else x
-        dL_dz = layer.act.backward(dL_da, layer.z, layer.a)                    # (N, H_l)
-        dL_dw[l] = torch.mm(dL_dz.t(), a_prev, out=_out_buffer(dL_dw, l, layer.W))
-        dL_db[l] = torch.sum(dL_dz, 0, out=_out_buffer(dL_db, l, layer.W[:, 0]))
-        if l > 1 or input_grad:
-            dL_da = torch.mm(dL_dz, layer.W)                                   # (N, H_{l-1})
-    return dL_da if input_grad else None
+def store_grads(model: MLP, grads: Grads) -> None:
+    """model.dL_dw[l], model.dL_db[l] = grads[l - 1]; after `flatten`, into its buffers."""
+    if model.flat is not None:
+        model.flat.write_grads(grads)
+        return
+    for l, (dL_dW, dL_db) in enumerate(grads, start=1):
+        model.dL_dw[l], model.dL_db[l] = dL_dW, dL_db
 
 
 def _batched(t: Tensor) -> Tensor:
@@ -115,19 +152,3 @@ def _accumulate_into_grads(model: MLP) -> None:
                 param.grad = grad.clone()
             else:
                 param.grad.add_(grad)
-
-
-def bind_grads(model: MLP) -> None:
-    """Make each `param.grad` the very buffer `backpropagation` writes `dL_dw` / `dL_db` into.
-
-    After this, each `backpropagation(model, …)` call leaves the gradient of its batch in
-    `.grad` with no copy and no zeroing: the fast path of the manual training engine. Do not
-    call `optimizer.zero_grad()` in between: it would unbind the buffers.
-    """
-    for l in range(1, model.L + 1):
-        W, b = model.weight(l), model.bias(l)
-        if _out_buffer(model.dL_dw, l, W) is None:
-            model.dL_dw[l] = torch.zeros_like(W)
-        if _out_buffer(model.dL_db, l, b) is None:
-            model.dL_db[l] = torch.zeros_like(b)
-        W.grad, b.grad = model.dL_dw[l], model.dL_db[l]

@@ -7,18 +7,24 @@ y_pred)` is written against:
 - `model.f[l]`, `model.df[l]` (l = 1..L): activation of layer l and its derivative da/dz;
 - after `model(x)`: `model.a[0] = x`, `model.z[l] = a[l-1] W_lᵀ + b_l`, `model.a[l] = f_l(z[l])`;
 - `model.dL_dw[l]`, `model.dL_db[l]`: filled by the backward pass, shaped like
-  `fc[str(l)].weight` (H_l, H_{l-1}) and `.bias` (H_l,).
+  `fc[str(l)].weight` (H_l, H_{l-1}) and `.bias` (H_l,);
+- `model.flat`: None, or after `flatten(model)` the `FlatParams` whose buffers hold every
+  parameter and gradient.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from handgrad.engine.activations import Activation, get_activation
+
+if TYPE_CHECKING:
+    from handgrad.engine.flat import FlatParams
 
 Tensor = torch.Tensor
 
@@ -63,6 +69,7 @@ class MLP(nn.Module):
         self.a: dict[int, Tensor] = {}
         self.dL_dw: dict[int, Tensor] = {}
         self.dL_db: dict[int, Tensor] = {}
+        self.flat: FlatParams | None = None  # after flatten(): owns W, b, dL_dw, dL_db
 
     def forward(self, x: Tensor) -> Tensor:
         """a[L] for x of shape (N, D) or (D,); keeps z[l] and a[l] for every layer."""

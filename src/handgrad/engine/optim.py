@@ -91,11 +91,9 @@ def adam_update(
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    second = state["max_exp_avg_sq"] if amsgrad else exp_avg_sq
     if amsgrad:
-        torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-        second = state["max_exp_avg_sq"]
-    else:
-        second = exp_avg_sq
+        torch.maximum(second, exp_avg_sq, out=second)
     step_size = lr / (1 - beta1**step)
     denom = (second.sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
     param.addcdiv_(exp_avg, denom, value=-step_size)

@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    keep_denormals: bool = False  # True: IEEE subnormals instead of flush-to-zero (slower)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
@@ -76,6 +77,8 @@ class TrainConfig:
                f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         _check(all(h >= 1 for h in self.hidden), f"--hidden widths must be >= 1, got {self.hidden}")
         check_seed(self.seed)
+        _check(isinstance(self.keep_denormals, bool),
+               f"keep_denormals must be true or false, got {self.keep_denormals!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: CUDA is not available here (try --device auto)")
         return self

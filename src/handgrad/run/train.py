@@ -20,8 +20,8 @@ import torch
 
 from handgrad.data import Dataset
 from handgrad.engine import optim as hand_optim
-from handgrad.engine.backprop import backward_from_output
-from handgrad.engine.flat import flatten
+from handgrad.engine.denormals import denormals_mode
+from handgrad.engine.flat import FlatParams
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
 from handgrad.run.budget import check_fits, training_bytes
@@ -79,19 +79,21 @@ def make_step(config: TrainConfig, model: MLP, loss: Loss, transposed: bool | No
               ) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """step(x (B, D), t (B, C)) -> (y_pred (B, C), loss value): one update of the engine.
 
-    The manual engine puts all parameters and gradients in two flat buffers (`flatten`) and
-    gives its optimizer the single flat parameter: the same arithmetic, one pass per
+    The manual engine puts all parameters and gradients in two flat buffers (`FlatParams`)
+    and gives its optimizer the single flat parameter: the same arithmetic, one pass per
     operation for the whole network. `transposed`: the weights' layout in that buffer
-    (default: `flatten`'s choice for the device and thread count).
+    (default: `FlatParams`' choice for the device and thread count). `train` runs the steps
+    with subnormals flushed to zero on every thread unless `config.keep_denormals`.
     """
     if config.engine == "manual":
-        opt = build_optimizer(config, [flatten(model, transposed)])
+        flat = FlatParams(model, transposed)
+        opt = build_optimizer(config, [flat.theta])
 
         @torch.no_grad()
         def manual_step(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
             y_pred = model(x)
             value, dL_dy = loss.value_and_grad(y_pred, t)
-            backward_from_output(model, dL_dy)   # = backpropagation(model, t, y_pred, loss)
+            flat.backward(dL_dy)   # = backpropagation(model, t, y_pred, loss), into θ.grad
             opt.step()
             return y_pred, value
 
@@ -169,10 +171,13 @@ def train(
                       dataset.num_classes), command)
     dataset = dataset.to(config.resolved_device())
     model = build_model(config, dataset.D, dataset.num_classes)
-    result = fit(config, dataset, model, observer, run_dir)
-    if result.status == "completed" and evaluate_test:
-        result.test = evaluate(model, dataset, dataset.test, get_loss(config.loss),
-                               config.torch_dtype)
+    # flush-to-zero on every thread while training, the caller's mode restored after
+    # (see engine/denormals.py)
+    with denormals_mode(flush=not config.keep_denormals):
+        result = fit(config, dataset, model, observer, run_dir)
+        if result.status == "completed" and evaluate_test:
+            result.test = evaluate(model, dataset, dataset.test, get_loss(config.loss),
+                                   config.torch_dtype)
     if run_dir is not None:
         run_dir.finish(result)
     return result

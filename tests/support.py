@@ -6,6 +6,7 @@ import torch
 from hypothesis import strategies as st
 
 from handgrad import ACTIVATIONS, LOSSES
+from handgrad.check.reference import autograd_reference
 
 activations = st.sampled_from(sorted(ACTIVATIONS))
 losses = st.sampled_from(sorted(LOSSES))
@@ -39,10 +40,4 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 def autograd_grads(model, x, y_true, loss: str):
     """[(dW_l, db_l) for l = 1..L] computed by torch autograd on torch's own loss."""
-    model.zero_grad(set_to_none=True)
-    y_pred = model(x)
-    LOSSES[loss].torch_value(y_pred, y_true).backward()
-    return [
-        (model.fc[str(l)].weight.grad.clone(), model.fc[str(l)].bias.grad.clone())
-        for l in range(1, model.L + 1)
-    ]
+    return autograd_reference(model, x, y_true, loss)

@@ -7,17 +7,15 @@ from hypothesis import strategies as st
 
 from handgrad import MLP
 from handgrad.check.gradcheck import gradcheck
+from handgrad.check.reference import random_problem
 from support import activations, architectures
 
 
 @given(sizes=architectures(max_depth=3, max_width=12), activation=activations,
        N=st.integers(1, 6))
 def test_correct_backprop_passes(sizes, activation, N):
-    torch.manual_seed(0)
-    model = MLP(sizes, activation=activation, dtype=torch.float64)
-    x = torch.randn(N, sizes[0], dtype=torch.float64)
-    y = torch.randn(N, sizes[-1], dtype=torch.float64)
-    report = gradcheck(model, x, y, "mse", max_entries=20)
+    p = random_problem(sizes, activation, "mse", N, seed=N)
+    report = gradcheck(p.model, p.x, p.y_true, "mse", max_entries=20)
     assert report.passed, [(t.name, t.autograd_error, t.numeric_error) for t in report.tensors]
     assert [t.name for t in report.tensors][:2] == ["W1", "b1"]
 

@@ -31,6 +31,7 @@ _LAZY = {
     "sweep": "handgrad.api",
     "reproduce": "handgrad.api",
     "load_run": "handgrad.api",
+    "grade": "handgrad.check.batch",
     "TrainConfig": "handgrad.run.config",
     "SweepSpec": "handgrad.run.sweep_spec",
 }
@@ -46,6 +47,7 @@ __all__ = [
     "compare",
     "get_activation",
     "get_loss",
+    "grade",
     "gradcheck",
     "load_run",
     "optim",

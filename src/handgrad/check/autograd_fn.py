@@ -51,7 +51,7 @@ class MLPFunction(torch.autograd.Function):
 
 def mlp_apply(model: MLP, x: Tensor) -> Tensor:
     """model(x) whose gradient autograd takes from the hand-written backward. x: (N, D)."""
-    params = [p for l in range(1, model.L + 1) for p in (model.weight(l), model.bias(l))]
+    params = [p for pair in model.params_by_layer() for p in pair]
     acts = [model.act[l] for l in range(1, model.L + 1)]
     return MLPFunction.apply(x, acts, *params)
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from handgrad.check.reference import autograd_reference
 from handgrad.engine.backprop import backpropagation
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
@@ -111,7 +112,7 @@ def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy"
         y_pred = model(x)
     backpropagation(model, y_true, y_pred, loss)
     hand = {l: (model.dL_dw[l].clone(), model.dL_db[l].clone()) for l in range(1, model.L + 1)}
-    auto = _autograd(model, x, y_true, loss_fn)
+    auto = dict(enumerate(autograd_reference(model, x, y_true, loss), start=1))
     problem = _Problem(model, x, y_true, loss_fn)
     if dtype != torch.float64:
         problem = _Problem(model.copy_as(torch.float64), x.double(),
@@ -136,13 +137,6 @@ def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy"
         report.warnings.append(f"{skipped} sampled entries skipped: their finite difference "
                                "crossed a ReLU kink")
     return report
-
-
-def _autograd(model: MLP, x: Tensor, y_true: Tensor, loss_fn: Loss) -> dict:
-    params = [p for l in range(1, model.L + 1) for p in (model.weight(l), model.bias(l))]
-    with torch.enable_grad():
-        grads = torch.autograd.grad(loss_fn.torch_value(model(x), y_true), params)
-    return {l: (grads[2 * l - 2], grads[2 * l - 1]) for l in range(1, model.L + 1)}
 
 
 @dataclass

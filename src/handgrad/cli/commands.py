@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 from handgrad.check.gradcheck import gradcheck
-from handgrad.check.grader import check_backprop, load_function
+from handgrad.check.reference import random_problem
 from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
 from handgrad.engine.losses import get_loss
-from handgrad.engine.model import MLP
 from handgrad.report import figures, plots
 from handgrad.report.progress import EpochProgress, RunProgress
 from handgrad.report.tables import (
@@ -32,7 +31,6 @@ from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
 from handgrad.run.config import load_data
 from handgrad.run.evaluate import evaluate_run
-from handgrad.run.metrics import random_targets
 from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_spec import fingerprint
@@ -102,11 +100,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     check_fits(network_bytes(args.sizes, dtype, args.batch_size, copies=6), torch.device("cpu"),
                f"gradcheck --sizes {' '.join(map(str, args.sizes))}")
-    torch.manual_seed(args.seed)
-    model = MLP(args.sizes, activation=args.activation, dtype=dtype)
-    gen = torch.Generator().manual_seed(args.seed)
-    x = torch.rand(args.batch_size, args.sizes[0], generator=gen, dtype=dtype)
-    y = random_targets(loss, args.batch_size, args.sizes[-1], gen, dtype)
+    problem = random_problem(args.sizes, args.activation, loss, args.batch_size, args.seed, dtype)
+    model, x, y = problem.model, problem.x, problem.y_true
     report = gradcheck(model, x, y, loss, max_entries=args.max_entries, seed=args.seed)
     say(f"gradcheck {'-'.join(map(str, args.sizes))} {args.activation} {loss} "
         f"N={args.batch_size} {report.dtype} (step {report.step:g})")
@@ -116,19 +111,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     bad = report.first_failure()
     say("all gradients agree" if bad is None else f"first wrong tensor: {bad.name}")
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
-
-
-def cmd_check_backprop(args: argparse.Namespace) -> int:
-    fn = load_function(args.target)
-    result = check_backprop(fn, loss=args.loss)
-    say(text_table(result.HEADERS, result.rows()))
-    d = result.diagnosis()
-    if d is None:
-        say(f"PASS: all {len(result.cases)} cases match autograd")
-        return EXIT_OK
-    say(f"FAIL: first wrong layer {d.layer} (case {d.case}): {d.kind}")
-    say(f"hint: {d.hint}")
-    return EXIT_CHECK_FAILED
 
 
 def render_sweep(summary: dict) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from handgrad import __version__
-from handgrad.cli import argtypes, commands
+from handgrad.cli import argtypes, commands, grading
 from handgrad.cli.exits import EXIT_BAD_INPUT, CLIError
 from handgrad.engine.losses import LOSSES
 from handgrad.run.config import (
@@ -35,7 +35,7 @@ SubParsers = argparse._SubParsersAction
 
 # Subcommand modules hook in here: each entry is a function `add_parsers(sub)` that adds its
 # subcommands to `sub` and sets `func` (a handler `args -> exit code`) on each of them.
-EXTRA_SUBCOMMANDS: tuple[Callable[[SubParsers], None], ...] = ()
+EXTRA_SUBCOMMANDS: tuple[Callable[[SubParsers], None], ...] = (grading.add_parsers,)
 
 
 class Parser(argparse.ArgumentParser):
@@ -222,11 +222,6 @@ def add_check_parsers(sub: SubParsers) -> None:
                    help="finite differences on at most this many entries a tensor")
     p.add_argument("--seed", type=argtypes.seed, default=0)
     p.set_defaults(func=commands.cmd_gradcheck)
-
-    p = sub.add_parser("check-backprop", help="grade a hand-written backpropagation function")
-    p.add_argument("target", help="FILE.py:FUNCTION")
-    p.add_argument("--loss", default="sse", help="the loss the function assumes (default sse)")
-    p.set_defaults(func=commands.cmd_check_backprop)
 
 
 def build_parser() -> Parser:

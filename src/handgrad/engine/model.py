@@ -92,6 +92,10 @@ class MLP(nn.Module):
         """b_l, shape (H_l,)."""
         return self.fc._modules[str(l)].bias
 
+    def params_by_layer(self) -> list[tuple[Tensor, Tensor]]:
+        """[(W_l, b_l) for l = 1..L]: (H_l, H_{l-1}) and (H_l,)."""
+        return [(self.weight(l), self.bias(l)) for l in range(1, self.L + 1)]
+
     def copy_as(self, dtype: torch.dtype) -> MLP:
         """A new MLP with the same architecture and weights, in `dtype` (no stored z, a)."""
         twin = MLP(self.sizes, self.activation, self.out_activation, dtype=dtype,

@@ -26,15 +26,6 @@ def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     return F.one_hot(y, num_classes).to(dtype)
 
 
-def random_targets(loss: str, N: int, C: int, gen: torch.Generator,
-                   dtype: torch.dtype) -> Tensor:
-    """Targets (N, C) that suit `loss`: one-hot classes for the cross-entropies, else
-    standard normal values. For checks on random networks."""
-    if loss in ("cross_entropy", "bce_with_logits"):
-        return one_hot(torch.randint(0, C, (N,), generator=gen), C, dtype)
-    return torch.randn(N, C, generator=gen, dtype=dtype)
-
-
 def per_sample_sum(loss: Loss, value: Tensor, batch: int) -> Tensor:
     """The batch's loss summed over samples: sse is already a sum; the others are means."""
     return value if loss.name == "sse" else value * batch

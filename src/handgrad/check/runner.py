@@ -1,0 +1,182 @@
+"""What runs where the submission runs (the child process, or the notebook for
+`check_backprop`): rebuild each case's model, call the function, and capture what it left.
+
+Nothing here judges. `run_case` returns plain data (tensors, strings, numbers) that the
+grader's parent process validates and compares; whatever the submission does to this module
+cannot change the verdict, only what is reported back.
+
+Autograd use is recorded by wrapping the autograd engine (every `Tensor.backward` and
+`torch.autograd.grad` goes through `Variable._execution_engine.run_backward`), by looking
+for a `.grad` left on a parameter, and by wrapping handgrad's own backward functions
+(`handgrad.backpropagation` …). This is a policy check: code that wants to hide from it can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.autograd.variable import Variable
+
+from handgrad.check.submission import user_error
+from handgrad.engine.model import MLP
+
+Tensor = torch.Tensor
+MAX_ENTRIES = 1_000_000  # a returned tensor larger than this is described, not copied
+
+
+def case_spec(problem, case) -> dict[str, Any]:
+    """What the runner needs to rebuild a case: architecture, float32 weights, x, y_true."""
+    state = {k: v.detach().clone() for k, v in problem.model.state_dict().items()}
+    return {"sizes": list(case.sizes), "activation": case.activation,
+            "out_activation": case.out_activation, "state": state,
+            "x": problem.x.clone(), "y_true": problem.y_true.clone()}
+
+
+class _Engine:
+    """Forwards to torch's autograd engine and notes that it ran."""
+
+    def __init__(self, engine: Any, watch: Watch) -> None:
+        self.engine, self.watch = engine, watch
+
+    def run_backward(self, *args: Any, **kwargs: Any) -> Any:
+        self.watch.used.append("autograd (.backward() or torch.autograd.grad)")
+        return self.engine.run_backward(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
+class Watch:
+    """What the function used that the check does not allow (see `watch_autograd`)."""
+
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
+    def wrap(self, fn: Callable, name: str) -> Callable:
+        @functools.wraps(fn)
+        def flagged(*args: Any, **kwargs: Any) -> Any:
+            self.used.append(f"handgrad's own backward pass ({name})")
+            return fn(*args, **kwargs)
+        return flagged
+
+
+def _library_backward() -> list[tuple[Any, str, Callable]]:
+    """(module, attribute, function) of handgrad's own backward-pass functions."""
+    from handgrad.engine import backprop
+
+    found = [(backprop, name, fn) for name, fn in vars(backprop).items()
+             if callable(fn) and getattr(fn, "__module__", None) == backprop.__name__
+             and ("backward" in name or "backprop" in name)]
+    package = sys.modules.get("handgrad")  # its re-exports (handgrad.backpropagation)
+    if package is not None:
+        found += [(package, name, fn) for name, fn in vars(package).items()
+                  if any(fn is f for _, _, f in found)]
+    return found
+
+
+@contextlib.contextmanager
+def watch_autograd() -> Iterator[Watch]:
+    """Within the block, `watch.used` lists each use of autograd's engine and of handgrad's
+    own backward functions."""
+    watch = Watch()
+    original = Variable._execution_engine
+    library = _library_backward()
+    Variable._execution_engine = _Engine(original, watch)
+    for module, name, fn in library:
+        setattr(module, name, watch.wrap(fn, f"{module.__name__}.{name}"))
+    try:
+        yield watch
+    finally:
+        Variable._execution_engine = original
+        for module, name, fn in library:
+            setattr(module, name, fn)
+
+
+def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> dict[str, Any]:
+    """Rebuild the case's model, run model(x) then fn(model, y_true, y_pred) under no_grad,
+    and capture the gradients, the parameters afterwards, and whether autograd ran.
+    An exception from fn is returned as {"error": text}; SystemExit and KeyboardInterrupt
+    propagate (the caller decides what they mean)."""
+    model = MLP(spec["sizes"], spec["activation"], spec["out_activation"],
+                dtype=spec["x"].dtype)
+    model.load_state_dict(spec["state"])
+    with torch.no_grad():
+        y_pred = model(spec["x"].clone())
+    try:
+        with watch_autograd() as watch, torch.no_grad():
+            returned = fn(model, spec["y_true"].clone(), y_pred, *spec.get("extra", []))
+    except Exception as e:  # the student's error, reported with their line
+        return {"error": user_error(e, source)}
+    return {"dw": _entries(model, "dL_dw", spec), "db": _entries(model, "dL_db", spec),
+            "params": _params(model), "autograd": sorted(set(watch.used)),
+            "returned": None if returned is None else type(returned).__name__,
+            "grad_set": any(p.grad is not None for p in model.parameters())}
+
+
+def _entries(model: MLP, attr: str, spec: dict) -> list[dict[str, Any]]:
+    container = getattr(model, attr, None)
+    keys = []
+    with contextlib.suppress(Exception):
+        keys = [repr(k)[:20] for k in list(container.keys())[:20]]
+    out = []
+    for l in range(1, len(spec["sizes"])):
+        entry = _describe(_lookup(container, l))
+        if entry["type"] == "missing":
+            entry["keys"] = keys  # what was set instead ('1' for 1, 0 for layer 1 …)
+        out.append(entry)
+    return out
+
+
+_MISSING = object()
+
+
+def _lookup(container: Any, l: int) -> Any:
+    try:
+        return container[l]
+    except Exception:
+        return _MISSING
+
+
+def _describe(value: Any) -> dict[str, Any]:
+    """{"type": "tensor", "value": …} for a tensor (detached, dense, on the CPU), else the
+    type name and, for an array-like, its shape."""
+    if value is _MISSING or value is None:
+        return {"type": "missing"}
+    if isinstance(value, torch.Tensor):
+        out = {"type": "tensor", "shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.numel() <= MAX_ENTRIES:
+            t = value.detach()
+            out["value"] = (t.to_dense() if t.layout != torch.strided else t).cpu().clone()
+        return out
+    kind = type(value)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    shape = getattr(value, "shape", None)
+    out = {"type": name}
+    with contextlib.suppress(Exception):
+        out["shape"] = [int(s) for s in shape]
+    return out
+
+
+def _params(model: MLP) -> dict[str, Any]:
+    """The layers after the call: their keys, types, and weights and biases (copies)."""
+    layers = {}
+    for key, layer in getattr(model, "fc", {}).items():
+        W, b = getattr(layer, "weight", None), getattr(layer, "bias", None)
+        layers[str(key)] = {
+            "type": type(layer).__name__,
+            "W": W.detach().clone() if isinstance(W, torch.Tensor) else None,
+            "b": b.detach().clone() if isinstance(b, torch.Tensor) else None}
+    return layers
+
+
+def encode(obj: Any) -> bytes:
+    """torch.save into bytes (read back with torch.load(weights_only=True))."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()

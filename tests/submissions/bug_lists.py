@@ -1,0 +1,11 @@
+# expect: fail not_tensor
+import torch
+
+
+def backpropagation(model, y_true, y_pred):
+    dL_da = torch.atleast_2d(2 * (y_pred - y_true))
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](torch.atleast_2d(model.z[l]))
+        model.dL_dw[l] = (dL_dz.T @ torch.atleast_2d(model.a[l - 1])).tolist()
+        model.dL_db[l] = dL_dz.sum(dim=0).tolist()
+        dL_da = dL_dz @ model.fc[str(l)].weight

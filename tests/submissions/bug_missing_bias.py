@@ -1,0 +1,7 @@
+# expect: fail missing
+def backpropagation(model, y_true, y_pred):
+    dL_da = 2 * (y_pred - y_true)
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](model.z[l])
+        model.dL_dw[l] = dL_dz.T @ model.a[l - 1]
+        dL_da = dL_dz @ model.fc[str(l)].weight

@@ -1,0 +1,8 @@
+# expect: fail error
+def backpropagation(model, y_true, y_pred):
+    dL_da = 2 * (y_pred - y_true)
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](model.z[l])
+        model.dL_dw[l] = dL_dz @ model.a[l - 1]
+        model.dL_db[l] = dL_dz.sum(dim=0)
+        dL_da = dL_dz @ model.fc[str(l)].weight

@@ -1,0 +1,13 @@
+# expect: fail missing
+"""Returns the gradients instead of storing them in the model."""
+import torch
+
+
+def backpropagation(model, y_true, y_pred):
+    grads = {}
+    dL_da = torch.atleast_2d(2 * (y_pred - y_true))
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](torch.atleast_2d(model.z[l]))
+        grads[l] = (dL_dz.T @ torch.atleast_2d(model.a[l - 1]), dL_dz.sum(dim=0))
+        dL_da = dL_dz @ model.fc[str(l)].weight
+    return grads

@@ -1,0 +1,20 @@
+# expect: pass
+"""Right gradients, and a child process left running for ever: the grader must not wait
+for it (it kills the submission's whole process group)."""
+import os
+import time
+
+import torch
+
+if os.fork() == 0:
+    while True:
+        time.sleep(1)
+
+
+def backpropagation(model, y_true, y_pred):
+    dL_da = torch.atleast_2d(2 * (y_pred - y_true))
+    for l in range(model.L, 0, -1):
+        dL_dz = dL_da * model.df[l](torch.atleast_2d(model.z[l]))
+        model.dL_dw[l] = dL_dz.T @ torch.atleast_2d(model.a[l - 1])
+        model.dL_db[l] = dL_dz.sum(dim=0)
+        dL_da = dL_dz @ model.fc[str(l)].weight

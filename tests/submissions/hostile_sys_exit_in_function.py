@@ -1,0 +1,6 @@
+# expect: fail exited
+import sys
+
+
+def backpropagation(model, y_true, y_pred):
+    sys.exit(0)

@@ -157,8 +157,8 @@ def test_rerun_with_the_same_settings_is_identical(run, finished):
 @pytest.mark.parametrize("argv,fragment", [
     (["train", *DIGITS, "--hidden", "1000000", "1000000"], "--hidden 1000000 1000000"),
     (["gradcheck", "--sizes", "1000000", "1000000", "2"], "gradcheck --sizes 1000000"),
-    (["train", *DIGITS, "--val-fraction", "0.001"], "leaves a class without a validation"),
-    (["train", *DIGITS, "--val-fraction", "0.999"], "leaves a class without a validation"),
+    (["train", *DIGITS, "--val-fraction", "0.001"], "the validation split would have 0"),
+    (["train", *DIGITS, "--val-fraction", "0.999"], "the training split would have 0"),
 ])
 def test_impossible_sizes_are_refused_before_anything(tmp_path, capsys, argv, fragment):
     out = tmp_path / "r"

@@ -65,7 +65,7 @@ def test_reproduce_twice_gives_the_same_numbers(tmp_path):
 
 def test_reproduce_progress_lines_and_report_are_numbered_alike(tmp_path, capsys):
     out = tmp_path / "rep"
-    assert main(["reproduce", "--dataset", "digits", "--epochs", "3", "--workers", "2",
+    assert main(["reproduce", "--dataset", "digits", "--epochs", "3", "--workers", "1",
                  "--select-by", "val_accuracy", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()  # piped: one line per phase and config
     progress = lines[:lines.index(next(x for x in lines if x.startswith("== 1.")))]

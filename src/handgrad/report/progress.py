@@ -145,7 +145,10 @@ class RunProgress(Progress):
             self._write(line)
 
     def _write(self, line: str) -> None:
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stdout if self.out is None else self.out)
-        else:
+        if self.bar is None:
             _print(line, self.out)
+            return
+        try:
+            self.bar.write(line, file=sys.stdout if self.out is None else self.out)
+        except BrokenPipeError:
+            print_line(line, self.out)  # points the closed pipe at /dev/null

@@ -23,8 +23,9 @@ SCRIPTS = [
     ["bench_pipeline.py", "--workers", "2", "--repeats", "5"],
     ["bench_sweep.py", "--epochs", "5"],
     ["bench_memory.py"],
-    ["bench_aged.py"],
+    ["bench_aged.py", "--threads", "1"],
     ["bench_aged.py", "--device", "cuda"],
+    ["bench_subnormals.py"],
 ]
 
 
@@ -81,7 +82,8 @@ def aged_section(aged: dict) -> list[str]:
         return []
     m = aged["machine"]
     lines = ["", "## 6. Aged weights, and real peers over a whole run", "",
-             f"`benchmarks/bench_aged.py` ({m.get('date')}, {aged['device']}): "
+             f"`benchmarks/bench_aged.py` ({m.get('date')}, {aged['device']}, "
+             f"{aged.get('threads')} torch thread(s)): "
              f"{aged['epochs']} epochs of one run, every contender in lockstep from the same "
              f"weights on the same batches; {aged['chunks']} timed chunk pairs an epoch at the "
              "marked epochs. A ratio is contender time / manual time (above 1: manual is "
@@ -103,6 +105,22 @@ def aged_section(aged: dict) -> list[str]:
                          f"| {mark['manual_over_floor']:.2f} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def subnormal_section(sub: dict) -> list[str]:
+    """bench_subnormals.py: subnormal momentum entries by epoch, and the optimizer step."""
+    if not sub.get("counts"):
+        return []
+    marks = ", ".join(f"epoch {c['epoch']}: {c['momentum']:,}" for c in sub["counts"]
+                      if c["epoch"] in (1, 5, 10, 15, 20))
+    steps = "; ".join(f"{t} thread(s): " + ", ".join(
+        f"{mode} {v['median_ms']:.1f} ms ({v['min_ms']:.1f}…{v['max_ms']:.1f})"
+        for mode, v in modes.items()) for t, modes in sub["optimizer_step"].items())
+    return ["", "### Subnormals in an aged run", "",
+            f"`benchmarks/bench_subnormals.py` ({sub['machine'].get('date')}): subnormal "
+            f"entries of the momentum buffer ({sub['params']:,} entries; the weights and "
+            f"gradients had none at every epoch): {marks}. One optimizer step on the epoch-20 "
+            f"state, medians of pairs on copies of it: {steps}.", ""]
 
 
 def render() -> str:
@@ -156,7 +174,7 @@ def render() -> str:
                   f"**{mem['train_peak_rss_mb']:.0f} MB** against a target of data + 400 MB = "
                   f"{mem['target_mb']:.0f} MB ({'met' if mem['met'] else 'not met'}); "
                   f"`handgrad --help` alone peaks at {mem['import_only_rss_mb']:.0f} MB."]
-    lines += aged_section(load("aged_cpu"))
+    lines += aged_section(load("aged_cpu")) + subnormal_section(load("subnormals"))
     return "\n".join(lines) + "\n"
 
 

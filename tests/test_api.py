@@ -52,6 +52,8 @@ def test_readme_whole_run_examples_run(tmp_path, monkeypatch):
     assert namespace["run"].status == "completed"
     assert len(namespace["again"].history) == 3
     assert len(namespace["summary"]["configs"]) == 4
+    assert namespace["result"].passed
+    assert (tmp_path / "runs" / "api-exercise" / "report.md").exists()
 
 
 def test_keywords_and_config_objects_give_the_same_run(tmp_path):
@@ -89,6 +91,11 @@ def test_bad_settings_raise_before_anything_is_written(tmp_path, settings, error
     assert not out.exists()
 
 
+def test_compare_takes_no_engine():
+    with pytest.raises(TypeError, match="compare trains both engines"):
+        handgrad.compare(**TINY, engine="autograd")
+
+
 def test_sweep_takes_keywords_lists_a_base_config_or_a_spec(tmp_path):
     summary = handgrad.sweep(**{**TINY, "hidden": [[4], [3, 2]]}, lr=[0.01, 0.1],
                              optimizer="adam", batch_size=16, out=tmp_path / "s")
@@ -119,7 +126,9 @@ def test_results_print_as_short_summaries(tmp_path):
         line = repr(result)
         assert line.startswith("<") and "\n" not in line and len(line) < 250, line
         assert "tensor" not in str(result) and "Parameter" not in str(result)
-        assert len(str(result)) < 1500 and result._repr_html_().startswith("<")
+        assert len(str(result)) < 1500
+        page = result._repr_html_()
+        assert page.startswith("<p>&lt;") and "<table>" in page and "tensor" not in page
     assert "RunResult completed: digits hidden 4 relu, sgd lr 0.01" in repr(run)
     assert "test acc" in repr(run) and "val_loss" in str(run)
     assert "largest loss gap" in repr(comparison)

@@ -157,8 +157,8 @@ def test_rerun_with_the_same_settings_is_identical(run, finished):
 @pytest.mark.parametrize("argv,fragment", [
     (["train", *DIGITS, "--hidden", "1000000", "1000000"], "--hidden 1000000 1000000"),
     (["gradcheck", "--sizes", "1000000", "1000000", "2"], "gradcheck --sizes 1000000"),
-    (["train", *DIGITS, "--val-fraction", "0.001"], "validation split would have 0"),
-    (["train", *DIGITS, "--val-fraction", "0.999"], "training split would have 0"),
+    (["train", *DIGITS, "--val-fraction", "0.001"], "the validation split would have 0"),
+    (["train", *DIGITS, "--val-fraction", "0.999"], "the training split would have 0"),
 ])
 def test_impossible_sizes_are_refused_before_anything(tmp_path, capsys, argv, fragment):
     out = tmp_path / "r"
@@ -175,3 +175,28 @@ def test_train_into_a_closed_pipe_keeps_training_quietly(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert read_json(out / "results.json")["status"] == "completed"
+
+
+def test_compare_refuses_other_settings_before_training_either_engine(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", *DIGITS, "--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    one_line_error(capsys, main(["compare", *DIGITS, "--epochs", "1", "--lr", "0.02", "--out",
+                                 str(out)]), "manual: holds a run with other settings",
+                   "lr: 0.01 there, 0.02 now")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("file,old,new,fragment", [
+    ("results.json", '"val_loss": ', '"val_loss": 1' + "0" * 400 + ", \"x\": ", "too large"),
+    ("config.json", '"lr": 0.01', '"lr": 1e999', "number 1e999 is too large"),
+    ("config.json", '"sizes": [\n    64,\n    16', '"sizes": [\n    64,\n    1099511627776',
+     "'sizes' must be a list of at least two positive widths"),
+])
+def test_absurd_numbers_in_records_are_one_line_errors(run, capsys, file, old, new, fragment):
+    path = run / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    one_line_error(capsys, main(["evaluate", str(run)]), fragment)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 
@@ -192,13 +194,15 @@ def test_data_dir_reaches_every_config_of_a_cifar_sweep():
     assert {args.spec.config_for(v).data_dir for v in args.spec.configs()} == {"elsewhere"}
 
 
-@pytest.mark.parametrize("fraction", ["0.001", "0.999", "0.0035", "0.9965"])
-def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, capsys, fraction):
+@pytest.mark.parametrize("fraction,split", [("0.001", "validation"), ("0.999", "training"),
+                                            ("0.0035", "validation"), ("0.9965", "training")])
+def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, capsys, fraction,
+                                                                   split):
     out = tmp_path / "run"
     assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1",
                  "--val-fraction", fraction, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "leaves a class without a validation or a training image" in err
+    assert f"the {split} split would have 0 of the" in err
     assert "above 0.003597 and below 0.9964" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
@@ -207,3 +211,38 @@ def test_a_val_fraction_that_empties_a_split_of_a_class_is_refused(tmp_path, cap
 def test_the_extreme_val_fractions_that_leave_one_image_work(tmp_path, fraction):
     assert main(["train", "--dataset", "digits", "--hidden", "4", "--epochs", "1", "--quiet",
                  "--val-fraction", fraction, "--out", str(tmp_path / "run")]) == 0
+
+
+def test_a_reader_that_goes_away_does_not_stop_training_or_read_as_bad_input(tmp_path):
+    """`handgrad train … | head -1`: the run goes on quietly and completes; no traceback,
+    no "Broken pipe", not exit 2."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "handgrad", "train", "--dataset", "digits", "--hidden", "4",
+         "--epochs", "100", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("epoch 1:")
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0
+    assert proc.stderr.read() == ""
+    assert read_json(out / "results.json")["epochs_completed"] == 100
+
+
+def test_gradcheck_of_a_network_that_cannot_fit_is_one_line(capsys):
+    assert main(["gradcheck", "--sizes", "1000000", "1000000", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "gradcheck --sizes 1000000 1000000 2: needs about" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sizes", "5"], "sizes must be at least two positive widths"),
+    (["--sizes", "5", "0", "2"], "argument --sizes: must be >= 1, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--max-entries", "-3"], "argument --max-entries: must be >= 1, got -3"),
+    (["--seed", "1e20"], "argument --seed: '1e20' is not an integer"),
+])
+def test_gradcheck_bad_values_are_one_line(capsys, args, message):
+    assert main(["gradcheck", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

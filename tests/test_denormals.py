@@ -52,6 +52,7 @@ def test_flush_changes_float64_training_only_below_the_smallest_normal(restore_m
                                  dtype="float64", keep_denormals=keep)
             runs[keep, engine] = train(config, data, evaluate_test=False)
     assert runs[True, "manual"].config.to_dict()["keep_denormals"] is True
+    assert not all_threads_flush()  # train() restores the mode it found (hypothesis needs it)
     for (keep, engine), run in runs.items():
         other = runs[not keep, engine].model.state_dict()
         twin = runs[keep, "autograd"].model.state_dict()

@@ -15,11 +15,30 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _type_checking(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`): imports for type hints only."""
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def _runtime_nodes(node: ast.AST):
+    """Every node under `node` but those in `if TYPE_CHECKING:` blocks."""
+    for child in ast.iter_child_nodes(node):
+        if _type_checking(child):
+            yield from (n for stmt in child.orelse for n in [stmt, *_runtime_nodes(stmt)])
+            continue
+        yield child
+        yield from _runtime_nodes(child)
+
+
 def _imports(path: Path, modules: set[str]) -> set[str]:
-    """handgrad modules that `path` imports anywhere (function-level imports included; the
-    parent packages that every import runs first are not counted)."""
+    """handgrad modules that `path` imports when it runs, anywhere (function-level imports
+    included; imports for type hints only, and the parent packages that every import runs
+    first, are not counted)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -66,6 +85,15 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_imports_for_type_hints_only_are_not_edges(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                      "    from handgrad.a import X\nelse:\n    import handgrad.b\n"
+                      "def f():\n    from handgrad.c import Y\n")
+    modules = {"handgrad.a", "handgrad.b", "handgrad.c"}
+    assert _imports(source, modules) == {"handgrad.b", "handgrad.c"}
 
 
 def test_no_import_cycle_in_the_package():

@@ -221,7 +221,7 @@ def test_a_study_without_recorded_settings_is_not_resumed(tmp_path):
 def test_one_database_holds_many_sweeps_but_a_directory_one(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     args = ["sweep", "--dataset", "digits", "--hidden", "8", "--quiet", "--lr", "0.01",
-            "--storage", url]
+            "--storage", url, "--workers", "1"]
     assert main([*args, "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
     names = {s.study_name for s in optuna.get_all_study_summaries(url)}
@@ -231,3 +231,6 @@ def test_one_database_holds_many_sweeps_but_a_directory_one(tmp_path, capsys):
     assert main([*args, "--epochs", "2", "--out", str(tmp_path / "a")]) == 2
     assert "other settings (epochs 1 -> 2)" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()} == before
+    assert main([*args[:-2], "--workers", "2", "--out", str(tmp_path / "c")]) == 2
+    assert "SQLite cannot hand trials to several worker" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -102,7 +102,8 @@ def test_a_sweep_dir_with_another_storage_is_refused(tmp_path, capsys):
     assert main([*DIGITS, "--lr", "0.01", "--out", str(out)]) == 0
     capsys.readouterr()
     url = f"sqlite:///{tmp_path / 'x.db'}"
-    assert main([*DIGITS, "--lr", "0.01", "--out", str(out), "--storage", url]) == 2
+    assert main([*DIGITS, "--lr", "0.01", "--out", str(out), "--storage", url,
+                 "--workers", "1"]) == 2
     assert "give the same --storage" in capsys.readouterr().err
 
 
@@ -189,3 +190,49 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_rerun_finishes(tmp_path, worke
     assert main([*SLOW_SWEEP, "--workers", "1", "--out", str(out)]) == 0
     complete = Counter(config_key(t.params) for t in _trials(out) if t.state.name == "COMPLETE")
     assert len(complete) == 2 and set(complete.values()) == {1}
+
+
+def _decide(study: optuna.Study, trial, key: str, won: list, i: int) -> None:
+    """A worker's objective up to its decision: claim the config, or yield (pruned)."""
+    from handgrad.run.sweep_study import claim
+
+    won[i] = claim(study, trial, key)
+    if not won[i]:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+
+def test_two_trials_handed_one_config_never_both_run(tmp_path):
+    """GridSampler can hand one config to two workers at once; `claim` lets one run it."""
+    import threading
+
+    study = optuna.create_study(storage=open_storage(tmp_path, None))
+    for lr in range(1, 11):
+        key = f"lr={lr}"
+        study.enqueue_trial({"lr": lr})
+        study.enqueue_trial({"lr": lr})
+        trials, won = [study.ask(), study.ask()], [None, None]
+        threads = [threading.Thread(target=_decide, args=(study, trials[i], key, won, i))
+                   for i in (lr % 2, 1 - lr % 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(won) == [False, True]
+        study.tell(trials[won.index(True)], 1.0)
+        study.enqueue_trial({"lr": lr})  # a config already done is never run again
+        won = [None]
+        _decide(study, study.ask(), key, won, 0)
+        assert won == [False]
+
+
+def test_a_claimant_the_other_could_not_see_yet_yields(tmp_path):
+    """The race that ran one config twice: trial 1 decides while trial 0 has no params yet
+    (GridSampler gave both the same point); trial 0 must then yield to it."""
+    study = optuna.create_study(storage=open_storage(tmp_path, None))
+    first, second = study.ask(), study.ask()
+    second.suggest_categorical("lr", [0.5])
+    won = [None, None]
+    _decide(study, second, "lr=0.5", won, 1)  # cannot see `first`: it has no params yet
+    first.suggest_categorical("lr", [0.5])
+    _decide(study, first, "lr=0.5", won, 0)
+    assert won == [False, True]

@@ -58,6 +58,9 @@ def compare(config: TrainConfig | None = None, *, out: str | Path | None = None,
     """Train the manual and the autograd engine from one start. -> `Comparison`"""
     from handgrad.run.compare import compare_engines
 
+    if "engine" in settings:
+        raise TypeError("compare trains both engines; it takes no engine setting")
+
     return compare_engines(config_from(config, **settings), out_dir=out, observer=observer)
 
 

@@ -7,7 +7,6 @@ or `spec` (sweep, reproduce) is already validated, and returns the exit code.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -16,9 +15,10 @@ import torch
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.reference import random_problem
 from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
+from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.report import figures, plots
-from handgrad.report.progress import EpochProgress, RunProgress
+from handgrad.report.progress import EpochProgress, RunProgress, print_line
 from handgrad.report.tables import (
     confusion_table,
     fmt,
@@ -29,7 +29,7 @@ from handgrad.report.tables import (
 )
 from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
-from handgrad.run.config import load_data
+from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
@@ -38,14 +38,7 @@ from handgrad.run.train import train
 
 
 def say(text: str = "") -> None:
-    """A line on stdout; once stdout is a closed pipe (`| head -1`), nothing more is shown
-    and the work goes on (its results are in the run directory)."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # later writes and the final flush go nowhere
-        os.close(devnull)
+    print_line(text)
 
 
 def confusion_text(matrix, names) -> str:
@@ -129,8 +122,16 @@ def render_sweep(summary: dict) -> None:
     say(confusion_text(sel["confusion_matrix"], sel["class_names"]))
 
 
+def fetch_data(config: TrainConfig, quiet: bool) -> None:
+    """--download for sweep and reproduce, done here where --quiet is known (their library
+    calls then find the data in place)."""
+    if config.download and config.dataset == "cifar10":
+        download_cifar10(Path(config.data_dir), progress=not quiet)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = args.spec
+    fetch_data(spec.base, args.quiet)
     out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
     progress = RunProgress(args.quiet)
     try:
@@ -149,6 +150,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from handgrad.run.reproduce import PHASES, reproduce
 
     spec = args.spec
+    fetch_data(spec.base, args.quiet)
     out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
     progress = RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ")
     try:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from handgrad.check.grader import SubmissionError
 from handgrad.cli.exits import (
     EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     CLIError,
@@ -33,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("handgrad: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away: stop quietly, as SIGPIPE stops a tool
+        _silence_output()
+        return EXIT_BROKEN_PIPE
     except (ValueError, OSError, CLIError, SubmissionError) as e:
         print(f"handgrad: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -54,6 +58,15 @@ def run() -> None:
         with contextlib.suppress(OSError):  # a closed pipe: nothing more can reach it anyway
             stream.flush()
     os._exit(code)
+
+
+def _silence_output() -> None:
+    """Point stdout and stderr at /dev/null, so that no later flush meets the broken pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _one_line(e: BaseException) -> str:

@@ -131,20 +131,21 @@ def stratified_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor,
         members = members[torch.randperm(len(members), generator=gen)]
         k = int(round(val_fraction * len(members)))
         if val_fraction > 0 and not 0 < k < len(members):
-            raise ValueError(_split_error(val_fraction, y))
+            split = "training" if k else "validation"
+            raise ValueError(_split_error(val_fraction, y, split, len(members)))
         val.append(members[:k])
         train.append(members[k:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(val)).values
 
 
-def _split_error(val_fraction: float, y: Tensor) -> str:
-    """Why `val_fraction` cannot split the classes of `y`, and which fractions can."""
-    counts = torch.bincount(y).tolist()
-    n = min(c for c in counts if c > 0)
-    low, high = 0.5 / n, (n - 0.5) / n  # round(f n) is 1 and n - 1 at these bounds
-    return (f"--val-fraction {val_fraction:g} leaves a class without a validation or a "
-            f"training image (the smallest has {n} training images); each needs at least one "
-            f"of each: use a --val-fraction above {low:.4g} and below {high:.4g}")
+def _split_error(val_fraction: float, y: Tensor, split: str, n: int) -> str:
+    """`split` would have no image of a class of `n` images: say so, and which fractions
+    give every class of `y` at least one image in both splits."""
+    smallest = min(c for c in torch.bincount(y).tolist() if c > 0)
+    low, high = 0.5 / smallest, (smallest - 0.5) / smallest  # round(f n) is 1 and n - 1 there
+    return (f"--val-fraction {val_fraction:g}: the {split} split would have 0 of the {n} "
+            f"images of a class (rounded per class); use a --val-fraction above {low:.4g} and "
+            f"below {high:.4g}, so that each class has images in both splits")
 
 
 def _relabel(labels: np.ndarray, official: list[int]) -> np.ndarray:
@@ -185,27 +186,17 @@ def _assemble(parts: list[tuple[np.ndarray, np.ndarray]], official: list[int],
     return train, val
 
 
-def _check_present(parts: list[tuple[np.ndarray, np.ndarray]], official: list[int],
-                   names: Sequence[str], where: str) -> None:
-    """ValueError naming the first requested class with no image in `parts`."""
-    found = set()
-    for _, labels in parts:
-        found.update(np.unique(labels).tolist())
-    missing = [names[c] for c in official if c not in found]
-    if missing:
-        raise ValueError(f"class {missing[0]!r} has no images in {where}; choose classes "
-                         "that the files hold")
-
-
-def _check_split_sizes(n_train: int, n_val: int, val_fraction: float) -> None:
-    """Both splits must hold images (a validation split is asked for when val_fraction > 0)."""
-    total = n_train + n_val
-    if val_fraction > 0 and n_val == 0:
-        raise ValueError(f"--val-fraction {val_fraction:g}: the validation split would have 0 "
-                         f"of {total} images (rounded per class); use a larger fraction")
-    if n_train == 0:
-        raise ValueError(f"--val-fraction {val_fraction:g}: the training split would have 0 "
-                         f"of {total} images (rounded per class); use a smaller fraction")
+def _check_present(parts: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+                   official: list[int], names: Sequence[str]) -> None:
+    """ValueError naming the first requested class with no image in one of the `parts`."""
+    for where, pairs in parts.items():
+        found = set()
+        for _, labels in pairs:
+            found.update(np.unique(labels).tolist())
+        missing = [names[c] for c in official if c not in found]
+        if missing:
+            raise ValueError(f"class {missing[0]!r} has no images in the {where}; choose "
+                             "classes that the files hold")
 
 
 def _channel_stats(x: Tensor, image_shape: tuple[int, int, int],
@@ -270,11 +261,9 @@ def load_dataset(
         official = resolve_classes(classes, names, name)
         shape, scale = (1, 8, 8), 16.0
         train_parts, test_parts = _digits_parts(official)
-    _check_present(train_parts, official, names, f"the training files of {name}")
-    _check_present(test_parts, official, names, f"the test file of {name}")
+    _check_present({"training files": train_parts, "test file": test_parts}, official, names)
     train, val = _assemble(train_parts, official, val_fraction, seed)
     test, _ = _assemble(test_parts, official, None, seed)
-    _check_split_sizes(len(train), len(val), val_fraction)
     mean = std = None
     if standardize:
         mean, std = _channel_stats(train.x, shape, scale)

@@ -36,6 +36,7 @@ MD5 = "c58f30108f718f92721af3b95e74349a"
 CHUNK = 1 << 20
 DEADLINE = 3600.0  # seconds for the whole download, unless $HANDGRAD_DOWNLOAD_DEADLINE says
 WORK_PREFIX = ".cifar10-download-"
+MAX_BYTES = 512 << 20  # the official archive has 170,498,071: a larger one is not it
 
 
 class DownloadError(OSError):
@@ -135,6 +136,8 @@ def _alive(pid: int) -> bool:
 
 
 def _transient(e: Exception) -> bool:
+    if isinstance(e, _TooLarge):
+        return False
     if isinstance(e, urllib.error.HTTPError):
         return e.code in (408, 429) or e.code >= 500
     return True
@@ -166,6 +169,20 @@ class _DeadlinePassed(DownloadError):
     pass
 
 
+class _TooLarge(DownloadError):
+    pass
+
+
+def _content_length(text: str | None) -> int | None:
+    try:
+        total = int(text or 0) or None
+    except ValueError:
+        return None
+    if total is not None and not 0 < total <= MAX_BYTES:
+        raise _TooLarge(f"the server announces {total} bytes: not the CIFAR-10 archive")
+    return total
+
+
 def _fetch(url: str, dest: Path, timeout: float, progress: bool, end: float) -> None:
     """Stream `url` into `dest`; DownloadError if fewer bytes arrive than announced, or if
     the deadline `end` (time.monotonic) passes."""
@@ -177,13 +194,15 @@ def _fetch(url: str, dest: Path, timeout: float, progress: bool, end: float) -> 
 
     with urllib.request.urlopen(url, timeout=min(timeout, left())) as response, \
             open(dest, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
+        total = _content_length(response.headers.get("Content-Length"))
         received = 0
         with tqdm(total=total, unit="B", unit_scale=True, desc="cifar-10",
                   disable=not progress) as bar:
             while left() and (chunk := response.read1(CHUNK)):  # read1: what has arrived
                 out.write(chunk)
                 received += len(chunk)
+                if received > MAX_BYTES:
+                    raise _TooLarge(f"more than {MAX_BYTES} bytes: not the CIFAR-10 archive")
                 bar.update(len(chunk))
     if total is not None and received != total:
         raise DownloadError(f"connection closed after {received} of {total} bytes")

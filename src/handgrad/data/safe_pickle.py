@@ -18,10 +18,11 @@ object is refused instead of allocated.
 from __future__ import annotations
 
 import math
+import mmap
 import pickle
 import pickletools
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -122,28 +123,54 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _encode if module == "_codecs" else _BUILDERS[name]
 
 
-def check_lengths(f: IO[bytes], size: int) -> None:
-    """Walk the opcodes up to STOP without building anything; ValueError if one announces
-    more bytes than the `size`-byte file has left."""
-    while True:
-        code = f.read(1)
-        op = _CODES.get(code)
-        if op is None:
-            raise ValueError("pickle data was truncated" if not code else
-                             f"unknown opcode {code!r} at byte {f.tell() - 1}")
+def _opcode_table() -> dict[int, tuple]:
+    """opcode byte -> (name, kind, size): kind "fixed" (an argument of `size` bytes), "lines"
+    (`size` lines), "counted" (a `size`-byte length, then that many bytes)."""
+    table = {}
+    for op in pickletools.opcodes:
         arg = op.arg
-        if arg is not None and arg.n in _LENGTH:
-            width, signed = _LENGTH[arg.n]
-            n = int.from_bytes(f.read(width), "little", signed=signed)
-            _check_room(op.name, n, size - f.tell())
-            f.seek(n, 1)
-        elif arg is not None and arg.n == pickletools.UP_TO_NEWLINE:
-            arg.reader(f)  # one line, or two for GLOBAL's module and name
-        elif arg is not None:
-            value = f.read(arg.n)
-            if op.name == "FRAME":
-                _check_room(op.name, int.from_bytes(value, "little"), size - f.tell())
-        if op.name == "STOP":
+        if arg is None or arg.n >= 0:
+            entry = (op.name, "fixed", 0 if arg is None else arg.n)
+        elif arg.n == pickletools.UP_TO_NEWLINE:
+            entry = (op.name, "lines", 2 if op.name in ("GLOBAL", "INST") else 1)
+        else:
+            entry = (op.name, "counted", _LENGTH[arg.n])
+        table[ord(op.code)] = entry
+    return table
+
+
+_TABLE = _opcode_table()
+
+
+def check_lengths(buf: bytes | mmap.mmap) -> None:
+    """Walk the opcodes of the pickle in `buf` up to STOP without building anything;
+    ValueError if one announces more bytes than are left."""
+    size, i = len(buf), 0
+    while True:
+        if i >= size:
+            raise ValueError("pickle data was truncated")
+        entry = _TABLE.get(buf[i])
+        if entry is None:
+            raise ValueError(f"unknown opcode {bytes([buf[i]])!r} at byte {i}")
+        name, kind, n = entry
+        i += 1
+        if kind == "fixed":
+            if name == "FRAME":
+                _check_room(name, int.from_bytes(buf[i:i + 8], "little"), size - i - 8)
+            i += n
+        elif kind == "lines":
+            for _ in range(n):
+                end = buf.find(b"\n", i)
+                if end < 0:
+                    raise ValueError("pickle data was truncated")
+                i = end + 1
+        else:
+            width, signed = n
+            length = int.from_bytes(buf[i:i + width], "little", signed=signed)
+            i += width
+            _check_room(name, length, size - i)
+            i += length
+        if name == "STOP":
             return
 
 
@@ -160,9 +187,10 @@ def load_pickle(path: Path) -> Any:
     """
     try:
         with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            f.seek(0)
-            check_lengths(f, size)
+            if f.seek(0, 2) == 0:
+                raise ValueError("empty file")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                check_lengths(view)
             f.seek(0)
             return _finish(_RestrictedUnpickler(f, encoding="bytes").load())
     except UnsafePickleError as e:

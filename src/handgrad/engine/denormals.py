@@ -1,11 +1,11 @@
 """Flush-to-zero for subnormal floats, on every thread that does torch's CPU arithmetic.
 
-A subnormal float (below 1.2e-38 in float32, 2.2e-308 in float64) costs x86 CPUs a
-microcode assist, up to a hundred times the price of a normal operation. Training makes
-them: the momentum of a unit that no longer gets a gradient decays by μ every step until
-it is subnormal, and after about ten CIFAR-10 epochs (lr 0.01, momentum 0.9) tens of
-thousands of momentum entries are, spread over the whole buffer, and each optimizer pass
-slows down several times (benchmarks/NOTES.md has the counts and times).
+A subnormal float (below 1.2e-38 in float32, 2.2e-308 in float64) sends many x86 CPUs
+down a slow microcode path, for every vector that holds one. Training makes them: the
+momentum of a unit that no longer gets a gradient decays by μ every step until it is
+subnormal; after 20 CIFAR-10 epochs (lr 0.01, momentum 0.9, batch 64) 4 % of the momentum
+entries are (benchmarks/NOTES.md has the counts, and the times: this project's AMD EPYC
+computes on them at full speed, so the mode matters on CPUs that do not).
 
 The cure is the CPU's flush-to-zero and denormals-are-zero modes (MXCSR FTZ/DAZ), which
 `torch.set_flush_denormal` sets. But MXCSR belongs to a thread: set on the main thread it

@@ -15,16 +15,12 @@ y_pred)` is written against:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from handgrad.engine.activations import Activation, get_activation
-
-if TYPE_CHECKING:
-    from handgrad.engine.flat import FlatParams
 
 Tensor = torch.Tensor
 
@@ -69,7 +65,7 @@ class MLP(nn.Module):
         self.a: dict[int, Tensor] = {}
         self.dL_dw: dict[int, Tensor] = {}
         self.dL_db: dict[int, Tensor] = {}
-        self.flat: FlatParams | None = None  # after flatten(): owns W, b, dL_dw, dL_db
+        self.flat = None  # after flatten(): the FlatParams that own W, b, dL_dw, dL_db
 
     def forward(self, x: Tensor) -> Tensor:
         """a[L] for x of shape (N, D) or (D,); keeps z[l] and a[l] for every layer."""

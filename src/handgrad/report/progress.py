@@ -35,21 +35,20 @@ def interactive(stream: TextIO | None = None) -> bool:
     return in_notebook() or bool(getattr(stream, "isatty", lambda: False)())
 
 
-def _print(text: str, out: TextIO | None) -> None:
-    """A line on `out` (default stdout). Once stdout is a closed pipe (`| head -1`), nothing
-    more is shown and the work goes on (its results are written to files anyway)."""
+def print_line(text: str = "", out: TextIO | None = None) -> None:
+    """`text` on `out` (default stdout). Once that is a closed pipe (`handgrad … | head -1`),
+    it is pointed at /dev/null: nothing more is shown and the work goes on (its results are
+    in the run directory)."""
+    stream = sys.stdout if out is None else out
     try:
-        print(text, file=sys.stdout if out is None else out, flush=True)
+        print(text, file=stream, flush=True)
     except BrokenPipeError:
-        if out is not None and out is not sys.stdout:
-            raise
-        _silence_stdout()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # later writes and the final flush go nowhere
+        os.close(devnull)
 
 
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # later writes and the final flush go nowhere
-    os.close(devnull)
+_print = print_line
 
 
 def epoch_line(m: EpochMetrics) -> str:
@@ -152,4 +151,4 @@ class RunProgress(Progress):
         try:
             self.bar.write(line, file=sys.stdout if self.out is None else self.out)
         except BrokenPipeError:
-            _silence_stdout()
+            print_line(line, self.out)  # points the closed pipe at /dev/null

@@ -48,7 +48,7 @@ class Comparison:
         return summaries.comparison_line(self)
 
     def _repr_html_(self) -> str:
-        return summaries.as_html(summaries.comparison_line(self))
+        return summaries.comparison_html(self)
 
 
 def compare_engines(config: TrainConfig, dataset: Dataset | None = None,

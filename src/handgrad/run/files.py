@@ -56,6 +56,19 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > 19:  # beyond int64: no count or setting of ours is that large
+        raise ValueError(f"number {text[:30]}… is too large")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:30]} is too large")
+    return value
+
+
 def read_json(path: Path) -> Any:
     """The JSON value in `path`; FileNotFoundError or ValueError naming the file."""
     path = Path(path)
@@ -69,7 +82,8 @@ def read_json(path: Path) -> Any:
     if len(data) > MAX_JSON_BYTES:
         raise ValueError(f"{path}: larger than {MAX_JSON_BYTES >> 20} MiB, not a handgrad record")
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_no_constants)
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constants, parse_int=_int,
+                          parse_float=_float)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError too
         raise ValueError(f"{path}: not valid JSON ({' '.join(str(e).split())})") from None
 

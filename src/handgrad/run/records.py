@@ -36,10 +36,10 @@ def check_record(record: Any, path: Path) -> dict[str, Any]:
     try:
         config = TrainConfig.from_dict(record["config"])
         config.replace(device="cpu").validate()  # the device is checked where it is used
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise ValueError(f"{path}: bad settings: {e}") from None
     sizes, names = record["sizes"], record["class_names"]
-    _expect(isinstance(sizes, list) and len(sizes) >= 2 and all(_is_int(s) and s >= 1
+    _expect(isinstance(sizes, list) and len(sizes) >= 2 and all(_is_int(s) and 1 <= s < 2**31
                                                                   for s in sizes),
             path, f"'sizes' must be a list of at least two positive widths, got {sizes!r}")
     _expect(sizes[1:-1] == list(config.hidden), path,

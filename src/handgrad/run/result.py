@@ -59,4 +59,4 @@ class RunResult:
         return summaries.run_text(self)
 
     def _repr_html_(self) -> str:
-        return summaries.as_html(summaries.run_text(self))
+        return summaries.run_html(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from handgrad.report.tables import fmt, sweep_table, text_table
+from handgrad.report.tables import fmt, gap_table, html_table, sweep_table, text_table
 
 RUN_METRICS = ("epochs_completed", "train_loss", "val_loss", "val_accuracy", "test_loss",
                "test_accuracy")
@@ -70,8 +70,20 @@ def sweep_text(summary: dict[str, Any]) -> str:
     return "\n".join([sweep_line(summary), text_table(*sweep_table(summary))])
 
 
-def as_html(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
+def run_html(result) -> str:
+    """The summary line, then the final metrics as a table (a notebook's rendering)."""
+    s = result.summary()
+    rows = [[k, s[k]] for k in RUN_METRICS]
+    return f"<p>{html.escape(run_line(result))}</p>" + html_table(["metric", "value"], rows)
+
+
+def comparison_html(comparison) -> str:
+    return (f"<p>{html.escape(comparison_line(comparison))}</p>"
+            + html_table(*gap_table(comparison.gaps())))
+
+
+def sweep_html(summary: dict[str, Any]) -> str:
+    return f"<p>{html.escape(sweep_line(summary))}</p>" + html_table(*sweep_table(summary))
 
 
 class SweepSummary(dict):
@@ -93,4 +105,4 @@ class SweepSummary(dict):
         return sweep_text(self)
 
     def _repr_html_(self) -> str:
-        return as_html(sweep_text(self))
+        return sweep_html(self)

@@ -23,11 +23,11 @@ import dataclasses
 import importlib
 import math
 import multiprocessing as mp
-import os
 import shutil
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,19 @@ from handgrad.run.sweep_study import (
     HEARTBEAT,
     check_same_sweep,
     check_storage,
+    claim,
     open_study,
     record_settings,
     recover,
     repair_journal,
     storage_errors,
-    taken_by_another,
     work_left,
 )
 from handgrad.run.sweep_watch import SweepWatcher
 from handgrad.run.sweep_workers import (
     die_with_parent,
     join_workers,
+    raise_interrupt,
     sigint_ignored,
     start_method,
     torch_threads,
@@ -75,12 +76,19 @@ METRIC_ATTRS = ("status", "train_loss", "val_loss", "val_accuracy")
 
 def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None, threads: int,
                     dataset: Dataset | None, sweep_id: str, heartbeat: tuple[int, int]) -> None:
-    """A worker process: its failure is one line sent to the coordinator, not a traceback."""
+    """A worker process: its failure is one line sent to the coordinator, not a traceback.
+    SIGTERM (how the coordinator stops it) fails its trial in the study before it exits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    signal.signal(signal.SIGTERM, raise_interrupt)
     die_with_parent()
+    # a failure in Optuna's heartbeat thread: one line to the coordinator, not a traceback
+    threading.excepthook = lambda e: errors.put(f"heartbeat: {' '.join(str(e.exc_value).split())}")
     try:
         with storage_errors(storage):
             run_worker(sweep_dir, spec, storage, threads, dataset, sweep_id, heartbeat)
+    except KeyboardInterrupt:
+        errors.put("a worker was stopped by SIGTERM")
+        sys.exit(1)
     except Exception as e:
         errors.put(" ".join(str(e).split()) or type(e).__name__)
         sys.exit(1)
@@ -103,10 +111,10 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
     def objective(trial: optuna.Trial) -> float:
         values = {k: trial.suggest_categorical(k, choices) for k, choices in space.items()}
         key = config_key(values)
-        if key not in keys or taken_by_another(study, trial, key):
+        if key not in keys or not claim(study, trial, key):
             raise optuna.TrialPruned(f"{key} is done or taken")
         run_dir = Path("configs") / run_dir_name(values)
-        for name, value in {**where, "started": os.getpid(), "run_dir": str(run_dir)}.items():
+        for name, value in {**where, "run_dir": str(run_dir)}.items():
             trial.set_user_attr(name, value)
         shutil.rmtree(sweep_dir / run_dir, ignore_errors=True)  # a dead attempt's files
         result = train(spec.config_for(values), dataset, sweep_dir / run_dir,
@@ -149,6 +157,10 @@ class Sweep:
             raise ValueError(f"--workers must be >= 1, got {workers}")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        if workers > 1 and storage is not None and storage.startswith("sqlite"):
+            raise ValueError("--storage sqlite: SQLite cannot hand trials to several worker "
+                             "processes safely (two may get the same one); use --workers 1, "
+                             "the default journal file, or PostgreSQL")
         spec.validate()
         # every config.json records the command: never with a database password in it
         command = [mask_url(a) for a in (spec.command or command_line())]
@@ -235,13 +247,16 @@ class Sweep:
         for p in self.procs:
             p.terminate()
         for p in self.procs:
-            p.join()
+            p.join(10)
+            if p.is_alive():  # stuck (say, on a database that does not answer)
+                p.kill()
+                p.join()
         pids = {p.pid for p in self.procs}
         if self.procs and self.storage is not None and self._study is not None:
             with contextlib.suppress(Exception):  # the database may be what failed
                 for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if t.user_attrs.get("started") in pids and \
-                            t.user_attrs.get("sweep_id") == self._id:
+                    if t.user_attrs.get("claim") in pids and \
+                            t.user_attrs.get("host") == socket.gethostname():
                         self._study._storage.set_trial_state_values(t._trial_id,
                                                                     TrialState.FAIL)
         self.procs = []

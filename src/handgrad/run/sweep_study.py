@@ -24,6 +24,8 @@ import contextlib
 import importlib.util
 import os
 import re
+import socket
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,7 +64,10 @@ def open_storage(sweep_dir: Path, storage: str | None, heartbeat: tuple[int, int
     with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         interval, grace = heartbeat
-        return RDBStorage(url, heartbeat_interval=interval, grace_period=grace)
+        # SQLite: writers wait for each other up to 60 s, not 5 s, before "database is locked"
+        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=interval,
+                          grace_period=grace)
 
 
 def _database_url(url: str) -> str:
@@ -261,11 +266,28 @@ def work_left(study: optuna.Study, spec: SweepSpec) -> bool:
                for v in spec.configs())
 
 
-def taken_by_another(study: optuna.Study, trial: optuna.Trial, key: str) -> bool:
-    for t in trials_by_key(study).get(key, []):
-        if t.number == trial.number:
-            continue
-        if t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING
-                                              and t.number < trial.number):
-            return True
-    return False
+def claim(study: optuna.Study, trial: optuna.Trial, key: str, wait: float = 30.0) -> bool:
+    """Whether `trial` may run config `key`, decided so that no two trials ever run it.
+
+    Two workers can be handed the same config at once (GridSampler picks its point before
+    either trial is visible to the other). Each trial marks "claim", then yields to a
+    finished trial, to a lower-numbered running one, or to one already "started"; it waits
+    for higher-numbered claimants to decide (they yield to it), then marks "started". A
+    trial that decides to run has seen every claimant before it, or was seen by it.
+    """
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("claim", os.getpid())
+    deadline = time.monotonic() + wait
+    while True:
+        others = [t for t in trials_by_key(study).get(key, []) if t.number != trial.number]
+        running = [t for t in others if t.state == TrialState.RUNNING]
+        if any(t.state == TrialState.COMPLETE for t in others) or any(
+                t.number < trial.number or "started" in t.user_attrs for t in running):
+            return False
+        if not any("claim" in t.user_attrs for t in running):
+            break
+        if time.monotonic() > deadline:  # a claimant that died undecided: run it later
+            return False
+        time.sleep(0.05)
+    trial.set_user_attr("started", os.getpid())
+    return True

@@ -8,10 +8,11 @@ import threading
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from handgrad.run.progress import ConfigDone, Progress
 from handgrad.run.sweep_spec import SweepSpec, config_key
+from handgrad.run.sweep_study import done
 
 POLL_SECONDS = 0.5
 
@@ -57,10 +58,9 @@ class SweepWatcher:
 
     def _finished(self) -> dict[str, FrozenTrial]:
         out = {}
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            key = config_key(t.params)
+        for key, t in done(self.study).items():  # results found broken are left out
             if key in self.values and "run_dir" in t.user_attrs:
-                out.setdefault(key, t)
+                out[key] = t
         return out
 
     def _event(self, key: str, trial: FrozenTrial) -> ConfigDone:

@@ -65,7 +65,14 @@ def join_workers(procs: list, errors) -> None:
         p.join()
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed:
-        why = errors.get() if errors is not None and not errors.empty() else \
-            f"exit codes {failed}"
+        reasons = []
+        while errors is not None and not errors.empty():
+            reasons.append(errors.get())
+        why = "; ".join(dict.fromkeys(reasons)) or f"exit codes {failed}"
         raise SweepError(f"{len(failed)} sweep worker(s) failed ({why}); rerun the same "
                          "command to finish the sweep")
+
+
+def raise_interrupt(signum, frame) -> None:
+    """A signal handler: KeyboardInterrupt, on which Optuna marks the running trial FAIL."""
+    raise KeyboardInterrupt

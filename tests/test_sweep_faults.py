@@ -60,6 +60,32 @@ def test_bad_input_leaves_nothing_and_the_corrected_command_runs(tmp_path, capsy
     assert main([*DIGITS, "--lr", "0.01", "--classes", "3", "8", "--out", str(out)]) == 0
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_network_too_big_for_memory_is_refused_before_anything_is_written(
+        tmp_path, capsys, workers):
+    out = tmp_path / "s"
+    args = ["sweep", "--dataset", "digits", "--epochs", "1", "--quiet", "--lr", "0.01",
+            "--workers", workers, "--out", str(out)]
+    assert main([*args, "--hidden-grid", "8", "1000000,1000000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("handgrad: error: config hidden=1000000,1000000")
+    assert "memory" in err and "\n" not in err
+    assert not out.exists()
+    assert main([*args, "--hidden-grid", "8", "4"]) == 0  # the corrected command runs
+
+
+@pytest.mark.parametrize("bad", [dict(workers=2.5), dict(workers=True), dict(workers=0),
+                                 dict(storage=123), dict(select_by=["val_loss"])])
+def test_api_sweep_refuses_bad_options_before_anything_is_written(tmp_path, bad):
+    import handgrad
+
+    out = tmp_path / "s"
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name.replace("_", "-")):
+        handgrad.sweep(dataset="digits", hidden=[8], epochs=1, lr=0.01, out=out, **bad)
+    assert not out.exists()
+
+
 def test_a_malicious_pickle_never_runs_and_leaves_nothing(tmp_path, capsys):
     root = tmp_path / "data"
     batches = root / "cifar-10-batches-py"

@@ -47,7 +47,7 @@ from handgrad.run.sweep_dir import (
     write_record,
 )
 from handgrad.run.sweep_results import collect, locate
-from handgrad.run.sweep_spec import SELECT_BY, SweepSpec, config_key, run_dir_name
+from handgrad.run.sweep_spec import SweepSpec, config_key, run_dir_name
 from handgrad.run.sweep_study import (
     HEARTBEAT,
     check_same_sweep,
@@ -62,6 +62,7 @@ from handgrad.run.sweep_study import (
 )
 from handgrad.run.sweep_watch import SweepWatcher
 from handgrad.run.sweep_workers import (
+    check_options,
     die_with_parent,
     join_workers,
     raise_interrupt,
@@ -69,7 +70,7 @@ from handgrad.run.sweep_workers import (
     start_method,
     torch_threads,
 )
-from handgrad.run.train import train
+from handgrad.run.train import preflight, train
 
 METRIC_ATTRS = ("status", "train_loss", "val_loss", "val_accuracy")
 
@@ -150,17 +151,7 @@ class Sweep:
                  dataset: Dataset | None = None, threads: int = 1,
                  heartbeat: tuple[int, int] = HEARTBEAT,
                  progress: Progress | None = None) -> None:
-        if select_by not in SELECT_BY:
-            raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
-                             f"{', '.join(SELECT_BY)}")
-        if workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {workers}")
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        if workers > 1 and storage is not None and storage.startswith("sqlite"):
-            raise ValueError("--storage sqlite: SQLite cannot hand trials to several worker "
-                             "processes safely (two may get the same one); use --workers 1, "
-                             "the default journal file, or PostgreSQL")
+        check_options(workers, threads, storage, select_by)
         spec.validate()
         # every config.json records the command: never with a database password in it
         command = [mask_url(a) for a in (spec.command or command_line())]
@@ -171,6 +162,7 @@ class Sweep:
         check_record(self.sweep_dir, spec, storage)
         with torch_threads(threads):  # the data's statistics as the workers would compute them
             self.dataset = dataset if dataset is not None else load_data(spec.base)
+        _check_memory(spec, self.dataset)
         if storage is not None:
             check_storage(storage, heartbeat)
         check_same_sweep(self.sweep_dir, spec, storage)
@@ -260,6 +252,15 @@ class Sweep:
                         self._study._storage.set_trial_state_values(t._trial_id,
                                                                     TrialState.FAIL)
         self.procs = []
+
+
+def _check_memory(spec: SweepSpec, dataset: Dataset) -> None:
+    """Every config's network fits in memory (train's check, before anything is written)."""
+    for values in spec.configs():
+        try:
+            preflight(spec.config_for(values), dataset, None)
+        except ValueError as e:
+            raise ValueError(f"config {config_key(values)}: {e}") from None
 
 
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,

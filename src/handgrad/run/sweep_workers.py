@@ -11,7 +11,24 @@ from collections.abc import Iterator
 import torch
 
 from handgrad.run.config import TrainConfig
-from handgrad.run.sweep_spec import SweepError
+from handgrad.run.sweep_spec import SELECT_BY, SweepError
+
+
+def check_options(workers: int, threads: int, storage: str | None, select_by: str) -> None:
+    """Refuse (ValueError) a bad worker or thread count, storage or --select-by before a
+    sweep writes anything; bools and floats are not counts."""
+    if not isinstance(select_by, str) or select_by not in SELECT_BY:
+        raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
+                         f"{', '.join(SELECT_BY)}")
+    for name, value in (("--workers", workers), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    if storage is not None and not isinstance(storage, str):
+        raise ValueError(f"--storage must be a database URL (a string), got {storage!r}")
+    if workers > 1 and storage is not None and storage.startswith("sqlite"):
+        raise ValueError("--storage sqlite: SQLite cannot hand trials to several worker "
+                         "processes safely (two may get the same one); use --workers 1, "
+                         "the default journal file, or PostgreSQL")
 
 
 @contextlib.contextmanager

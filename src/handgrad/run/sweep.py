@@ -47,7 +47,7 @@ from handgrad.run.sweep_dir import (
     write_record,
 )
 from handgrad.run.sweep_results import collect, locate
-from handgrad.run.sweep_spec import SweepSpec, config_key, run_dir_name
+from handgrad.run.sweep_spec import ConfigFailed, SweepSpec, config_key, run_dir_name
 from handgrad.run.sweep_study import (
     HEARTBEAT,
     check_same_sweep,
@@ -70,7 +70,7 @@ from handgrad.run.sweep_workers import (
     start_method,
     torch_threads,
 )
-from handgrad.run.train import preflight, train
+from handgrad.run.train import train
 
 METRIC_ATTRS = ("status", "train_loss", "val_loss", "val_accuracy")
 
@@ -90,8 +90,9 @@ def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None
     except KeyboardInterrupt:
         errors.put("a worker was stopped by SIGTERM")
         sys.exit(1)
-    except Exception as e:
-        errors.put(" ".join(str(e).split()) or type(e).__name__)
+    except Exception as e:  # a ConfigFailed as itself: the coordinator then never says "rerun"
+        errors.put(e if isinstance(e, ConfigFailed) else " ".join(str(e).split()) or
+                   type(e).__name__)
         sys.exit(1)
 
 
@@ -118,8 +119,13 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
         for name, value in {**where, "run_dir": str(run_dir)}.items():
             trial.set_user_attr(name, value)
         shutil.rmtree(sweep_dir / run_dir, ignore_errors=True)  # a dead attempt's files
-        result = train(spec.config_for(values), dataset, sweep_dir / run_dir,
-                       evaluate_test=False, command=spec.command)
+        try:
+            result = train(spec.config_for(values), dataset, sweep_dir / run_dir,
+                           evaluate_test=False, command=spec.command)
+        except OSError:  # the disk or a file system: may well pass on a rerun
+            raise
+        except Exception as e:  # the config's own settings: fails again on a rerun
+            raise ConfigFailed.of(key, e) from None
         summary = finite_or_none(result.summary())
         for name in METRIC_ATTRS:
             trial.set_user_attr(name, summary[name])
@@ -162,7 +168,7 @@ class Sweep:
         check_record(self.sweep_dir, spec, storage)
         with torch_threads(threads):  # the data's statistics as the workers would compute them
             self.dataset = dataset if dataset is not None else load_data(spec.base)
-        _check_memory(spec, self.dataset)
+        spec.check_fits(self.dataset)  # train's memory check, for every config
         if storage is not None:
             check_storage(storage, heartbeat)
         check_same_sweep(self.sweep_dir, spec, storage)
@@ -252,15 +258,6 @@ class Sweep:
                         self._study._storage.set_trial_state_values(t._trial_id,
                                                                     TrialState.FAIL)
         self.procs = []
-
-
-def _check_memory(spec: SweepSpec, dataset: Dataset) -> None:
-    """Every config's network fits in memory (train's check, before anything is written)."""
-    for values in spec.configs():
-        try:
-            preflight(spec.config_for(values), dataset, None)
-        except ValueError as e:
-            raise ValueError(f"config {config_key(values)}: {e}") from None
 
 
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 
 from handgrad.run.config import TrainConfig
-from handgrad.run.sweep_spec import SELECT_BY, SweepError
+from handgrad.run.sweep_spec import SELECT_BY, ConfigFailed, SweepError
 
 
 def check_options(workers: int, threads: int, storage: str | None, select_by: str) -> None:
@@ -85,6 +85,9 @@ def join_workers(procs: list, errors) -> None:
         reasons = []
         while errors is not None and not errors.empty():
             reasons.append(errors.get())
+        deterministic = [r for r in reasons if isinstance(r, ConfigFailed)]
+        if deterministic:  # a rerun fails the same way: never say "rerun"
+            raise deterministic[0]
         why = "; ".join(dict.fromkeys(reasons)) or f"exit codes {failed}"
         raise SweepError(f"{len(failed)} sweep worker(s) failed ({why}); rerun the same "
                          "command to finish the sweep")

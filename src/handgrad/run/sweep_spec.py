@@ -148,6 +148,16 @@ def hyperparameters(config: TrainConfig, columns=HYPERPARAMETERS) -> dict[str, A
     return values
 
 
+def fixed_settings(spec: SweepSpec, columns: Sequence[str]) -> dict[str, Any]:
+    """The settings every config shares that its table's `columns` do not show (dataset,
+    classes, activation, loss, epochs, dtype, seed...), as plain JSON; not where it runs."""
+    base = settings(spec)["base"]
+    unused = {"extra"} if not base["extra"] else set()
+    if "betas" not in columns:  # no config uses adam or adamw
+        unused.add("betas")
+    return {k: v for k, v in base.items() if k not in columns and k not in unused}
+
+
 def _error_of(config: TrainConfig) -> str | None:
     try:
         config.validate()

@@ -21,8 +21,10 @@ def check_options(workers: int, threads: int, storage: str | None, select_by: st
         raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
                          f"{', '.join(SELECT_BY)}")
     for name, value in (("--workers", workers), ("threads", threads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     if storage is not None and not isinstance(storage, str):
         raise ValueError(f"--storage must be a database URL (a string), got {storage!r}")
     if workers > 1 and storage is not None and storage.startswith("sqlite"):

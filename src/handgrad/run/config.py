@@ -63,6 +63,7 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         self._validate_types()
+        self._validate_dtype_range()
         _check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         _check(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
         _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
@@ -104,6 +105,15 @@ class TrainConfig:
                                         and all(isinstance(c, str) for c in self.classes)),
                f"--classes must be class names or indices, got {self.classes!r}")
         _check(isinstance(self.data_dir, str), f"--data-dir must be a path, got {self.data_dir!r}")
+
+    def _validate_dtype_range(self) -> None:
+        """lr and weight decay representable in the dtype the optimizer computes in (a
+        float32 run cannot take lr 1e39: torch overflows converting it)."""
+        top = torch.finfo(DTYPES[self.dtype]).max
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            _check(abs(value) <= top, f"--{_option(name)} {value!r} is beyond the largest "
+                   f"{self.dtype} ({top:.4g}); use a smaller value")
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -125,7 +125,9 @@ class RunDir:
         if result.status == "completed" and result.model is not None:
             sha = save_weights(self.file(WEIGHTS), result.model.state_dict(), weights_metadata(
                 result.config, result.model, result.class_names))
-        write_json(self.file(RESULTS), {**result.summary(), "weights_sha256": sha})
+        config_sha = records.config_sha256(read_json(self.file(CONFIG)))
+        write_json(self.file(RESULTS), {**result.summary(), "weights_sha256": sha,
+                                        "config_sha256": config_sha})
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -133,6 +135,10 @@ class RunDir:
         """config.json, checked: its settings valid, sizes and class names consistent."""
         if not self.path.is_dir():
             raise FileNotFoundError(f"{self.path}: no such run directory")
+        if not self.file(CONFIG).exists() and (self.path / "sweep.json").exists():
+            raise ValueError(f"{self.path}: is a sweep folder, not a run; give one of its runs "
+                             f"({self.path / 'configs'}/<name>/, the selected one is named "
+                             "in its results.md)")
         return records.check_record(read_json(self.file(CONFIG)), self.file(CONFIG))
 
     def read_config(self) -> TrainConfig:
@@ -159,6 +165,7 @@ class RunDir:
     def load_result(self) -> RunResult:
         """The finished run (settings, history, status, test metrics), without its weights."""
         record, results = self.read_record(), self.read_results()
+        records.check_config_sha(record, results, self.file(RESULTS))
         history = self.read_history()
         if len(history) != results["epochs_completed"]:
             raise ValueError(f"{self.file(METRICS)}: {len(history)} epochs, but {RESULTS} "
@@ -193,6 +200,7 @@ class RunDir:
                  if meta.get(k) != v]
         if wrong:
             raise ValueError(f"{path}: metadata does not match {CONFIG}: {', '.join(wrong)}")
+        records.check_config_sha(record, results, self.file(RESULTS))
         check_sha(path, data, results.get("weights_sha256"), RESULTS)
         model = MLP(record["sizes"], activation=config.activation, dtype=config.torch_dtype)
         model.load_state_dict({k: v.to(config.torch_dtype) for k, v in state.items()})

@@ -119,8 +119,17 @@ def _check_finite(step_losses: Tensor, upto: int, epoch: int, config: TrainConfi
         value = step_losses[step - 1].item()
         raise Diverged(
             f"loss became {value} at epoch {epoch}, step {step}; "
-            f"try a lower learning rate than --lr {config.lr:g}"
+            f"{_lower_hint(config)}"
         )
+
+
+def _lower_hint(config: TrainConfig) -> str:
+    """What to lower: the learning rate, and the weight decay when it is large enough to be
+    the likely cause (lr x weight decay >= 1 makes the decay step overshoot)."""
+    if config.weight_decay > 0 and config.lr * config.weight_decay >= 1:
+        return (f"try a lower --weight-decay than {config.weight_decay:g} or a lower "
+                f"learning rate than --lr {config.lr:g}")
+    return f"try a lower learning rate than --lr {config.lr:g}"
 
 
 def train_epoch(epoch: int, step_fn, dataset: Dataset, config: TrainConfig, loss: Loss,
@@ -218,8 +227,8 @@ def fit(config: TrainConfig, dataset: Dataset, model: MLP, observer: Observer,
         val = evaluate(model, dataset, dataset.val, loss, config.torch_dtype)
         if not math.isfinite(val.loss):
             result.status = "diverged"
-            result.message = (f"validation loss became {val.loss} after epoch {epoch}; try a "
-                              f"lower learning rate than --lr {config.lr:g}")
+            result.message = (f"validation loss became {val.loss} after epoch {epoch}; "
+                              f"{_lower_hint(config)}")
             break
         metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy, seconds)
         result.history.append(metrics)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from handgrad.cli.main import main
-from handgrad.run.rundir import RunDir, read_json
+from handgrad.run.rundir import RunDir, lock_folder, read_json
 from handgrad.run.train import Observer, train
 
 DIGITS = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]
@@ -248,3 +248,21 @@ def test_a_fifo_as_a_run_file_is_refused_without_blocking(run, capsys):
     (run / "results.json").unlink()
     os.mkfifo(run / "results.json")
     one_line_error(capsys, main(["evaluate", str(run)]), "results.json: is not a regular file")
+
+
+@pytest.mark.parametrize("argv", [["train", *DIGITS, "--out", ""],
+                                  ["compare", *DIGITS, "--out", " "], ["evaluate", ""]])
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(capsys, main(argv), "an empty path")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_a_folder_being_written_is_refused(tmp_path, capsys, command):
+    out = tmp_path / "r"
+    with lock_folder(out):
+        code = main([command, *DIGITS, "--epochs", "1", "--out", str(out)])
+        one_line_error(capsys, code, "another handgrad command is writing this folder")
+    assert list(out.iterdir()) == []
+    assert main([command, *DIGITS, "--epochs", "1", "--out", str(out)]) == 0

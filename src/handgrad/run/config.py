@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,9 @@ class TrainConfig:
                                         and all(isinstance(c, str) for c in self.classes)),
                f"--classes must be class names or indices, got {self.classes!r}")
         _check(isinstance(self.data_dir, str), f"--data-dir must be a path, got {self.data_dir!r}")
+        _check(_json_object(self.extra),
+               f"extra must be a dict of JSON values (it is saved in config.json), got "
+               f"{self.extra!r}")
 
     def _validate_dtype_range(self) -> None:
         """lr and weight decay representable in the dtype the optimizer computes in (a
@@ -184,6 +188,17 @@ def _real(name: str, value: Any) -> None:
 def _integer(name: str, value: Any) -> None:
     _check(isinstance(value, int) and not isinstance(value, bool),
            f"--{_option(name)} must be an integer, got {value!r}")
+
+
+def _json_object(value: Any) -> bool:
+    """A dict with text keys that strict JSON can hold (no NaN, no arbitrary objects)."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        return False
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def check_seed(seed: Any) -> int:

@@ -158,6 +158,15 @@ def test_bad_structure_is_named(tmp_path, batch, message):
         load_dataset("cifar10", root=root)
 
 
+@pytest.mark.parametrize("names", [[b"a"] * 10, ["a", "a", *NAMES[2:]], ["", *NAMES[1:]]])
+def test_class_names_must_be_distinct(tmp_path, names):
+    root = _write_root(tmp_path)
+    meta = root / "cifar-10-batches-py" / "batches.meta"
+    meta.write_bytes(pickle.dumps({"label_names": names}, protocol=2))
+    with pytest.raises(ValueError, match="batches.meta: 'label_names' must be 10 distinct"):
+        load_dataset("cifar10", root=root)
+
+
 class _Exploit:
     def __init__(self, target):
         self.target = target

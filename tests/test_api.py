@@ -83,6 +83,13 @@ def test_keywords_and_config_objects_give_the_same_run(tmp_path):
     (dict(nesterov="yes"), ValueError, "--nesterov must be true or false"),
     (dict(optimizer="adam", momentum=0.9), ValueError, "--momentum applies to sgd only"),
     (dict(lrr=0.1), TypeError, "unknown setting 'lrr'"),
+    (dict(lr=1e39), ValueError, "--lr 1e+39 is beyond the largest float32"),
+    (dict(weight_decay=1e39), ValueError, "--weight-decay 1e+39 is beyond the largest float32"),
+    (dict(hidden=(True, 8)), ValueError, "--hidden must be an integer, got True"),
+    (dict(batch_size=True), ValueError, "--batch-size must be an integer, got True"),
+    (dict(epochs=True), ValueError, "--epochs must be an integer, got True"),
+    (dict(extra={"x": object()}), ValueError, "extra must be a dict of JSON values"),
+    (dict(extra={"x": float("nan")}), ValueError, "extra must be a dict of JSON values"),
 ])
 def test_bad_settings_raise_before_anything_is_written(tmp_path, settings, error, message):
     out = tmp_path / "run"
@@ -152,3 +159,25 @@ def test_sweep_and_reproduce_show_progress_when_asked(tmp_path, capsys):
                        progress=True)
     out = capsys.readouterr().out
     assert "1. gradient check: pass" in out and "3. sweep [2/2] " in out
+
+
+@pytest.mark.parametrize("out", ["", " "])
+@pytest.mark.parametrize("run", [handgrad.train, handgrad.compare])
+def test_an_empty_out_is_refused(tmp_path, monkeypatch, out, run):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="out must be a folder path"):
+        run(**TINY, out=out)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("grid,message", [
+    (dict(hidden=[[True, 8], [4]]), "hidden [True, 8] is not a list of integer widths"),
+    (dict(hidden=[True]), "hidden [True] is not a list of integer widths"),
+    (dict(batch_size=[True, 8]), "batch_size must be numbers or names, got True"),
+    (dict(lr=[0.1, 1e39]), "--lr 1e+39 is beyond the largest float32"),
+])
+def test_sweep_refuses_bools_as_numbers_before_anything_is_written(tmp_path, grid, message):
+    out = tmp_path / "s"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        handgrad.sweep(**{**TINY, **grid}, out=out)
+    assert not out.exists()

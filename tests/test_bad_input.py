@@ -4,6 +4,7 @@ exit code 2, no traceback, and nothing written or left looking current."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from handgrad.cli.main import main
-from handgrad.run.rundir import RunDir, read_json
+from handgrad.run.rundir import RunDir, lock_folder, read_json
 from handgrad.run.train import Observer, train
 
 DIGITS = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]
@@ -200,3 +201,68 @@ def test_absurd_numbers_in_records_are_one_line_errors(run, capsys, file, old, n
     assert old in text
     path.write_text(text.replace(old, new, 1))
     one_line_error(capsys, main(["evaluate", str(run)]), fragment)
+
+
+@pytest.mark.parametrize("key,value", [("loss", "sse"), ("standardize", True),
+                                       ("dtype", "float64"), ("val_fraction", 0.2),
+                                       ("seed", 1)])
+def test_evaluate_refuses_settings_edited_after_training(run, capsys, key, value):
+    _edit_json(run / "config.json", lambda c: {**c, "config": {**c["config"], key: value}})
+    one_line_error(capsys, main(["evaluate", str(run)]), "config.json was changed after the run")
+
+
+def test_evaluate_refuses_results_without_the_config_hash(run, capsys):
+    _edit_json(run / "results.json", lambda r: {k: v for k, v in r.items()
+                                                if k != "config_sha256"})
+    one_line_error(capsys, main(["evaluate", str(run)]), "records no config_sha256")
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--lr", "1e39"], "--lr 1e+39 is beyond the largest float32"),
+    (["--weight-decay", "1e39"], "--weight-decay 1e+39 is beyond the largest float32"),
+    (["--optimizer", "adam", "--lr", "1e39"], "--lr 1e+39 is beyond"),
+])
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_numbers_beyond_the_dtype_are_refused_before_anything(tmp_path, capsys, argv, fragment,
+                                                              command):
+    out = tmp_path / "r"
+    one_line_error(capsys, main([command, *DIGITS, *argv, "--out", str(out)]), fragment)
+    assert not out.exists()
+
+
+def test_a_huge_weight_decay_is_named_when_the_run_diverges(tmp_path, capsys):
+    out = tmp_path / "r"
+    main(["train", *DIGITS, "--epochs", "1", "--optimizer", "adamw", "--weight-decay", "1e30",
+          "--out", str(out)])
+    assert "--weight-decay" in read_json(out / "results.json")["message"]
+
+
+def test_evaluate_on_a_sweep_folder_points_to_its_runs(tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sweep.json").write_text("{}")
+    one_line_error(capsys, main(["evaluate", str(out)]), "is a sweep folder", "configs")
+
+
+def test_a_fifo_as_a_run_file_is_refused_without_blocking(run, capsys):
+    (run / "results.json").unlink()
+    os.mkfifo(run / "results.json")
+    one_line_error(capsys, main(["evaluate", str(run)]), "results.json: is not a regular file")
+
+
+@pytest.mark.parametrize("argv", [["train", *DIGITS, "--out", ""],
+                                  ["compare", *DIGITS, "--out", " "], ["evaluate", ""]])
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(capsys, main(argv), "an empty path")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_a_folder_being_written_is_refused(tmp_path, capsys, command):
+    out = tmp_path / "r"
+    with lock_folder(out):
+        code = main([command, *DIGITS, "--epochs", "1", "--out", str(out)])
+        one_line_error(capsys, code, "another handgrad command is writing this folder")
+    assert list(out.iterdir()) == []
+    assert main([command, *DIGITS, "--epochs", "1", "--out", str(out)]) == 0

@@ -158,6 +158,15 @@ def test_bad_structure_is_named(tmp_path, batch, message):
         load_dataset("cifar10", root=root)
 
 
+@pytest.mark.parametrize("names", [[b"a"] * 10, ["a", "a", *NAMES[2:]], ["", *NAMES[1:]]])
+def test_class_names_must_be_distinct(tmp_path, names):
+    root = _write_root(tmp_path)
+    meta = root / "cifar-10-batches-py" / "batches.meta"
+    meta.write_bytes(pickle.dumps({"label_names": names}, protocol=2))
+    with pytest.raises(ValueError, match="batches.meta: 'label_names' must be 10 distinct"):
+        load_dataset("cifar10", root=root)
+
+
 class _Exploit:
     def __init__(self, target):
         self.target = target
@@ -360,6 +369,21 @@ def test_quiet_hides_the_download_bar(tmp_path, server, monkeypatch, capsys, qui
     assert not (tmp_path / "r").exists()
 
 
+def test_a_failed_download_leaves_no_empty_data_dir(tmp_path, server, monkeypatch, capsys):
+    from handgrad.cli.main import main
+
+    server["status"], server["body"] = 404, b"not here"
+    monkeypatch.setenv("HANDGRAD_CIFAR10_URL", server["url"])
+    existing = tmp_path / "kept"
+    existing.mkdir()
+    for data_dir in (tmp_path / "new" / "data", existing):
+        argv = ["train", "--download", "--data-dir", str(data_dir), "--out", str(tmp_path / "r")]
+        assert main([*argv, "--quiet"]) == 2
+        assert "404" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert list(existing.iterdir()) == []
+
+
 # ---- hostile batch files -----------------------------------------------------------------
 
 def test_a_tiny_pickle_announcing_a_huge_object_is_refused_without_allocating(tmp_path):
@@ -409,3 +433,11 @@ def test_a_class_missing_from_the_files_is_named(tmp_path):
     root = _write_root(tmp_path)  # only airplanes (0) and automobiles (1)
     with pytest.raises(ValueError, match="class 'bird' has no images in the training files"):
         load_dataset("cifar10", root=root, classes=["airplane", "bird"])
+
+
+def test_an_announced_huge_archive_is_refused_at_once(tmp_path, server):
+    server["body"], server["length"] = b"x" * 100, 10 << 40  # 10 TiB announced
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError, match="announces 10995116277760 bytes"):
+        download_cifar10(root, url=server["url"], md5="0" * 32, retries=3, progress=False)
+    assert server["requests"] == 1 and list(root.iterdir()) == []

@@ -90,3 +90,20 @@ def test_a_model_with_transposed_weight_storage_checks_too():
     report = gradcheck(model, torch.randn(3, 5, dtype=torch.float64),
                        torch.randn(3, 3, dtype=torch.float64), "mse")
     assert report.passed
+
+
+def test_a_problem_with_every_gradient_zero_is_refused_not_passed():
+    p = random_problem([4, 3, 1], "relu", "cross_entropy")  # softmax over one output
+    with pytest.raises(ValueError, match="every gradient of this cross_entropy problem is "
+                                         "exactly 0"):
+        gradcheck(p.model, p.x, p.y_true, "cross_entropy")
+
+
+def test_cli_refuses_cross_entropy_over_one_output(capsys):
+    from handgrad.cli.main import main
+
+    assert main(["gradcheck", "--sizes", "4", "3", "1", "--loss", "cross_entropy"]) == 2
+    err = capsys.readouterr().err
+    assert "--loss cross_entropy needs at least 2 outputs" in err and "agree" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["gradcheck", "--sizes", "4", "3", "1", "--loss", "bce_with_logits"]) == 0

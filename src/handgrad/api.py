@@ -98,6 +98,10 @@ def sweep_spec(spec: SweepSpec | TrainConfig | None = None, **settings: Any) -> 
         return spec.validate()
     base = config_from(spec, **settings)
     lists = {k: _as_list(v) for k, v in grid.items() if k != "hidden"}
+    for key, values in lists.items():
+        bad = [v for v in values if isinstance(v, bool)]
+        if bad:
+            raise ValueError(f"{key} must be numbers or names, got {bad[0]!r}")
     if "hidden" in grid:
         lists["hidden"] = _networks(grid["hidden"])
     return SweepSpec.from_grid(base, **lists)
@@ -168,5 +172,14 @@ def _networks(hidden: Any) -> list[Sequence[int] | str]:
     """One network ([16, 8] or '16,8') or a list of networks, as a list of networks."""
     if isinstance(hidden, str) or (isinstance(hidden, (list, tuple))
                                    and all(isinstance(h, int) for h in hidden)):
-        return [hidden]
-    return list(hidden)
+        networks = [hidden]
+    elif isinstance(hidden, (list, tuple)):
+        networks = list(hidden)
+    else:
+        raise ValueError(f"hidden must be widths or a list of networks, got {hidden!r}")
+    for net in networks:
+        ok = isinstance(net, str) or (isinstance(net, (list, tuple)) and all(
+            isinstance(h, int) and not isinstance(h, bool) for h in net))
+        if not ok:
+            raise ValueError(f"hidden {net!r} is not a list of integer widths like [16, 8]")
+    return networks

@@ -113,6 +113,10 @@ def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy"
     backpropagation(model, y_true, y_pred, loss)
     hand = {l: (model.dL_dw[l].clone(), model.dL_db[l].clone()) for l in range(1, model.L + 1)}
     auto = dict(enumerate(autograd_reference(model, x, y_true, loss), start=1))
+    if all(not g.any() for pair in (*hand.values(), *auto.values()) for g in pair):
+        raise ValueError(f"every gradient of this {loss} problem is exactly 0 (hand-written "
+                         "and autograd): nothing would be checked; give the network more "
+                         "outputs or other inputs")
     problem = _Problem(model, x, y_true, loss_fn)
     if dtype != torch.float64:
         problem = _Problem(model.copy_as(torch.float64), x.double(),

@@ -7,6 +7,7 @@ needs are checked once, by `TrainConfig.validate()`, for the CLI and the Python 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from handgrad.run.config import MAX_SEED, check_seed
 
@@ -50,3 +51,10 @@ def seed(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be an integer in [0, {MAX_SEED}], got {value}") from None
+
+
+def path(text: str) -> Path:
+    """A file or folder path; an empty one is refused (Path('') would be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a folder")
+    return Path(text)

@@ -91,6 +91,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     loss = get_loss(args.loss).name
+    if loss == "cross_entropy" and args.sizes[-1] < 2:
+        raise ValueError(f"--loss cross_entropy needs at least 2 outputs, got --sizes ending "
+                         f"in {args.sizes[-1]}: a softmax over one output is constant (every "
+                         "gradient is 0); use 2 or more outputs, or --loss bce_with_logits")
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     check_fits(network_bytes(args.sizes, dtype, args.batch_size, copies=6), torch.device("cpu"),
                f"gradcheck --sizes {' '.join(map(str, args.sizes))}")

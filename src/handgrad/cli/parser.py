@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from handgrad import __version__
 from handgrad.cli import argtypes, commands, grading
@@ -79,7 +78,7 @@ def _add_shared_training_args(g: argparse._ArgumentGroup, engine: bool = True) -
     g.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
     g.add_argument("--keep-denormals", action="store_true",
                    help="keep IEEE subnormal floats (default: flushed to zero, faster)")
-    g.add_argument("--out", type=Path, default=None,
+    g.add_argument("--out", type=argtypes.path, default=None,
                    help="run directory (default: runs/<time>-… for train and compare; for "
                         "sweep and reproduce runs/<command>-<dataset>-<hash of the settings>, "
                         "so that rerunning the same command resumes it)")
@@ -203,7 +202,7 @@ def add_run_parsers(sub: SubParsers) -> None:
     p.set_defaults(func=commands.cmd_reproduce, build=_set_spec)
 
     p = sub.add_parser("evaluate", help="evaluate a saved run on its test set")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=argtypes.path)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--dataset", choices=DATASETS, default=None)
     p.add_argument("--classes", nargs="+", type=argtypes.classes, metavar="CLASS")

@@ -49,6 +49,10 @@ def read_meta(root: Path) -> list[str]:
     valid = isinstance(names, list) and len(names) == 10
     if not valid or not all(isinstance(n, str) for n in names):
         raise ValueError(f"{path}: 'label_names' must be a list of 10 class names")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated or not all(n.strip() for n in names):
+        raise ValueError(f"{path}: 'label_names' must be 10 distinct, non-empty names, got "
+                         f"{names!r}")
     return names
 
 

@@ -266,7 +266,7 @@ def _read_parts(name: str, root: str | Path, classes: Sequence[str | int] | None
     if name == "cifar10":
         root = Path(root)
         if download:
-            download_cifar10(root, progress=progress)
+            _download_or_leave_nothing(root, progress)
         names = cifar10.read_meta(root)
         official = resolve_classes(classes, names, name)
         return (names, official, cifar10.IMAGE_SHAPE, 255.0,
@@ -274,3 +274,18 @@ def _read_parts(name: str, root: str | Path, classes: Sequence[str | int] | None
     names = list(DIGIT_NAMES)
     official = resolve_classes(classes, names, name)
     return (names, official, (1, 8, 8), 16.0, *_digits_parts(official))
+
+
+def _download_or_leave_nothing(root: Path, progress: bool | None) -> None:
+    """`download_cifar10`; when it fails, the folders it created for `root` (now empty) are
+    removed, so that a failed `--download` leaves no empty --data-dir behind."""
+    created = [p for p in (root, *root.parents) if not p.exists()]  # deepest first
+    try:
+        download_cifar10(root, progress=progress)
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or not ours to remove
+                break
+        raise

@@ -11,7 +11,7 @@ import torch
 from handgrad.data import Dataset
 from handgrad.run import summaries
 from handgrad.run.config import TrainConfig, load_data
-from handgrad.run.rundir import check_folder_holds, write_json
+from handgrad.run.rundir import check_folder_holds, check_out, lock_folder, write_json
 from handgrad.run.train import Observer, RunResult, preflight, train
 
 
@@ -65,13 +65,22 @@ def compare_engines(config: TrainConfig, dataset: Dataset | None = None,
     config.validate()
     if dataset is None:
         dataset = load_data(config)
-    out = Path(out_dir) if out_dir is not None else None
+    out = check_out(out_dir)
     if out is not None:  # everything checked before anything is written
         check_folder_holds(out, {"manual", "autograd", "compare.json", "engines.png"})
     for engine in ("manual", "autograd"):
         preflight(config.replace(engine=engine), dataset, out / engine if out else None)
-    if out is not None:
+    if out is None:
+        return _compare(config, dataset, None, observer, command, done, evaluate_test)
+    with lock_folder(out):
         (out / "compare.json").unlink(missing_ok=True)  # no stale verdict while training
+        return _compare(config, dataset, out, observer, command, done, evaluate_test)
+
+
+def _compare(config: TrainConfig, dataset: Dataset, out: Path | None, observer: Observer | None,
+             command: list[str] | None, done: list[RunResult] | None, evaluate_test: bool
+             ) -> Comparison:
+    """`compare_engines` once its checks have passed (and `out`'s lock is held)."""
     runs = {}
     for engine in ("manual", "autograd"):
         wanted = config.replace(engine=engine).to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         self._validate_types()
+        self._validate_dtype_range()
         _check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
         _check(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
         _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
@@ -104,6 +106,18 @@ class TrainConfig:
                                         and all(isinstance(c, str) for c in self.classes)),
                f"--classes must be class names or indices, got {self.classes!r}")
         _check(isinstance(self.data_dir, str), f"--data-dir must be a path, got {self.data_dir!r}")
+        _check(_json_object(self.extra),
+               f"extra must be a dict of JSON values (it is saved in config.json), got "
+               f"{self.extra!r}")
+
+    def _validate_dtype_range(self) -> None:
+        """lr and weight decay representable in the dtype the optimizer computes in (a
+        float32 run cannot take lr 1e39: torch overflows converting it)."""
+        top = torch.finfo(DTYPES[self.dtype]).max
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            _check(abs(value) <= top, f"--{_option(name)} {value!r} is beyond the largest "
+                   f"{self.dtype} ({top:.4g}); use a smaller value")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -174,6 +188,17 @@ def _real(name: str, value: Any) -> None:
 def _integer(name: str, value: Any) -> None:
     _check(isinstance(value, int) and not isinstance(value, bool),
            f"--{_option(name)} must be an integer, got {value!r}")
+
+
+def _json_object(value: Any) -> bool:
+    """A dict with text keys that strict JSON can hold (no NaN, no arbitrary objects)."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        return False
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def check_seed(seed: Any) -> int:

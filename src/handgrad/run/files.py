@@ -72,6 +72,9 @@ def _float(text: str) -> float:
 def read_json(path: Path) -> Any:
     """The JSON value in `path`; FileNotFoundError or ValueError naming the file."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or device would block or never end
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise ValueError(f"{path}: is {kind}, not a JSON file")
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_JSON_BYTES + 1)

@@ -8,6 +8,7 @@ one line instead of failing later with a traceback (or, worse, succeeding).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -51,6 +52,25 @@ def check_record(record: Any, path: Path) -> dict[str, Any]:
     return record
 
 
+def config_sha256(record: dict[str, Any]) -> str:
+    """sha256 of config.json's settings, sizes and class names as canonical JSON: results.json
+    records it, so that a setting edited after training (loss, standardize, dtype, split…)
+    is refused instead of silently changing what `evaluate` computes."""
+    recorded = {k: record.get(k) for k in ("config", "sizes", "class_names")}
+    text = json.dumps(recorded, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_config_sha(record: dict[str, Any], results: dict[str, Any], path: Path) -> None:
+    """ValueError unless results.json (at `path`) records the hash of this config.json."""
+    recorded = results.get("config_sha256")
+    _expect(recorded is not None, path, "records no config_sha256 (written by an older "
+            "handgrad?): its settings cannot be verified; train again")
+    _expect(recorded == config_sha256(record), path, "config.json was changed after the run "
+            "(its settings no longer match the config_sha256 recorded here); restore it or "
+            "train again")
+
+
 def check_results(results: Any, path: Path) -> dict[str, Any]:
     """results.json: status, metrics, confusion matrix and weights' hash, each checked."""
     _expect(isinstance(results, dict), path, f"expected a JSON object, got {_kind(results)}")
@@ -77,9 +97,10 @@ def check_results(results: Any, path: Path) -> dict[str, Any]:
     _expect(cm is None or (isinstance(cm, list) and len(cm) == k and all(
         isinstance(row, list) and len(row) == k and all(_is_int(c) and c >= 0 for c in row)
         for row in cm)), path, f"'confusion_matrix' must be {k}x{k} counts")
-    sha = r["weights_sha256"]
-    _expect(sha is None or (isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha)), path,
-            f"'weights_sha256' must be 64 hex digits, got {sha!r}")
+    for key in ("weights_sha256", "config_sha256"):
+        sha = r.get(key)
+        _expect(sha is None or (isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha)),
+                path, f"{key!r} must be 64 hex digits, got {sha!r}")
     return r
 
 

@@ -13,10 +13,17 @@ Reading checks every file and refuses what does not fit, with a message naming t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from handgrad.engine.model import MLP
 from handgrad.run import records
@@ -95,6 +102,12 @@ class RunDir:
             raise ValueError(f"{self.path}: holds a run with other settings ({'; '.join(diff)});"
                              " use another --out, or the same settings to run it again")
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's lock (see `lock_folder`) while writing the run."""
+        with lock_folder(self.path):
+            yield
+
     def start(self, config: TrainConfig, class_names: Sequence[str], sizes: Sequence[int],
               command: list[str] | None = None) -> None:
         """Check the folder (`check_reusable`), clear an earlier run's results, weights,
@@ -125,7 +138,9 @@ class RunDir:
         if result.status == "completed" and result.model is not None:
             sha = save_weights(self.file(WEIGHTS), result.model.state_dict(), weights_metadata(
                 result.config, result.model, result.class_names))
-        write_json(self.file(RESULTS), {**result.summary(), "weights_sha256": sha})
+        config_sha = records.config_sha256(read_json(self.file(CONFIG)))
+        write_json(self.file(RESULTS), {**result.summary(), "weights_sha256": sha,
+                                        "config_sha256": config_sha})
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -133,6 +148,10 @@ class RunDir:
         """config.json, checked: its settings valid, sizes and class names consistent."""
         if not self.path.is_dir():
             raise FileNotFoundError(f"{self.path}: no such run directory")
+        if not self.file(CONFIG).exists() and (self.path / "sweep.json").exists():
+            raise ValueError(f"{self.path}: is a sweep folder, not a run; give one of its runs "
+                             f"({self.path / 'configs'}/<name>/, the selected one is named "
+                             "in its results.md)")
         return records.check_record(read_json(self.file(CONFIG)), self.file(CONFIG))
 
     def read_config(self) -> TrainConfig:
@@ -159,6 +178,7 @@ class RunDir:
     def load_result(self) -> RunResult:
         """The finished run (settings, history, status, test metrics), without its weights."""
         record, results = self.read_record(), self.read_results()
+        records.check_config_sha(record, results, self.file(RESULTS))
         history = self.read_history()
         if len(history) != results["epochs_completed"]:
             raise ValueError(f"{self.file(METRICS)}: {len(history)} epochs, but {RESULTS} "
@@ -193,6 +213,7 @@ class RunDir:
                  if meta.get(k) != v]
         if wrong:
             raise ValueError(f"{path}: metadata does not match {CONFIG}: {', '.join(wrong)}")
+        records.check_config_sha(record, results, self.file(RESULTS))
         check_sha(path, data, results.get("weights_sha256"), RESULTS)
         model = MLP(record["sizes"], activation=config.activation, dtype=config.torch_dtype)
         model.load_state_dict({k: v.to(config.torch_dtype) for k, v in state.items()})
@@ -234,6 +255,37 @@ def check_folder_holds(path: str | Path, names: set[str]) -> None:
     if foreign:
         raise ValueError(f"{path}: not empty and not a folder of this command (it holds "
                          f"{', '.join(foreign[:3])}); use another --out")
+
+
+@contextmanager
+def lock_folder(path: str | Path) -> Iterator[None]:
+    """Create `path` and hold an exclusive lock on the folder itself (flock on its descriptor:
+    no lock file is left in it), or ValueError when another handgrad command holds it, so that
+    two commands never write one folder at once. Without fcntl (Windows): no lock."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{path}: another handgrad command is writing this folder right "
+                             "now; wait for it to finish or use another --out") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_out(out_dir: str | Path | None) -> Path | None:
+    """`out_dir` as a Path; ValueError for an empty one ('' would mean the current folder)."""
+    if out_dir is None:
+        return None
+    if not isinstance(out_dir, (str, Path)) or not str(out_dir).strip():
+        raise ValueError(f"out must be a folder path, got {out_dir!r}")
+    return Path(out_dir)
 
 
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:

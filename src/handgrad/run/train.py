@@ -28,7 +28,7 @@ from handgrad.run.budget import check_fits, training_bytes
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.metrics import evaluate, one_hot, per_sample_sum
 from handgrad.run.result import EpochMetrics, RunResult
-from handgrad.run.rundir import RunDir
+from handgrad.run.rundir import RunDir, check_out
 
 __all__ = ["EpochMetrics", "Observer", "RunResult", "train"]  # the results live in result.py
 
@@ -119,8 +119,17 @@ def _check_finite(step_losses: Tensor, upto: int, epoch: int, config: TrainConfi
         value = step_losses[step - 1].item()
         raise Diverged(
             f"loss became {value} at epoch {epoch}, step {step}; "
-            f"try a lower learning rate than --lr {config.lr:g}"
+            f"{_lower_hint(config)}"
         )
+
+
+def _lower_hint(config: TrainConfig) -> str:
+    """What to lower: the learning rate, and the weight decay when it is large enough to be
+    the likely cause (lr x weight decay >= 1 makes the decay step overshoot)."""
+    if config.weight_decay > 0 and config.lr * config.weight_decay >= 1:
+        return (f"try a lower --weight-decay than {config.weight_decay:g} or a lower "
+                f"learning rate than --lr {config.lr:g}")
+    return f"try a lower learning rate than --lr {config.lr:g}"
 
 
 def train_epoch(epoch: int, step_fn, dataset: Dataset, config: TrainConfig, loss: Loss,
@@ -166,6 +175,16 @@ def train(
     if dataset is None:
         dataset = load_data(config)
     run_dir = preflight(config, dataset, out_dir)
+    if run_dir is None:
+        return _train_into(config, dataset, None, observer, evaluate_test, command)
+    with run_dir.locked():
+        return _train_into(config, dataset, run_dir, observer, evaluate_test, command)
+
+
+def _train_into(config: TrainConfig, dataset: Dataset, run_dir: RunDir | None,
+                observer: Observer, evaluate_test: bool, command: list[str] | None
+                ) -> RunResult:
+    """`train` once its checks have passed (and `run_dir`'s lock is held)."""
     if run_dir is not None:
         run_dir.start(config, dataset.class_names, sizes_for(config, dataset.D,
                       dataset.num_classes), command)
@@ -192,6 +211,7 @@ def preflight(config: TrainConfig, dataset: Dataset, out_dir: str | Path | None
     check_fits(training_bytes(sizes, config.torch_dtype, config.optimizer, max(batch, 256)),
                config.resolved_device(), f"--hidden {' '.join(map(str, config.hidden))} (a "
                f"{'-'.join(map(str, sizes))} network)")
+    out_dir = check_out(out_dir)
     if out_dir is None:
         return None
     run_dir = RunDir(out_dir)
@@ -218,8 +238,8 @@ def fit(config: TrainConfig, dataset: Dataset, model: MLP, observer: Observer,
         val = evaluate(model, dataset, dataset.val, loss, config.torch_dtype)
         if not math.isfinite(val.loss):
             result.status = "diverged"
-            result.message = (f"validation loss became {val.loss} after epoch {epoch}; try a "
-                              f"lower learning rate than --lr {config.lr:g}")
+            result.message = (f"validation loss became {val.loss} after epoch {epoch}; "
+                              f"{_lower_hint(config)}")
             break
         metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy, seconds)
         result.history.append(metrics)

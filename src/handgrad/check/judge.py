@@ -68,10 +68,10 @@ class LayerResult:
 
 
 @functools.cache
-def truth(index: int, loss: str) -> Truth:
-    """The truth of CASES[index] under `loss` (computed once a process)."""
+def truth(index: int, loss: str, salt: int = 0) -> Truth:
+    """The truth of CASES[index] under `loss` and the secret `salt` (computed once)."""
     case = CASES[index]
-    problem = case.problem(loss)
+    problem = case.problem(loss, salt)
     weights = [(W.detach().clone(), b.detach().clone())
                for W, b in problem.model.params_by_layer()]
     model = problem.model.copy_as(torch.float64)

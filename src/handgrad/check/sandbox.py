@@ -260,13 +260,21 @@ def _child_main(job: dict, send: Any) -> None:
 
 
 def _load_and_run(chunks, folder, function, specs) -> dict:
+    """Load under the autograd watch too (the cases are in this process by then: autograd
+    on them while loading is autograd use), then run every case."""
     try:
-        fn = load_function(chunks, function, folder)
+        with runner.watch_autograd() as watch:
+            fn = load_function(chunks, function, folder)
     except NoFunctionError as e:
         return {"status": "no_function", "error": str(e)}
     except SubmissionError as e:
         return {"status": "load", "error": str(e)}
-    return {"status": "ok", "results": [runner.run_case(fn, spec) for spec in specs]}
+    loading = [f"{use} while the submission loaded" for use in sorted(set(watch.used))]
+    results = [runner.run_case(fn, spec) for spec in specs]
+    for result in results:
+        if "autograd" in result:
+            result["autograd"] = loading + result["autograd"]
+    return {"status": "ok", "results": results}
 
 
 def _close_resource_tracker() -> None:

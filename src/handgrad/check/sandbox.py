@@ -9,9 +9,10 @@ handgrad once, so a child starts in tens of milliseconds. Each child:
 - on Linux, loses the network, sees every file system read-only but its working
   directory, sees empty folders in place of /tmp, /var/tmp, /dev/shm and the folder of the
   fork server's socket (a child that reached that socket could have the server run its code
-  outside every namespace), has no pipe to multiprocessing's resource tracker, and runs the submission as PID 1 of its own PID namespace, so that nothing it
-  starts outlives it (`confine.py`); whether each held is reported back before any of the
-  submission's code runs;
+  outside every namespace), has no pipe to multiprocessing's resource tracker, and runs
+  the submission as PID 1 of its own PID namespace, so that nothing it starts outlives it
+  (`confine.py`); whether each held is reported back before any of the submission's code
+  runs;
 - gets rlimits: address space (what it had mapped at start plus `memory_mb`), CPU time
   (the wall timeout plus one second), file size (`FILE_LIMIT`), no core dumps;
 - loads the code, runs the function on each case the parent sent and writes what it

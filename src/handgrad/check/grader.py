@@ -155,6 +155,19 @@ def judge_outputs(outputs: list, loss: str, allow_autograd: bool, salt: int = 0)
 
 def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool,
                 salt: int) -> CaseResult:
+    """The verdict on one case; results it cannot read (a forged result file holds
+    anything torch.load accepts) fail the case, they never crash the grader."""
+    try:
+        return _judge_read_case(index, out, loss, allow_autograd, salt)
+    except Exception as e:  # untrusted data that passed the shape checks but not the math
+        result = CaseResult(CASES[index], loss=loss)
+        result.error = f"the case's results could not be read ({type(e).__name__})"
+        result.error_kind = "unreadable"
+        return result
+
+
+def _judge_read_case(index: int, out: Any, loss: str, allow_autograd: bool,
+                     salt: int) -> CaseResult:
     t = judge.truth(index, loss, salt)
     result = CaseResult(t.case, loss=loss)
     if not isinstance(out, dict) or ("error" not in out and not _well_formed(out, t)):
@@ -204,7 +217,7 @@ def _model_change(params: dict, t: judge.Truth) -> str | None:
             return f"the function replaced layer {key}"
         for name, want in (("weights", W), ("biases", b)):
             got = layer.get("W" if name == "weights" else "b")
-            same = (isinstance(got, torch.Tensor) and got.shape == want.shape
+            same = (judge._plain(got) and got.shape == want.shape
                     and got.dtype == want.dtype and torch.equal(got, want))
             if not same:
                 return f"the function modified the {name} of layer {key}"

@@ -111,19 +111,20 @@ def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> d
     try:
         with watch_autograd() as watch, torch.no_grad():
             returned = fn(model, spec["y_true"].clone(), y_pred, *spec.get("extra", []))
+            captured = {"dw": _entries(model, "dL_dw", spec),  # copied inside the watch
+                        "db": _entries(model, "dL_db", spec), "params": _params(model),
+                        "returned": None if returned is None else type(returned).__name__,
+                        "grad_set": any(p.grad is not None for p in model.parameters())}
     except Exception as e:  # the student's error, reported with their line
         return {"error": user_error(e, source)}
-    return {"dw": _entries(model, "dL_dw", spec), "db": _entries(model, "dL_db", spec),
-            "params": _params(model), "autograd": sorted(set(watch.used)),
-            "returned": None if returned is None else type(returned).__name__,
-            "grad_set": any(p.grad is not None for p in model.parameters())}
+    return {**captured, "autograd": sorted(set(watch.used))}
 
 
 def _entries(model: MLP, attr: str, spec: dict) -> list[dict[str, Any]]:
     container = getattr(model, attr, None)
     keys = []
-    with contextlib.suppress(Exception):
-        keys = [repr(k)[:20] for k in list(container.keys())[:20]]
+    if isinstance(container, dict):
+        keys = [repr(k)[:20] for k in list(dict.keys(container))[:20]]
     out = []
     for l in range(1, len(spec["sizes"])):
         entry = _describe(_lookup(container, l))
@@ -137,10 +138,13 @@ _MISSING = object()
 
 
 def _lookup(container: Any, l: int) -> Any:
-    try:
-        return container[l]
-    except Exception:
-        return _MISSING
+    """container[l] by dict's own lookup (a subclass's __getitem__ could compute it)."""
+    if not isinstance(container, dict):
+        return _NOT_A_DICT
+    return dict.get(container, l, _MISSING)
+
+
+_NOT_A_DICT = object()
 
 
 def _describe(value: Any) -> dict[str, Any]:
@@ -148,11 +152,15 @@ def _describe(value: Any) -> dict[str, Any]:
     type name and, for an array-like, its shape."""
     if value is _MISSING or value is None:
         return {"type": "missing"}
-    if isinstance(value, torch.Tensor):
+    if value is _NOT_A_DICT:
+        return {"type": "not_dict"}
+    if type(value) in (torch.Tensor, torch.nn.Parameter):  # no subclass: it runs code
         out = {"type": "tensor", "shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.is_meta or value.layout != torch.strided:
+            return {**out, "type": f"{value.layout} tensor on {value.device}".replace(
+                "torch.", "")}
         if value.numel() <= MAX_ENTRIES:
-            t = value.detach()
-            out["value"] = (t.to_dense() if t.layout != torch.strided else t).cpu().clone()
+            out["value"] = value.detach().cpu().clone()
         return out
     kind = type(value)
     name = f"{kind.__module__}.{kind.__qualname__}"

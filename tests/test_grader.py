@@ -239,3 +239,18 @@ def test_answers_computed_ahead_for_the_public_seeds_do_not_pass():
     result = check_backprop(lookup)
     assert not result.passed and result.score == 0
     assert result.diagnosis().kind == "missing"
+
+
+def test_forward_mode_autograd_is_autograd_use():
+    from torch.func import functional_call, jacfwd
+
+    def by_jacfwd(model, y_true, y_pred):
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        g = jacfwd(lambda p: ((functional_call(model, p, (model.a[0],)) - y_true) ** 2).sum())(
+            params)
+        for l in range(1, model.L + 1):
+            model.dL_dw[l], model.dL_db[l] = g[f"fc.{l}.weight"], g[f"fc.{l}.bias"]
+    result = check_backprop(by_jacfwd)
+    d = result.diagnosis()
+    assert d.kind == "autograd" and "forward-mode" in d.detail
+    assert check_backprop(by_jacfwd, allow_autograd=True).passed

@@ -6,8 +6,9 @@ grader's parent process validates and compares; whatever the submission does to 
 cannot change the verdict, only what is reported back.
 
 Autograd use is recorded by wrapping the autograd engine (every `Tensor.backward` and
-`torch.autograd.grad` goes through `Variable._execution_engine.run_backward`), by looking
-for a `.grad` left on a parameter, and by wrapping handgrad's own backward functions
+`torch.autograd.grad` goes through `Variable._execution_engine.run_backward`), by wrapping
+forward mode's entry points (dual numbers, which `torch.func.jvp` and `jacfwd` use too), by
+looking for a `.grad` left on a parameter, and by wrapping handgrad's own backward functions
 (`handgrad.backpropagation` …). This is a policy check: code that wants to hide from it can.
 """
 
@@ -58,12 +59,24 @@ class Watch:
     def __init__(self) -> None:
         self.used: list[str] = []
 
-    def wrap(self, fn: Callable, name: str) -> Callable:
+    def wrap(self, fn: Callable, label: str) -> Callable:
         @functools.wraps(fn)
         def flagged(*args: Any, **kwargs: Any) -> Any:
-            self.used.append(f"handgrad's own backward pass ({name})")
+            self.used.append(label)
             return fn(*args, **kwargs)
         return flagged
+
+
+def _forward_mode() -> list[tuple[Any, str, Callable, str]]:
+    """(module, attribute, function, label) of forward-mode autograd's entry points: dual
+    numbers (`torch.autograd.forward_ad`) and what `torch.func.jvp` / `jacfwd` call."""
+    import torch.autograd.forward_ad as fwAD
+
+    label = "forward-mode autograd (torch.func.jacfwd / jvp or forward_ad dual numbers)"
+    found = [(fwAD, name, getattr(fwAD, name), label)
+             for name in ("make_dual", "enter_dual_level", "unpack_dual")]
+    found.append((torch._C, "_enter_dual_level", torch._C._enter_dual_level, label))
+    return found
 
 
 def _library_backward() -> list[tuple[Any, str, Callable]]:
@@ -86,15 +99,16 @@ def watch_autograd() -> Iterator[Watch]:
     own backward functions."""
     watch = Watch()
     original = Variable._execution_engine
-    library = _library_backward()
+    wrapped = [(module, name, fn, f"handgrad's own backward pass ({module.__name__}.{name})")
+               for module, name, fn in _library_backward()] + _forward_mode()
     Variable._execution_engine = _Engine(original, watch)
-    for module, name, fn in library:
-        setattr(module, name, watch.wrap(fn, f"{module.__name__}.{name}"))
+    for module, name, fn, label in wrapped:
+        setattr(module, name, watch.wrap(fn, label))
     try:
         yield watch
     finally:
         Variable._execution_engine = original
-        for module, name, fn in library:
+        for module, name, fn, _ in wrapped:
             setattr(module, name, fn)
 
 

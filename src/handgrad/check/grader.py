@@ -113,15 +113,18 @@ def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
 
 def grade_file(path: str | Path, function: str = "backpropagation",
                loss: str | Sequence[str] = "sse", limits: Limits | None = None,
-               allow_autograd: bool = False) -> CheckResult:
+               allow_autograd: bool = False, importable: bool = True) -> CheckResult:
     """Grade the submission at `path` (.py or .ipynb) in a child process. Raises
-    SubmissionError only when `path` cannot be read; everything the code does is a result."""
+    SubmissionError only when `path` cannot be read; everything the code does is a result.
+    importable: whether the other modules of its folder may be imported (False for one file
+    of a folder of single-file submissions: it must not import the others')."""
     path = Path(path)
     losses = loss_names(loss)
     loss = ",".join(losses)
     chunks = read_source(path)
     salt = case_salt(losses)
-    outcome = run_isolated(chunks, path.resolve().parent, function, _payload(losses, salt),
+    folder = path.resolve().parent if importable else None
+    outcome = run_isolated(chunks, folder, function, _payload(losses, salt),
                            limits or Limits())
     if outcome.status == "ok":
         result = judge_outputs(outcome.results, loss, allow_autograd, salt)

@@ -254,3 +254,11 @@ def test_forward_mode_autograd_is_autograd_use():
     d = result.diagnosis()
     assert d.kind == "autograd" and "forward-mode" in d.detail
     assert check_backprop(by_jacfwd, allow_autograd=True).passed
+
+
+def test_a_continuation_line_starting_with_percent_or_bang_is_python():
+    from handgrad.check.submission import _python_lines
+
+    cell = "%matplotlib inline\nprint('%d'\n      % 3)\nx = (1 +\n     2)\n!ls\ny = 4 \\\n    % 3\n"
+    assert _python_lines(cell).splitlines() == [
+        "", "print('%d'", "      % 3)", "x = (1 +", "     2)", "", "y = 4 \\", "    % 3"]

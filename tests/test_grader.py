@@ -262,3 +262,14 @@ def test_a_continuation_line_starting_with_percent_or_bang_is_python():
     cell = "%matplotlib inline\nprint('%d'\n      % 3)\nx = (1 +\n     2)\n!ls\ny = 4 \\\n    % 3\n"
     assert _python_lines(cell).splitlines() == [
         "", "print('%d'", "      % 3)", "x = (1 +", "     2)", "", "y = 4 \\", "    % 3"]
+
+
+def test_any_base_exception_from_the_function_is_its_error():
+    class Mine(BaseException):
+        pass
+
+    for exc in (GeneratorExit, Mine):
+        def fn(model, y_true, y_pred, exc=exc):
+            raise exc("boom")
+        d = check_backprop(fn).diagnosis()
+        assert d.kind == "error" and "boom" in d.detail

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +139,18 @@ def _unique_ids(subs: list[Submission]) -> list[Submission]:
     return out
 
 
+def handgrad_version() -> str:
+    """The installed handgrad's version (a new one regrades everything)."""
+    try:
+        return version("handgrad")
+    except Exception:  # not installed as a distribution
+        return "unknown"
+
+
 def fingerprint(sub: Submission, settings: dict[str, Any]) -> str:
     """SHA-256 of the submission's files and of the grader's settings and cases."""
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    h.update(repr(CASES).encode())
+    h.update(repr(CASES).encode() + handgrad_version().encode())
     h.update(repr((judge.PASS_TOL, judge.MATCH_TOL, judge.SEPARATION)).encode())
     for f in sub.files:
         h.update(f.name.encode() + b"\0")

@@ -42,9 +42,9 @@ def loss_names(loss: str | Sequence[str]) -> tuple[str, ...]:
 
 def case_salt(losses: tuple[str, ...]) -> int:
     """This process's secret salt for the cases' weights, inputs and targets: drawn at
-    random, never sent to a child, and redrawn when handgrad's own float32 backward pass
-    is not within PASS_TOL / 10 of the truth on every case of `losses` (right work must
-    always pass)."""
+    random, never sent to a child, and redrawn unless handgrad's own float32 backward pass
+    is within PASS_TOL / 10 of the truth on every case of `losses` (right work must always
+    pass) and every classic mistake is exact or well separated there (`_separated`)."""
     while not _SALT or not all(_salt_fits(_SALT[-1], loss) for loss in losses):
         _SALT.append(secrets.randbelow(2**61) + 1)
     return _SALT[-1]
@@ -62,10 +62,21 @@ def _rounding_ok(index: int, loss: str, salt: int) -> bool:
     t, p = judge.truth(index, loss, salt), CASES[index].problem(loss, salt)
     with torch.no_grad():
         library_backprop(p.model, p.y_true, p.model(p.x), loss)
-    return all(judge.err(got.double(), want, t.floor) <= judge.PASS_TOL / 10
-               for l in range(1, p.model.L + 1)
-               for got, want in zip((p.model.dL_dw[l], p.model.dL_db[l]), t.reference[l - 1],
-                                    strict=True))
+    rounding = all(judge.err(got.double(), want, t.floor) <= judge.PASS_TOL / 10
+                   for l in range(1, p.model.L + 1)
+                   for got, want in zip((p.model.dL_dw[l], p.model.dL_db[l]),
+                                        t.reference[l - 1], strict=True))
+    return rounding and _separated(t)
+
+
+def _separated(t: judge.Truth) -> bool:
+    """Each classic mistake is either invisible on the case or SEPARATION away from the
+    truth (so that a diagnosis names it, whatever the salt)."""
+    truth = [x for pair in t.reference for x in pair]
+    return all(e <= 1e-9 or e >= judge.SEPARATION
+               for pairs in t.variants.values()
+               for got, want in zip((x for pair in pairs for x in pair), truth, strict=True)
+               for e in [judge.err(got, want, t.floor)])
 
 
 def case_specs(losses: tuple[str, ...], salt: int) -> list[dict[str, Any]]:

@@ -115,8 +115,8 @@ def watch_autograd() -> Iterator[Watch]:
 def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     """Rebuild the case's model, run model(x) then fn(model, y_true, y_pred) under no_grad,
     and capture the gradients, the parameters afterwards, and whether autograd ran.
-    An exception from fn is returned as {"error": text}; SystemExit and KeyboardInterrupt
-    propagate (the caller decides what they mean)."""
+    An exception from fn (any BaseException) is returned as {"error": text}; SystemExit and
+    KeyboardInterrupt propagate (the caller decides what they mean)."""
     model = MLP(spec["sizes"], spec["activation"], spec["out_activation"],
                 dtype=spec["x"].dtype)
     model.load_state_dict(spec["state"])
@@ -129,7 +129,9 @@ def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> d
                         "db": _entries(model, "dL_db", spec), "params": _params(model),
                         "returned": None if returned is None else type(returned).__name__,
                         "grad_set": any(p.grad is not None for p in model.parameters())}
-    except Exception as e:  # the student's error, reported with their line
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as e:  # the student's error (GeneratorExit … too), with their line
         return {"error": user_error(e, source)}
     return {**captured, "autograd": sorted(set(watch.used))}
 

@@ -13,6 +13,7 @@ handgrad once, so a child starts in tens of milliseconds. Each child:
   the submission as PID 1 of its own PID namespace, so that nothing it starts outlives it
   (`confine.py`); whether each held is reported back before any of the submission's code
   runs;
+- gets an environment of PATH, the locale and TZ only (HOME and TMPDIR its folder);
 - gets rlimits: address space (what it had mapped at start plus `memory_mb`), CPU time
   (the wall timeout plus one second), file size (`FILE_LIMIT`), no core dumps;
 - loads the code, runs the function on each case the parent sent and writes what it
@@ -55,6 +56,7 @@ from handgrad.check.submission import NoFunctionError, SubmissionError, load_fun
 
 FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
 RESULT_LIMIT = 256 * 2**20
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _CONTEXT: list[Any] = []
 # Process.start() polls the other children (multiprocessing's _cleanup), reading their exit
 # status from the fork server's pipe: a read racing another thread's own read would lose
@@ -234,7 +236,9 @@ def _child_main(job: dict, send: Any) -> None:
     workdir, limits = job["workdir"], job["limits"]
     os.setsid()
     os.chdir(workdir)
-    os.environ.update(HOME=workdir, TMPDIR=workdir)
+    kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT}
+    os.environ.clear()  # the grader's own variables (tokens, paths) are not the child's
+    os.environ.update(kept, HOME=workdir, TMPDIR=workdir)
     _redirect_output(os.path.join(workdir, "output.txt"))
     _close_resource_tracker()
     held = {"network": False, "filesystem": False, "processes": False}

@@ -99,7 +99,9 @@ def load_function(chunks: list[tuple[str, str]], name: str, folder: Path | None,
         linecache.cache[label] = (len(code), None, code.splitlines(True), label)
         try:
             exec(compile(code, label, "exec"), module.__dict__)
-        except Exception as e:  # the student's code: report their error and line
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # the student's code: report their error and line
             raise SubmissionError(f"loading the submission failed: {user_error(e)}") from None
     fn = module.__dict__.get(name)
     if not callable(fn):

@@ -40,17 +40,22 @@ def case_spec(problem, case) -> dict[str, Any]:
 
 
 class _Engine:
-    """Forwards to torch's autograd engine and notes that it ran."""
+    """Forwards to torch's autograd engine and notes that it ran, in every watch active at
+    the time (a wrapper kept from an earlier watch, while loading, still reports)."""
 
-    def __init__(self, engine: Any, watch: Watch) -> None:
-        self.engine, self.watch = engine, watch
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
 
     def run_backward(self, *args: Any, **kwargs: Any) -> Any:
-        self.watch.used.append("autograd (.backward() or torch.autograd.grad)")
+        for watch in _ACTIVE:
+            watch.used.append("autograd (.backward() or torch.autograd.grad)")
         return self.engine.run_backward(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
+
+
+_ACTIVE: list[Watch] = []
 
 
 class Watch:
@@ -62,7 +67,8 @@ class Watch:
     def wrap(self, fn: Callable, label: str) -> Callable:
         @functools.wraps(fn)
         def flagged(*args: Any, **kwargs: Any) -> Any:
-            self.used.append(label)
+            for watch in _ACTIVE or [self]:  # kept from an earlier watch: the current one
+                watch.used.append(label)
             return fn(*args, **kwargs)
         return flagged
 
@@ -99,14 +105,18 @@ def watch_autograd() -> Iterator[Watch]:
     own backward functions."""
     watch = Watch()
     original = Variable._execution_engine
+    while isinstance(original, _Engine):  # one left by a submission: unwrap it
+        original = original.engine
     wrapped = [(module, name, fn, f"handgrad's own backward pass ({module.__name__}.{name})")
                for module, name, fn in _library_backward()] + _forward_mode()
-    Variable._execution_engine = _Engine(original, watch)
+    Variable._execution_engine = _Engine(original)
     for module, name, fn, label in wrapped:
         setattr(module, name, watch.wrap(fn, label))
+    _ACTIVE.append(watch)
     try:
         yield watch
     finally:
+        _ACTIVE.remove(watch)
         Variable._execution_engine = original
         for module, name, fn, _ in wrapped:
             setattr(module, name, fn)

@@ -32,7 +32,7 @@ def test_notebook_runs_top_to_bottom_in_a_kernel(tmp_path, monkeypatch):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 6  # engines, sweep, confusion, momentum, weight decay, one run
     text = "".join(o.get("text", "") for o in outputs)
-    assert "FAIL: first wrong layer" in text and "batch_sum" in text  # the bug, caught
-    assert "PASS: every case matches autograd" in text
+    assert "FAIL (score" in text and "batch_sum" in text  # the bug, caught and named
+    assert "PASS: all" in text
     assert "[4/4]" in text and "the one test evaluation" in text
     assert (tmp_path / "runs" / "exercise" / "one-run" / "metrics.csv").is_file()

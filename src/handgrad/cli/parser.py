@@ -28,6 +28,7 @@ from handgrad.run.config import (
     OPTIMIZERS,
     TrainConfig,
 )
+from handgrad.run.sweep_dir import mask_url
 from handgrad.run.sweep_spec import SELECT_BY, SweepSpec
 
 DEFAULT_EPOCHS = {"cifar10": 5, "digits": 40}
@@ -243,7 +244,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ValueError or CLIError for a bad value; nothing has been written either way.
     """
     args = build_parser().parse_args(argv)
-    args.command_line = ["handgrad", *(sys.argv[1:] if argv is None else argv)]
+    # recorded in config.json and results.json: never with a database password in it
+    args.command_line = ["handgrad", *(mask_url(a) for a in (sys.argv[1:] if argv is None
+                                                              else argv))]
     build = getattr(args, "build", None)
     if build is not None:
         build(args)

@@ -247,20 +247,8 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; choose from: {', '.join(DATASETS)}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if name == "cifar10":
-        root = Path(root)
-        if download:
-            download_cifar10(root, progress=progress)
-        names = cifar10.read_meta(root)
-        official = resolve_classes(classes, names, name)
-        shape, scale = cifar10.IMAGE_SHAPE, 255.0
-        train_parts = cifar10.read_split(root, True, official)
-        test_parts = cifar10.read_split(root, False, official)
-    else:
-        names = list(DIGIT_NAMES)
-        official = resolve_classes(classes, names, name)
-        shape, scale = (1, 8, 8), 16.0
-        train_parts, test_parts = _digits_parts(official)
+    names, official, shape, scale, train_parts, test_parts = _read_parts(
+        name, root, classes, download, progress)
     _check_present({"training files": train_parts, "test file": test_parts}, official, names)
     train, val = _assemble(train_parts, official, val_fraction, seed)
     test, _ = _assemble(test_parts, official, None, seed)
@@ -269,3 +257,20 @@ def load_dataset(
         mean, std = _channel_stats(train.x, shape, scale)
     return Dataset(name, tuple(names[i] for i in official), shape, scale, train, val, test,
                    mean, std)
+
+
+def _read_parts(name: str, root: str | Path, classes: Sequence[str | int] | None,
+                download: bool, progress: bool | None) -> tuple:
+    """(class names, official indices, image shape, pixel scale, train parts, test parts) of
+    dataset `name`: CIFAR-10 from `root` (downloaded first if asked), or the embedded digits."""
+    if name == "cifar10":
+        root = Path(root)
+        if download:
+            download_cifar10(root, progress=progress)
+        names = cifar10.read_meta(root)
+        official = resolve_classes(classes, names, name)
+        return (names, official, cifar10.IMAGE_SHAPE, 255.0,
+                cifar10.read_split(root, True, official), cifar10.read_split(root, False, official))
+    names = list(DIGIT_NAMES)
+    official = resolve_classes(classes, names, name)
+    return (names, official, (1, 8, 8), 16.0, *_digits_parts(official))

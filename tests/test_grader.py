@@ -273,3 +273,15 @@ def test_any_base_exception_from_the_function_is_its_error():
             raise exc("boom")
         d = check_backprop(fn).diagnosis()
         assert d.kind == "error" and "boom" in d.detail
+
+
+def test_forward_ad_dual_numbers_are_autograd_use():
+    import torch.autograd.forward_ad as fwAD
+
+    def with_dual(model, y_true, y_pred):
+        _right(model, y_true, y_pred)
+        with fwAD.dual_level():
+            b = fwAD.make_dual(model.bias(1).detach(), torch.ones_like(model.bias(1)))
+            model.dL_db[1] = model.dL_db[1] + 0 * fwAD.unpack_dual(b).tangent
+    d = check_backprop(with_dual).diagnosis()
+    assert d.kind == "autograd" and "forward-mode" in d.detail

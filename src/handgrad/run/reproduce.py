@@ -36,6 +36,7 @@ from handgrad.run.progress import Progress
 from handgrad.run.rundir import command_line, load_result, write_json
 from handgrad.run.sweep import Sweep
 from handgrad.run.sweep_spec import SweepSpec
+from handgrad.run.sweep_workers import torch_threads
 from handgrad.run.train import build_model, train
 
 COMPARE_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
@@ -179,17 +180,6 @@ def _gradcheck_detail(report: GradcheckReport) -> str:
     bad = report.first_failure()
     verdict = "pass" if bad is None else f"FAIL (first wrong tensor {bad.name})"
     return f"{verdict}, {len(report.tensors)} tensors in float64"
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op threads set to `n` inside, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _sweep_runs(summary: dict[str, Any]) -> list:

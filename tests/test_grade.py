@@ -25,7 +25,7 @@ from handgrad.check.sandbox import Limits
 from handgrad.cli import main
 
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
-TIMEOUT = "3"
+TIMEOUT = "10"  # generous: a correct submission takes about 2 s on a loaded 2-core machine
 GRADESCOPE_SCHEMA = {
     "type": "object",
     "required": ["score", "execution_time", "output", "tests"],

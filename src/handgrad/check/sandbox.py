@@ -36,7 +36,6 @@ import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
-import resource
 import shutil
 import signal
 import sys
@@ -52,6 +51,7 @@ import torch
 
 from handgrad.check import runner
 from handgrad.check.confine import become_pid_one, confine, new_pid_namespace
+from handgrad.check.rlimits import close_resource_tracker, redirect_output, set_limits
 from handgrad.check.submission import NoFunctionError, SubmissionError, load_function
 
 FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
@@ -239,8 +239,8 @@ def _child_main(job: dict, send: Any) -> None:
     kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT}
     os.environ.clear()  # the grader's own variables (tokens, paths) are not the child's
     os.environ.update(kept, HOME=workdir, TMPDIR=workdir)
-    _redirect_output(os.path.join(workdir, "output.txt"))
-    _close_resource_tracker()
+    redirect_output(os.path.join(workdir, "output.txt"))
+    close_resource_tracker()
     held = {"network": False, "filesystem": False, "processes": False}
     if not limits.network:
         held = {**confine(workdir, job["hide"]), "processes": new_pid_namespace()}
@@ -249,7 +249,7 @@ def _child_main(job: dict, send: Any) -> None:
     os.chdir(workdir)  # the bind mount, not the read-only folder under it
     send.send_bytes(json.dumps(held).encode())
     send.close()
-    _set_limits(limits)
+    set_limits(limits.timeout, limits.memory_mb, FILE_LIMIT)
     torch.set_num_threads(1)
     specs = torch.load(_bytes_io(job["payload"]), weights_only=True)
     folder = None if job["folder"] is None else Path(job["folder"])
@@ -282,17 +282,6 @@ def _load_and_run(chunks, folder, function, specs) -> dict:
     return {"status": "ok", "results": results}
 
 
-def _close_resource_tracker() -> None:
-    """Close the pipe to multiprocessing's resource tracker (a process outside the child)."""
-    from multiprocessing import resource_tracker
-
-    tracker = resource_tracker._resource_tracker
-    if getattr(tracker, "_fd", None) is not None:
-        with contextlib.suppress(OSError):
-            os.close(tracker._fd)
-        tracker._fd = None
-
-
 def _hidden_folders() -> tuple[str, ...]:
     """What the child must not see: the temporary folders, the fork server's socket's."""
     server = forkserver._forkserver._forkserver_address
@@ -304,32 +293,3 @@ def _hidden_folders() -> tuple[str, ...]:
 
 def _bytes_io(data: bytes) -> io.BytesIO:
     return io.BytesIO(data)
-
-
-def _redirect_output(path: str) -> None:
-    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(out)
-    os.close(null)
-
-
-def _set_limits(limits: Limits) -> None:
-    mapped = _mapped_bytes()
-    cpu = int(limits.timeout) + 1
-    for name, soft, hard in (("RLIMIT_AS", mapped + limits.memory_mb * 2**20, None),
-                             ("RLIMIT_CPU", cpu, cpu + 1), ("RLIMIT_FSIZE", FILE_LIMIT, None),
-                             ("RLIMIT_CORE", 0, None)):
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            resource.setrlimit(getattr(resource, name), (soft, soft if hard is None else hard))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
-
-
-def _mapped_bytes() -> int:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0

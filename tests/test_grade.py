@@ -229,3 +229,33 @@ def test_nothing_the_submission_starts_outlives_it():
     assert result.passed
     time.sleep(0.2)
     assert _sleepers() == []
+
+
+def test_the_child_cannot_reach_the_fork_server_that_forked_it(tmp_path):
+    """Its socket, at a path the test passes in: a pickle sent there would run outside."""
+    from multiprocessing import forkserver
+
+    grade_file(SUBMISSIONS / "correct_plain.py", limits=Limits(timeout=10))  # server up
+    address = forkserver._forkserver._forkserver_address
+    marker = tmp_path / "escaped.txt"
+    payload = f"open({str(marker)!r}, 'w').write('x')"
+    right = str(SUBMISSIONS / "correct_plain.py")
+    (tmp_path / "esc.py").write_text(
+        "import os, pickle, socket\nfrom pathlib import Path\n"
+        "from multiprocessing import reduction\n"
+        "class P:\n    def __reduce__(self):\n"
+        f"        return (exec, ({payload!r},))\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        f"s.connect({address!r})\n"
+        "r, w = os.pipe(); n = os.open('/dev/null', os.O_RDWR)\n"
+        "reduction.sendfds(s, [r, n, n, n])\n"
+        "with os.fdopen(w, 'wb') as f:\n    pickle.dump({}, f); pickle.dump(P(), f)\n"
+        f"exec(Path({right!r}).read_text().split('# expect: pass', 1)[1])\n")
+    result = grade_file(tmp_path / "esc.py", limits=Limits(timeout=10))
+    if not result.isolation["read_only_files"]:
+        pytest.skip("this system refuses mount namespaces")
+    time.sleep(0.3)
+    assert not marker.exists()
+    detail = result.diagnosis().detail
+    assert not result.passed and ("ConnectionRefusedError" in detail
+                                  or "FileNotFoundError" in detail), detail

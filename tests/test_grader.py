@@ -223,3 +223,65 @@ def test_several_losses_each_get_their_share_of_the_points():
     half = check_backprop(sse_only, loss=["sse", "cross_entropy"])
     assert half.score == 50 and "cross_entropy" in half.diagnosis().case
     assert {g["name"] for g in half.points()} >= {"batch (sse)", "batch (cross_entropy)"}
+
+
+def test_answers_computed_ahead_for_the_public_seeds_do_not_pass():
+    """The weights come from a secret salt per process: a table of the truth for the
+    public seeds (salt 0) matches no case."""
+    table = [(judge.truth(i, "sse").weights[0][0], judge.truth(i, "sse").reference)
+             for i in range(len(CASES))]
+
+    def lookup(model, y_true, y_pred):
+        for key, grads in table:
+            if key.shape == model.weight(1).shape and torch.equal(key, model.weight(1)):
+                for l, (w, b) in enumerate(grads, start=1):
+                    model.dL_dw[l], model.dL_db[l] = w.float(), b.float()
+    result = check_backprop(lookup)
+    assert not result.passed and result.score == 0
+    assert result.diagnosis().kind == "missing"
+
+
+def test_forward_mode_autograd_is_autograd_use():
+    from torch.func import functional_call, jacfwd
+
+    def by_jacfwd(model, y_true, y_pred):
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        g = jacfwd(lambda p: ((functional_call(model, p, (model.a[0],)) - y_true) ** 2).sum())(
+            params)
+        for l in range(1, model.L + 1):
+            model.dL_dw[l], model.dL_db[l] = g[f"fc.{l}.weight"], g[f"fc.{l}.bias"]
+    result = check_backprop(by_jacfwd)
+    d = result.diagnosis()
+    assert d.kind == "autograd" and "forward-mode" in d.detail
+    assert check_backprop(by_jacfwd, allow_autograd=True).passed
+
+
+def test_a_continuation_line_starting_with_percent_or_bang_is_python():
+    from handgrad.check.submission import _python_lines
+
+    cell = "%matplotlib inline\nprint('%d'\n      % 3)\nx = (1 +\n     2)\n!ls\ny = 4 \\\n    % 3\n"
+    assert _python_lines(cell).splitlines() == [
+        "", "print('%d'", "      % 3)", "x = (1 +", "     2)", "", "y = 4 \\", "    % 3"]
+
+
+def test_any_base_exception_from_the_function_is_its_error():
+    class Mine(BaseException):
+        pass
+
+    for exc in (GeneratorExit, Mine):
+        def fn(model, y_true, y_pred, exc=exc):
+            raise exc("boom")
+        d = check_backprop(fn).diagnosis()
+        assert d.kind == "error" and "boom" in d.detail
+
+
+def test_forward_ad_dual_numbers_are_autograd_use():
+    import torch.autograd.forward_ad as fwAD
+
+    def with_dual(model, y_true, y_pred):
+        _right(model, y_true, y_pred)
+        with fwAD.dual_level():
+            b = fwAD.make_dual(model.bias(1).detach(), torch.ones_like(model.bias(1)))
+            model.dL_db[1] = model.dL_db[1] + 0 * fwAD.unpack_dual(b).tangent
+    d = check_backprop(with_dual).diagnosis()
+    assert d.kind == "autograd" and "forward-mode" in d.detail

@@ -234,3 +234,25 @@ def test_one_database_holds_many_sweeps_but_a_directory_one(tmp_path, capsys):
     assert main([*args[:-2], "--workers", "2", "--out", str(tmp_path / "c")]) == 2
     assert "SQLite cannot hand trials to several worker" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_results_show_the_settings_every_config_shares(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--dataset", "digits", "--classes", "3", "8", "--hidden", "8",
+                 "--epochs", "1", "--activation", "tanh", "--loss", "mse", "--standardize",
+                 "--seed", "3", "--quiet", "--lr", "0.01", "0.05", "--out", str(out)]) == 0
+    want = ["dataset=digits", "classes=3,8", "activation=tanh", "loss=mse", "standardize=True",
+            "engine=manual", "epochs=1", "seed=3", "dtype=float32", "val_fraction=0.1"]
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("fixed: ")]
+    markdown = [line for line in (out / "results.md").read_text().splitlines()
+                if line.startswith("fixed: ")]
+    for lines in (printed, markdown):
+        assert len(lines) == 1 and all(w in lines[0] for w in want), lines
+    assert "betas" not in printed[0]  # no config uses adam: betas would be noise
+    summary = read_json(out / "results.json")
+    assert summary["fixed"]["activation"] == "tanh" and summary["fixed"]["classes"] == ["3", "8"]
+    assert not set(summary["fixed"]) & set(summary["hyperparameters"])  # the table shows those
+    header, *rows = (out / "results.csv").read_text().splitlines()
+    assert {"activation", "loss", "standardize", "seed", "epochs"} <= set(header.split(","))
+    assert all("tanh" in row and "mse" in row for row in rows) and len(rows) == 2

@@ -60,6 +60,58 @@ def test_bad_input_leaves_nothing_and_the_corrected_command_runs(tmp_path, capsy
     assert main([*DIGITS, "--lr", "0.01", "--classes", "3", "8", "--out", str(out)]) == 0
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_network_too_big_for_memory_is_refused_before_anything_is_written(
+        tmp_path, capsys, workers):
+    out = tmp_path / "s"
+    args = ["sweep", "--dataset", "digits", "--epochs", "1", "--quiet", "--lr", "0.01",
+            "--workers", workers, "--out", str(out)]
+    assert main([*args, "--hidden-grid", "8", "1000000,1000000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("handgrad: error: config hidden=1000000,1000000")
+    assert "memory" in err and "\n" not in err
+    assert not out.exists()
+    assert main([*args, "--hidden-grid", "8", "4"]) == 0  # the corrected command runs
+
+
+@pytest.mark.parametrize("bad", [dict(workers=2.5), dict(workers=True), dict(workers=0),
+                                 dict(storage=123), dict(select_by=["val_loss"])])
+def test_api_sweep_refuses_bad_options_before_anything_is_written(tmp_path, bad):
+    import handgrad
+
+    out = tmp_path / "s"
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name.replace("_", "-")):
+        handgrad.sweep(dataset="digits", hidden=[8], epochs=1, lr=0.01, out=out, **bad)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_config_that_fails_for_its_settings_is_one_truthful_line(
+        tmp_path, capsys, monkeypatch, workers):
+    """A deterministic error in one config's training (injected: a real one, such as an lr
+    that overflows float32, is refused by validation now) is one line that never says a
+    rerun would finish the sweep: a rerun fails the same way. Workers are forked, so they
+    see the injected error too."""
+    import handgrad.run.sweep as sweep_module
+
+    real = sweep_module.train
+
+    def failing_train(config, *args, **kwargs):
+        if config.lr == 0.05:
+            raise RuntimeError("value cannot be converted to type float without overflow")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "train", failing_train)
+    out = tmp_path / "s"
+    assert main([*DIGITS, "--lr", "0.01", "0.05", "--workers", workers,
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert "config lr=0.05" in err and "overflow" in err
+    assert "would fail the same way" in err and "to finish" not in err
+
+
 def test_a_malicious_pickle_never_runs_and_leaves_nothing(tmp_path, capsys):
     root = tmp_path / "data"
     batches = root / "cifar-10-batches-py"

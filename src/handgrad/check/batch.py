@@ -12,6 +12,7 @@ be the machine's (a child killed by a signal, a grader error) are graded again.
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import io
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from handgrad.check.cases import CASES
 from handgrad.check.grader import grade_file, loss_names
 from handgrad.check.result import CheckResult, most_common_kinds
 from handgrad.check.sandbox import Limits
-from handgrad.check.submission import SUFFIXES, SubmissionError
+from handgrad.check.submission import SUFFIXES, SubmissionError, read_source
 
 CSV_FIELDS = ("id", "score", "max_score", "passed", "first_wrong_layer", "kind", "seconds",
               "error")
@@ -41,6 +43,7 @@ class Submission:
     id: str
     path: Path | None  # the file graded; None when a folder has no file defining the function
     files: tuple[Path, ...]  # what the content hash covers
+    folder: bool = False  # a student's folder: its other modules are importable
 
 
 @dataclass
@@ -90,14 +93,41 @@ def _counts(p: Path) -> bool:
     return not hidden and (p.is_dir() or p.suffix in SUFFIXES)
 
 
+CONVENTIONAL = ("solution", "submission", "main")
+
+
 def student_folder(p: Path, function: str) -> Submission:
     """A student's folder: graded through its top-level .py or .ipynb that defines
-    `function` (path None when none does); the hash covers every file in it."""
+    `function` (path None when none does); the hash covers every file in it. A file with a
+    real `def function` comes first (a comment or an assignment does not count as much),
+    then a conventional name (solution.py …), then the name's order."""
     files = tuple(sorted(f for f in p.rglob("*") if f.is_file()
                          and not any(part in SKIP for part in f.parts)))
-    defines = [f for f in files if f.suffix in SUFFIXES and f.parent == p
-               and f"def {function}" in f.read_text(encoding="utf-8", errors="replace")]
-    return Submission(p.name, defines[0] if defines else None, files)
+    ranked = sorted((rank, f.stem not in (*CONVENTIONAL, function), f.name, f)
+                    for f in files if f.suffix in SUFFIXES and f.parent == p
+                    for rank in [_defines(f, function)] if rank < 2)
+    return Submission(p.name, ranked[0][3] if ranked else None, files, folder=True)
+
+
+def _defines(path: Path, function: str) -> int:
+    """0: a top-level `def function`; 1: `function = …` at top level; 2: neither."""
+    try:
+        chunks = read_source(path)
+    except SubmissionError:
+        return 2
+    best = 2
+    for _, code in chunks:
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+                return 0
+            targets = getattr(node, "targets", [getattr(node, "target", None)])
+            if any(isinstance(t, ast.Name) and t.id == function for t in targets):
+                best = 1
+    return best
 
 
 def _unique_ids(subs: list[Submission]) -> list[Submission]:
@@ -105,14 +135,22 @@ def _unique_ids(subs: list[Submission]) -> list[Submission]:
     out = []
     for s in subs:
         n = seen[s.id] = seen.get(s.id, 0) + 1
-        out.append(s if n == 1 else Submission(f"{s.id}-{n}", s.path, s.files))
+        out.append(s if n == 1 else Submission(f"{s.id}-{n}", s.path, s.files, s.folder))
     return out
+
+
+def handgrad_version() -> str:
+    """The installed handgrad's version (a new one regrades everything)."""
+    try:
+        return version("handgrad")
+    except Exception:  # not installed as a distribution
+        return "unknown"
 
 
 def fingerprint(sub: Submission, settings: dict[str, Any]) -> str:
     """SHA-256 of the submission's files and of the grader's settings and cases."""
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    h.update(repr(CASES).encode())
+    h.update(repr(CASES).encode() + handgrad_version().encode())
     h.update(repr((judge.PASS_TOL, judge.MATCH_TOL, judge.SEPARATION)).encode())
     for f in sub.files:
         h.update(f.name.encode() + b"\0")
@@ -178,7 +216,8 @@ def _grade_one(sub: Submission, digest: str, function: str, loss: str, limits: L
                                        f"{function}()", "no_function")
     else:
         try:
-            result = grade_file(sub.path, function, loss, limits, allow_autograd)
+            result = grade_file(sub.path, function, loss, limits, allow_autograd,
+                                importable=sub.folder)
         except SubmissionError as e:
             result = CheckResult(loss, [], str(e), "load")
         except Exception as e:  # keep grading the others; the row says what went wrong

@@ -12,6 +12,10 @@ partial credit:
 | depth             | 1 to 6 layers                                                         |
 | activations       | every activation handgrad has, as the hidden activation               |
 | output activation | a non-identity activation on the last layer                           |
+
+The architectures are public; the weights, inputs and targets are not: the grader draws a
+secret salt per process (`grader.case_salt`), so that a submission cannot look up answers
+computed ahead of time.
 """
 
 from __future__ import annotations
@@ -49,10 +53,12 @@ class Case:
         """How many samples the loss sums over (1 for a 1-D sample)."""
         return max(self.batch, 1)
 
-    def problem(self, loss: str) -> Problem:
-        """The float32 network, x and targets of this case (the same on every call)."""
+    def problem(self, loss: str, salt: int = 0) -> Problem:
+        """The float32 network, x and targets of this case under the secret `salt` (the same
+        on every call with the same salt; salt 0 gives the public seeds)."""
+        seed = self.seed if salt == 0 else (salt * 1_000_003 + self.seed) % 2**62
         return random_problem(list(self.sizes), self.activation, loss, self.samples,
-                              self.seed, torch.float32, self.out_activation,
+                              seed, torch.float32, self.out_activation,
                               single=self.batch == 0)
 
 

@@ -5,15 +5,19 @@ its working directory.
 
 1. a new network namespace (nothing but a down loopback) and a new mount namespace, with a
    new user namespace too when not root;
-2. in it, `workdir` bind-mounted on itself and every other mount remounted read-only
-   (/proc and /sys excepted: writing there needs privileges the child drops in 3);
+2. in it, an empty tmpfs over each folder of `hide` (/tmp, /var/tmp, /dev/shm and the
+   folder of the grader's fork-server socket: a submission that reached that socket would
+   have the fork server run its code outside every namespace), `workdir` bind-mounted back
+   in place, and every other mount remounted read-only (/proc and /sys excepted: writing
+   there needs privileges the child drops in 3);
 3. a second user and mount namespace on top, which locks those read-only flags: the
    submission, even as "root" inside it, cannot remount them writable, and holds no
    capability outside it.
 
 `new_pid_namespace()` and `become_pid_one()` then fork the process that runs the submission
 as PID 1 of a new PID namespace: when it ends, or when the process above it is killed, every
-process it started dies with it, whatever session it put itself in.
+process it started dies with it, whatever session it put itself in. It gets a /proc of its
+own namespace, locked like the rest (it cannot unmount it to see the host's).
 
 Each step reports whether it held; where the system refuses one (no user namespaces, a
 seccomp profile), the child carries on with what it has and says so.
@@ -36,9 +40,9 @@ FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime":
 KEEP_WRITABLE = ("/proc", "/sys")
 
 
-def confine(workdir: str) -> dict[str, bool]:
+def confine(workdir: str, hide: tuple[str, ...] = ()) -> dict[str, bool]:
     """{"network": …, "filesystem": …}: whether the child lost the network and whether
-    everything but `workdir` became read-only for it."""
+    everything but `workdir` became read-only for it, the folders `hide` empty."""
     if not Path("/proc/self/ns/net").exists():
         return {"network": False, "filesystem": False}
     libc = ctypes.CDLL(None, use_errno=True)
@@ -49,7 +53,7 @@ def confine(workdir: str) -> dict[str, bool]:
                 "filesystem": False}
     if uid != 0:
         _map(uid, gid)
-    read_only = _read_only_except(libc, workdir)
+    read_only = _hide(libc, workdir, hide) and _read_only_except(libc, workdir)
     locked = libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 and _map(uid, gid)
     return {"network": True, "filesystem": read_only and locked}
 
@@ -69,12 +73,30 @@ def _map(uid: int, gid: int) -> bool:
     return True
 
 
-def _read_only_except(libc: ctypes.CDLL, workdir: str) -> bool:
-    """Every mount read-only but `workdir` (and /proc, /sys); True when all held."""
+def _hide(libc: ctypes.CDLL, workdir: str, hide: tuple[str, ...]) -> bool:
+    """An empty tmpfs over each existing folder of `hide`, then `workdir` bind-mounted on
+    itself (from a descriptor opened before, as a hidden folder may hold it)."""
     if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         return False
-    if libc.mount(workdir.encode(), workdir.encode(), None, MS_BIND | MS_REC, None) != 0:
-        return False
+    keep = os.open(workdir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        hidden: list[str] = []
+        for folder in sorted({os.path.realpath(f) for f in hide if os.path.isdir(f)}):
+            if folder == "/" or any(folder.startswith(h + "/") for h in hidden):
+                continue  # already under an empty tmpfs
+            if libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                          b"size=1m,mode=755") != 0:
+                return False
+            hidden.append(folder)
+        os.makedirs(workdir, exist_ok=True)
+        return libc.mount(f"/proc/self/fd/{keep}".encode(), workdir.encode(), None,
+                          MS_BIND | MS_REC, None) == 0
+    finally:
+        os.close(keep)
+
+
+def _read_only_except(libc: ctypes.CDLL, workdir: str) -> bool:
+    """Every mount read-only but `workdir` (and /proc, /sys); True when all held."""
     ok = True
     for target, options in _mounts():
         inside = target == workdir or target.startswith(workdir.rstrip("/") + "/")
@@ -102,15 +124,18 @@ def new_pid_namespace() -> bool:
     return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWPID) == 0
 
 
-def become_pid_one() -> None:
+def become_pid_one() -> bool:
     """Fork; the child returns as PID 1 of the namespace `new_pid_namespace` made, with its
-    own /proc. This process waits for it, then ends with the same exit status."""
+    own /proc, locked in place (True when that held). This process waits for it, then ends
+    with the same exit status."""
     pid = os.fork()
     if pid == 0:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
-        return
+        if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+            return False
+        uid, gid = os.geteuid(), os.getegid()
+        return libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 and _map(uid, gid)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)

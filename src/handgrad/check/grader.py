@@ -12,6 +12,7 @@ The cases are in `cases.py`, the judging in `judge.py`, the verdicts in `result.
 from __future__ import annotations
 
 import functools
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from handgrad.check.cases import CASES
 from handgrad.check.result import CaseResult, CheckResult
 from handgrad.check.sandbox import Limits, run_isolated
 from handgrad.check.submission import SubmissionError, read_source
+from handgrad.engine.backprop import backpropagation as library_backprop
 from handgrad.engine.losses import get_loss
 
 __all__ = ["Limits", "SubmissionError", "check_backprop", "grade_file", "load_function",
@@ -38,21 +40,60 @@ def loss_names(loss: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(get_loss(n).name for n in names))
 
 
-def case_specs(losses: tuple[str, ...]) -> list[dict[str, Any]]:
+def case_salt(losses: tuple[str, ...]) -> int:
+    """This process's secret salt for the cases' weights, inputs and targets: drawn at
+    random, never sent to a child, and redrawn unless handgrad's own float32 backward pass
+    is within PASS_TOL / 10 of the truth on every case of `losses` (right work must always
+    pass) and every classic mistake is exact or well separated there (`_separated`)."""
+    while not _SALT or not all(_salt_fits(_SALT[-1], loss) for loss in losses):
+        _SALT.append(secrets.randbelow(2**61) + 1)
+    return _SALT[-1]
+
+
+_SALT: list[int] = []
+
+
+@functools.cache
+def _salt_fits(salt: int, loss: str) -> bool:
+    return all(_rounding_ok(i, loss, salt) for i in range(len(CASES)))
+
+
+def _rounding_ok(index: int, loss: str, salt: int) -> bool:
+    t, p = judge.truth(index, loss, salt), CASES[index].problem(loss, salt)
+    with torch.no_grad():
+        library_backprop(p.model, p.y_true, p.model(p.x), loss)
+    rounding = all(judge.err(got.double(), want, t.floor) <= judge.PASS_TOL / 10
+                   for l in range(1, p.model.L + 1)
+                   for got, want in zip((p.model.dL_dw[l], p.model.dL_db[l]),
+                                        t.reference[l - 1], strict=True))
+    return rounding and _separated(t)
+
+
+def _separated(t: judge.Truth) -> bool:
+    """Each classic mistake is either invisible on the case or SEPARATION away from the
+    truth (so that a diagnosis names it, whatever the salt)."""
+    truth = [x for pair in t.reference for x in pair]
+    return all(e <= 1e-9 or e >= judge.SEPARATION
+               for pairs in t.variants.values()
+               for got, want in zip((x for pair in pairs for x in pair), truth, strict=True)
+               for e in [judge.err(got, want, t.floor)])
+
+
+def case_specs(losses: tuple[str, ...], salt: int) -> list[dict[str, Any]]:
     """What the function is run on: one spec a case and loss (float32 weights, x, y_true).
     With several losses the function is also given the loss's name, as a 4th argument."""
-    return [{**runner.case_spec(case.problem(loss), case),
+    return [{**runner.case_spec(case.problem(loss, salt), case),
              "extra": [loss] if len(losses) > 1 else []}
             for loss in losses for case in CASES]
 
 
 @functools.cache
-def _payload(losses: tuple[str, ...]) -> bytes:
+def _payload(losses: tuple[str, ...], salt: int) -> bytes:
     """The case specs as sent to a child, and every case's truth computed (once)."""
     for loss in losses:
         for i in range(len(CASES)):
-            judge.truth(i, loss)
-    return runner.encode(case_specs(losses))
+            judge.truth(i, loss, salt)
+    return runner.encode(case_specs(losses, salt))
 
 
 def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
@@ -61,11 +102,12 @@ def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
     Several losses: `fn(model, y_true, y_pred, loss_name)` on every case for each."""
     losses = loss_names(loss)
     loss = ",".join(losses)
+    salt = case_salt(losses)
     start = time.perf_counter()
     source = getattr(getattr(fn, "__code__", None), "co_filename", None)
     outputs = []
     try:
-        for spec in case_specs(losses):
+        for spec in case_specs(losses, salt):
             outputs.append(runner.run_case(fn, spec, source))
     except SystemExit as e:
         return CheckResult(loss, [], f"the submission exited with code {e.code} before "
@@ -74,7 +116,7 @@ def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
     except KeyboardInterrupt:
         return CheckResult(loss, [], "the function was interrupted (KeyboardInterrupt)",
                            "exited", seconds=time.perf_counter() - start)
-    result = judge_outputs(outputs, loss, allow_autograd)
+    result = judge_outputs(outputs, loss, allow_autograd, salt)
     result.isolation = {"process": False, "no_network": False, "read_only_files": False}
     result.seconds = time.perf_counter() - start
     return result
@@ -82,17 +124,21 @@ def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
 
 def grade_file(path: str | Path, function: str = "backpropagation",
                loss: str | Sequence[str] = "sse", limits: Limits | None = None,
-               allow_autograd: bool = False) -> CheckResult:
+               allow_autograd: bool = False, importable: bool = True) -> CheckResult:
     """Grade the submission at `path` (.py or .ipynb) in a child process. Raises
-    SubmissionError only when `path` cannot be read; everything the code does is a result."""
+    SubmissionError only when `path` cannot be read; everything the code does is a result.
+    importable: whether the other modules of its folder may be imported (False for one file
+    of a folder of single-file submissions: it must not import the others')."""
     path = Path(path)
     losses = loss_names(loss)
     loss = ",".join(losses)
     chunks = read_source(path)
-    outcome = run_isolated(chunks, path.resolve().parent, function, _payload(losses),
+    salt = case_salt(losses)
+    folder = path.resolve().parent if importable else None
+    outcome = run_isolated(chunks, folder, function, _payload(losses, salt),
                            limits or Limits())
     if outcome.status == "ok":
-        result = judge_outputs(outcome.results, loss, allow_autograd)
+        result = judge_outputs(outcome.results, loss, allow_autograd, salt)
     else:
         result = CheckResult(loss, [], outcome.error or outcome.status, outcome.status)
     result.submission = str(path)
@@ -105,7 +151,7 @@ def grade_file(path: str | Path, function: str = "backpropagation",
     return result
 
 
-def judge_outputs(outputs: list, loss: str, allow_autograd: bool) -> CheckResult:
+def judge_outputs(outputs: list, loss: str, allow_autograd: bool, salt: int = 0) -> CheckResult:
     """The verdict on what the function left on each case and loss (untrusted data, checked
     here); `loss` is one name or several joined by commas, in the order they ran."""
     losses = loss.split(",")
@@ -113,7 +159,7 @@ def judge_outputs(outputs: list, loss: str, allow_autograd: bool) -> CheckResult
         return CheckResult(loss, [], "the submission returned results for "
                                      f"{len(outputs)} of {len(CASES) * len(losses)} cases",
                            "unreadable")
-    cases = [_judge_case(i % len(CASES), out, losses[i // len(CASES)], allow_autograd)
+    cases = [_judge_case(i % len(CASES), out, losses[i // len(CASES)], allow_autograd, salt)
              for i, out in enumerate(outputs)]
     if len(losses) > 1:
         for c in cases:
@@ -121,8 +167,22 @@ def judge_outputs(outputs: list, loss: str, allow_autograd: bool) -> CheckResult
     return CheckResult(loss, cases)
 
 
-def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool) -> CaseResult:
-    t = judge.truth(index, loss)
+def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool,
+                salt: int) -> CaseResult:
+    """The verdict on one case; results it cannot read (a forged result file holds
+    anything torch.load accepts) fail the case, they never crash the grader."""
+    try:
+        return _judge_read_case(index, out, loss, allow_autograd, salt)
+    except Exception as e:  # untrusted data that passed the shape checks but not the math
+        result = CaseResult(CASES[index], loss=loss)
+        result.error = f"the case's results could not be read ({type(e).__name__})"
+        result.error_kind = "unreadable"
+        return result
+
+
+def _judge_read_case(index: int, out: Any, loss: str, allow_autograd: bool,
+                     salt: int) -> CaseResult:
+    t = judge.truth(index, loss, salt)
     result = CaseResult(t.case, loss=loss)
     if not isinstance(out, dict) or ("error" not in out and not _well_formed(out, t)):
         result.error, result.error_kind = "the case's results could not be read", "unreadable"
@@ -171,7 +231,7 @@ def _model_change(params: dict, t: judge.Truth) -> str | None:
             return f"the function replaced layer {key}"
         for name, want in (("weights", W), ("biases", b)):
             got = layer.get("W" if name == "weights" else "b")
-            same = (isinstance(got, torch.Tensor) and got.shape == want.shape
+            same = (judge._plain(got) and got.shape == want.shape
                     and got.dtype == want.dtype and torch.equal(got, want))
             if not same:
                 return f"the function modified the {name} of layer {key}"

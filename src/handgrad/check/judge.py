@@ -68,10 +68,10 @@ class LayerResult:
 
 
 @functools.cache
-def truth(index: int, loss: str) -> Truth:
-    """The truth of CASES[index] under `loss` (computed once a process)."""
+def truth(index: int, loss: str, salt: int = 0) -> Truth:
+    """The truth of CASES[index] under `loss` and the secret `salt` (computed once)."""
     case = CASES[index]
-    problem = case.problem(loss)
+    problem = case.problem(loss, salt)
     weights = [(W.detach().clone(), b.detach().clone())
                for W, b in problem.model.params_by_layer()]
     model = problem.model.copy_as(torch.float64)
@@ -122,23 +122,34 @@ def check_entry(value: dict, want: Tensor, name: str, layer_dtype: torch.dtype) 
     kind = value.get("type")
     if kind == "missing":
         return "missing", _missing(name, value.get("keys") or [])
+    if kind == "not_dict":
+        container = name.split("[")[0]
+        return "not_tensor", f"model.{container} is not a dict: store into the model's dict"
     if kind != "tensor":
-        what = "a numpy array" if kind == "numpy.ndarray" else f"a {kind}"
-        return "not_tensor", f"{name} is {what}, not a torch tensor"
+        what = "a numpy array" if kind == "numpy.ndarray" else f"a {str(kind)[:80]}"
+        return "not_tensor", f"{name} is {what}, not a dense torch tensor on the CPU"
     shape, want_shape = tuple(value.get("shape", ())), tuple(want.shape)
     if shape != want_shape:
         transposed = len(want_shape) == 2 and shape == want_shape[::-1]
         return ("transposed" if transposed else "shape"), (
             f"{name} has shape {shape}; it must be exactly {want_shape}")
     t = value.get("value")
-    if not isinstance(t, Tensor) or tuple(t.shape) != want_shape:
+    if t is None:
         return "shape", f"{name} is too large to read back"
+    if not _plain(t) or tuple(t.shape) != want_shape:
+        return "not_tensor", f"{name} is not a dense torch tensor on the CPU"
     if t.dtype != layer_dtype:
         return "dtype", (f"{name} is {str(t.dtype).replace('torch.', '')}; the weights are "
                          f"{str(layer_dtype).replace('torch.', '')}")
     if not torch.isfinite(t).all():
         return "nan", f"{name} contains NaN or inf"
     return None
+
+
+def _plain(t: object) -> bool:
+    """A dense tensor on the CPU (what the child sends; a forged result may hold others)."""
+    return (type(t) is Tensor and t.layout == torch.strided and t.device.type == "cpu"
+            and not t.is_meta)
 
 
 def _missing(name: str, keys: list) -> str:

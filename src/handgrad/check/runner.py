@@ -6,8 +6,9 @@ grader's parent process validates and compares; whatever the submission does to 
 cannot change the verdict, only what is reported back.
 
 Autograd use is recorded by wrapping the autograd engine (every `Tensor.backward` and
-`torch.autograd.grad` goes through `Variable._execution_engine.run_backward`), by looking
-for a `.grad` left on a parameter, and by wrapping handgrad's own backward functions
+`torch.autograd.grad` goes through `Variable._execution_engine.run_backward`), by wrapping
+forward mode's entry points (dual numbers, which `torch.func.jvp` and `jacfwd` use too), by
+looking for a `.grad` left on a parameter, and by wrapping handgrad's own backward functions
 (`handgrad.backpropagation` …). This is a policy check: code that wants to hide from it can.
 """
 
@@ -39,17 +40,22 @@ def case_spec(problem, case) -> dict[str, Any]:
 
 
 class _Engine:
-    """Forwards to torch's autograd engine and notes that it ran."""
+    """Forwards to torch's autograd engine and notes that it ran, in every watch active at
+    the time (a wrapper kept from an earlier watch, while loading, still reports)."""
 
-    def __init__(self, engine: Any, watch: Watch) -> None:
-        self.engine, self.watch = engine, watch
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
 
     def run_backward(self, *args: Any, **kwargs: Any) -> Any:
-        self.watch.used.append("autograd (.backward() or torch.autograd.grad)")
+        for watch in _ACTIVE:
+            watch.used.append("autograd (.backward() or torch.autograd.grad)")
         return self.engine.run_backward(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
+
+
+_ACTIVE: list[Watch] = []
 
 
 class Watch:
@@ -58,12 +64,25 @@ class Watch:
     def __init__(self) -> None:
         self.used: list[str] = []
 
-    def wrap(self, fn: Callable, name: str) -> Callable:
+    def wrap(self, fn: Callable, label: str) -> Callable:
         @functools.wraps(fn)
         def flagged(*args: Any, **kwargs: Any) -> Any:
-            self.used.append(f"handgrad's own backward pass ({name})")
+            for watch in _ACTIVE or [self]:  # kept from an earlier watch: the current one
+                watch.used.append(label)
             return fn(*args, **kwargs)
         return flagged
+
+
+def _forward_mode() -> list[tuple[Any, str, Callable, str]]:
+    """(module, attribute, function, label) of forward-mode autograd's entry points: dual
+    numbers (`torch.autograd.forward_ad`) and what `torch.func.jvp` / `jacfwd` call."""
+    import torch.autograd.forward_ad as fwAD
+
+    label = "forward-mode autograd (torch.func.jacfwd / jvp or forward_ad dual numbers)"
+    found = [(fwAD, name, getattr(fwAD, name), label)
+             for name in ("make_dual", "enter_dual_level", "unpack_dual")]
+    found.append((torch._C, "_enter_dual_level", torch._C._enter_dual_level, label))
+    return found
 
 
 def _library_backward() -> list[tuple[Any, str, Callable]]:
@@ -86,23 +105,28 @@ def watch_autograd() -> Iterator[Watch]:
     own backward functions."""
     watch = Watch()
     original = Variable._execution_engine
-    library = _library_backward()
-    Variable._execution_engine = _Engine(original, watch)
-    for module, name, fn in library:
-        setattr(module, name, watch.wrap(fn, f"{module.__name__}.{name}"))
+    while isinstance(original, _Engine):  # one left by a submission: unwrap it
+        original = original.engine
+    wrapped = [(module, name, fn, f"handgrad's own backward pass ({module.__name__}.{name})")
+               for module, name, fn in _library_backward()] + _forward_mode()
+    Variable._execution_engine = _Engine(original)
+    for module, name, fn, label in wrapped:
+        setattr(module, name, watch.wrap(fn, label))
+    _ACTIVE.append(watch)
     try:
         yield watch
     finally:
+        _ACTIVE.remove(watch)
         Variable._execution_engine = original
-        for module, name, fn in library:
+        for module, name, fn, _ in wrapped:
             setattr(module, name, fn)
 
 
 def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     """Rebuild the case's model, run model(x) then fn(model, y_true, y_pred) under no_grad,
     and capture the gradients, the parameters afterwards, and whether autograd ran.
-    An exception from fn is returned as {"error": text}; SystemExit and KeyboardInterrupt
-    propagate (the caller decides what they mean)."""
+    An exception from fn (any BaseException) is returned as {"error": text}; SystemExit and
+    KeyboardInterrupt propagate (the caller decides what they mean)."""
     model = MLP(spec["sizes"], spec["activation"], spec["out_activation"],
                 dtype=spec["x"].dtype)
     model.load_state_dict(spec["state"])
@@ -111,19 +135,22 @@ def run_case(fn: Callable, spec: dict[str, Any], source: str | None = None) -> d
     try:
         with watch_autograd() as watch, torch.no_grad():
             returned = fn(model, spec["y_true"].clone(), y_pred, *spec.get("extra", []))
-    except Exception as e:  # the student's error, reported with their line
+            captured = {"dw": _entries(model, "dL_dw", spec),  # copied inside the watch
+                        "db": _entries(model, "dL_db", spec), "params": _params(model),
+                        "returned": None if returned is None else type(returned).__name__,
+                        "grad_set": any(p.grad is not None for p in model.parameters())}
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as e:  # the student's error (GeneratorExit … too), with their line
         return {"error": user_error(e, source)}
-    return {"dw": _entries(model, "dL_dw", spec), "db": _entries(model, "dL_db", spec),
-            "params": _params(model), "autograd": sorted(set(watch.used)),
-            "returned": None if returned is None else type(returned).__name__,
-            "grad_set": any(p.grad is not None for p in model.parameters())}
+    return {**captured, "autograd": sorted(set(watch.used))}
 
 
 def _entries(model: MLP, attr: str, spec: dict) -> list[dict[str, Any]]:
     container = getattr(model, attr, None)
     keys = []
-    with contextlib.suppress(Exception):
-        keys = [repr(k)[:20] for k in list(container.keys())[:20]]
+    if isinstance(container, dict):
+        keys = [repr(k)[:20] for k in list(dict.keys(container))[:20]]
     out = []
     for l in range(1, len(spec["sizes"])):
         entry = _describe(_lookup(container, l))
@@ -137,10 +164,13 @@ _MISSING = object()
 
 
 def _lookup(container: Any, l: int) -> Any:
-    try:
-        return container[l]
-    except Exception:
-        return _MISSING
+    """container[l] by dict's own lookup (a subclass's __getitem__ could compute it)."""
+    if not isinstance(container, dict):
+        return _NOT_A_DICT
+    return dict.get(container, l, _MISSING)
+
+
+_NOT_A_DICT = object()
 
 
 def _describe(value: Any) -> dict[str, Any]:
@@ -148,11 +178,15 @@ def _describe(value: Any) -> dict[str, Any]:
     type name and, for an array-like, its shape."""
     if value is _MISSING or value is None:
         return {"type": "missing"}
-    if isinstance(value, torch.Tensor):
+    if value is _NOT_A_DICT:
+        return {"type": "not_dict"}
+    if type(value) in (torch.Tensor, torch.nn.Parameter):  # no subclass: it runs code
         out = {"type": "tensor", "shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.is_meta or value.layout != torch.strided:
+            return {**out, "type": f"{value.layout} tensor on {value.device}".replace(
+                "torch.", "")}
         if value.numel() <= MAX_ENTRIES:
-            t = value.detach()
-            out["value"] = (t.to_dense() if t.layout != torch.strided else t).cpu().clone()
+            out["value"] = value.detach().cpu().clone()
         return out
     kind = type(value)
     name = f"{kind.__module__}.{kind.__qualname__}"

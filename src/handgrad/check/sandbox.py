@@ -7,9 +7,13 @@ handgrad once, so a child starts in tens of milliseconds. Each child:
   temporary working directory (also its HOME and TMPDIR), with stdin from /dev/null and
   stdout and stderr going to a file of which the report keeps the first and last KBs;
 - on Linux, loses the network, sees every file system read-only but its working
-  directory, and runs the submission as PID 1 of its own PID namespace, so that nothing it
-  starts outlives it (`confine.py`); whether each held is reported back before any of the
-  submission's code runs;
+  directory, sees empty folders in place of /tmp, /var/tmp, /dev/shm and the folder of the
+  fork server's socket (a child that reached that socket could have the server run its code
+  outside every namespace), has no pipe to multiprocessing's resource tracker, and runs
+  the submission as PID 1 of its own PID namespace, so that nothing it starts outlives it
+  (`confine.py`); whether each held is reported back before any of the submission's code
+  runs;
+- gets an environment of PATH, the locale and TZ only (HOME and TMPDIR its folder);
 - gets rlimits: address space (what it had mapped at start plus `memory_mb`), CPU time
   (the wall timeout plus one second), file size (`FILE_LIMIT`), no core dumps;
 - loads the code, runs the function on each case the parent sent and writes what it
@@ -52,6 +56,7 @@ from handgrad.check.submission import NoFunctionError, SubmissionError, load_fun
 
 FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
 RESULT_LIMIT = 256 * 2**20
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _CONTEXT: list[Any] = []
 # Process.start() polls the other children (multiprocessing's _cleanup), reading their exit
 # status from the fork server's pipe: a read racing another thread's own read would lose
@@ -127,10 +132,12 @@ def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: s
     """Run `function` of the submission `chunks` in a child process on every case of
     `payload` (the case specs, `runner.encode`d)."""
     ctx = _context()
+    with _LOCK:
+        forkserver.ensure_running()
     workdir = Path(os.path.realpath(tempfile.mkdtemp(prefix="handgrad-grade-")))
     job = {"chunks": chunks, "folder": None if folder is None else str(folder),
            "function": function, "payload": payload, "workdir": str(workdir),
-           "limits": limits}
+           "limits": limits, "hide": _hidden_folders()}
     receive, send = ctx.Pipe(duplex=False)
     start = time.perf_counter()
     child = _Child(target=_child_main, args=(job, send), daemon=True)
@@ -229,15 +236,19 @@ def _child_main(job: dict, send: Any) -> None:
     workdir, limits = job["workdir"], job["limits"]
     os.setsid()
     os.chdir(workdir)
-    os.environ.update(HOME=workdir, TMPDIR=workdir)
+    kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT}
+    os.environ.clear()  # the grader's own variables (tokens, paths) are not the child's
+    os.environ.update(kept, HOME=workdir, TMPDIR=workdir)
     _redirect_output(os.path.join(workdir, "output.txt"))
+    _close_resource_tracker()
     held = {"network": False, "filesystem": False, "processes": False}
     if not limits.network:
-        held = {**confine(workdir), "processes": new_pid_namespace()}
+        held = {**confine(workdir, job["hide"]), "processes": new_pid_namespace()}
+    if held["processes"]:
+        held["processes"] = become_pid_one()
+    os.chdir(workdir)  # the bind mount, not the read-only folder under it
     send.send_bytes(json.dumps(held).encode())
     send.close()
-    if held["processes"]:
-        become_pid_one()
     _set_limits(limits)
     torch.set_num_threads(1)
     specs = torch.load(_bytes_io(job["payload"]), weights_only=True)
@@ -254,13 +265,41 @@ def _child_main(job: dict, send: Any) -> None:
 
 
 def _load_and_run(chunks, folder, function, specs) -> dict:
+    """Load under the autograd watch too (the cases are in this process by then: autograd
+    on them while loading is autograd use), then run every case."""
     try:
-        fn = load_function(chunks, function, folder)
+        with runner.watch_autograd() as watch:
+            fn = load_function(chunks, function, folder)
     except NoFunctionError as e:
         return {"status": "no_function", "error": str(e)}
     except SubmissionError as e:
         return {"status": "load", "error": str(e)}
-    return {"status": "ok", "results": [runner.run_case(fn, spec) for spec in specs]}
+    loading = [f"{use} while the submission loaded" for use in sorted(set(watch.used))]
+    results = [runner.run_case(fn, spec) for spec in specs]
+    for result in results:
+        if "autograd" in result:
+            result["autograd"] = loading + result["autograd"]
+    return {"status": "ok", "results": results}
+
+
+def _close_resource_tracker() -> None:
+    """Close the pipe to multiprocessing's resource tracker (a process outside the child)."""
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker
+    if getattr(tracker, "_fd", None) is not None:
+        with contextlib.suppress(OSError):
+            os.close(tracker._fd)
+        tracker._fd = None
+
+
+def _hidden_folders() -> tuple[str, ...]:
+    """What the child must not see: the temporary folders, the fork server's socket's."""
+    server = forkserver._forkserver._forkserver_address
+    folders = ["/tmp", "/var/tmp", "/dev/shm", tempfile.gettempdir()]
+    if isinstance(server, str) and server.startswith("/"):
+        folders.append(os.path.dirname(server))
+    return tuple(folders)
 
 
 def _bytes_io(data: bytes) -> io.BytesIO:

@@ -9,9 +9,11 @@ returns the function.
 
 from __future__ import annotations
 
+import io
 import linecache
 import re
 import sys
+import tokenize
 import traceback
 import types
 from collections.abc import Callable
@@ -62,9 +64,24 @@ def _python_lines(source: str) -> str:
         if not first.startswith(PYTHON_CELL_MAGICS):
             return ""
         lines[0] = ""
-    kept = ["" if line.lstrip().startswith(("%", "!")) or _SHELL_ASSIGNMENT.match(line)
-            else line for line in lines]
+    kept: list[str] = []
+    for line in lines:
+        magic = line.lstrip().startswith(("%", "!")) or _SHELL_ASSIGNMENT.match(line)
+        kept.append("" if magic and not _inside_statement(kept) else line)
     return "\n".join(kept) + "\n"
+
+
+def _inside_statement(lines: list[str]) -> bool:
+    """Whether the next line continues a statement of `lines` (an open bracket or string,
+    a trailing backslash): there a leading % or ! is Python, not a magic."""
+    try:
+        for _ in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+            pass
+    except tokenize.TokenError:
+        return True
+    except SyntaxError:  # an unrelated error in the cell: Python reports it when it runs
+        return False
+    return False
 
 
 def load_function(chunks: list[tuple[str, str]], name: str, folder: Path | None,
@@ -82,7 +99,9 @@ def load_function(chunks: list[tuple[str, str]], name: str, folder: Path | None,
         linecache.cache[label] = (len(code), None, code.splitlines(True), label)
         try:
             exec(compile(code, label, "exec"), module.__dict__)
-        except Exception as e:  # the student's code: report their error and line
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # the student's code: report their error and line
             raise SubmissionError(f"loading the submission failed: {user_error(e)}") from None
     fn = module.__dict__.get(name)
     if not callable(fn):

@@ -21,6 +21,7 @@ from handgrad.report import figures, plots
 from handgrad.report.progress import EpochProgress, RunProgress, print_line
 from handgrad.report.tables import (
     confusion_table,
+    fixed_text,
     fmt,
     gap_table,
     summary_table,
@@ -113,6 +114,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 def render_sweep(summary: dict) -> None:
     headers, rows = sweep_table(summary)
     say(text_table(headers, rows))
+    say(fixed_text(summary))
     say(f"selected by {summary['select_by']} (* above); training loss is never used")
     sel = summary["selected"]
     if sel is None:

@@ -135,7 +135,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
         if not args.quiet:
             verdict = "pass" if entry["passed"] else f"FAIL {entry['kind']}"
             note = " (unchanged, kept)" if reused else f" ({entry['seconds']:.1f} s)"
-            print(f"[{done}/{len(subs)}] {entry['id']}: {entry['score']:g}/"
+            path = entry.get("path")
+            graded = f" [{Path(path).name}]" if path and Path(path).stem != entry["id"] else ""
+            print(f"[{done}/{len(subs)}] {entry['id']}{graded}: {entry['score']:g}/"
                   f"{entry['max_score']:g} {verdict}{note}", flush=True)
     batch = BatchResult([by_id[s.id] for s in subs])
     write_grades(args.out, batch)

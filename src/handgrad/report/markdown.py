@@ -14,6 +14,7 @@ from handgrad.report import figures, plots
 from handgrad.report.tables import (
     config_label,
     confusion_table,
+    fixed_text,
     fmt,
     gap_table,
     html_table,
@@ -66,7 +67,7 @@ def _sections(result: Any, table: Callable, strong: Callable[[str], str],
           "differences that training can amplify over epochs, so the float64 gaps, at the "
           "level of float64 rounding, are the check and the float32 curves show the "
           "practical agreement.", table(*gap_table(engines["epochs"]))]
-    s3 = [table(*sweep_table(r))]
+    s3 = [x for x in (fixed_text(r), table(*sweep_table(r))) if x]
     if sel:
         s4 = [f"Selected: {strong(config_label(sel, r['swept']))} "
               f"{selection_text(sel, r['select_by'])}.",

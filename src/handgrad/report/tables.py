@@ -86,6 +86,24 @@ def sweep_table(summary: Mapping[str, Any]) -> Table:
     return headers, rows
 
 
+def fixed_text(summary: Mapping[str, Any]) -> str:
+    """'fixed: dataset=digits, activation=relu, ...': the settings every config of a sweep
+    shares that its table does not show ('' for results written before they were kept)."""
+    fixed = summary.get("fixed") or {}
+    if not fixed:
+        return ""
+    return "fixed: " + ", ".join(f"{k}={fmt_setting(k, v)}" for k, v in fixed.items())
+
+
+def fmt_setting(name: str, value: Any) -> str:
+    """A setting as a sweep shows it: classes 'all' for every class, lists as '3,8'."""
+    if value is None:
+        return "all" if name == "classes" else "-"
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    return _setting(value)
+
+
 def config_label(values: Mapping[str, Any], keys: Sequence[str] | None = None) -> str:
     """'lr=0.01 momentum=0.9' for the swept settings of a config."""
     keys = list(values) if keys is None else keys

@@ -9,7 +9,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from handgrad.report.tables import fmt, gap_table, html_table, sweep_table, text_table
+from handgrad.report.tables import (
+    fixed_text,
+    fmt,
+    gap_table,
+    html_table,
+    sweep_table,
+    text_table,
+)
 
 RUN_METRICS = ("epochs_completed", "train_loss", "val_loss", "val_accuracy", "test_loss",
                "test_accuracy")
@@ -67,7 +74,8 @@ def sweep_line(summary: dict[str, Any]) -> str:
 
 
 def sweep_text(summary: dict[str, Any]) -> str:
-    return "\n".join([sweep_line(summary), text_table(*sweep_table(summary))])
+    return "\n".join(filter(None, [sweep_line(summary), fixed_text(summary),
+                                    text_table(*sweep_table(summary))]))
 
 
 def run_html(result) -> str:
@@ -83,7 +91,9 @@ def comparison_html(comparison) -> str:
 
 
 def sweep_html(summary: dict[str, Any]) -> str:
-    return f"<p>{html.escape(sweep_line(summary))}</p>" + html_table(*sweep_table(summary))
+    fixed = fixed_text(summary)
+    return (f"<p>{html.escape(sweep_line(summary))}</p>"
+            + (f"<p>{html.escape(fixed)}</p>" if fixed else "") + html_table(*sweep_table(summary)))
 
 
 class SweepSummary(dict):

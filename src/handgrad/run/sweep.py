@@ -47,7 +47,7 @@ from handgrad.run.sweep_dir import (
     write_record,
 )
 from handgrad.run.sweep_results import collect, locate
-from handgrad.run.sweep_spec import SELECT_BY, SweepSpec, config_key, run_dir_name
+from handgrad.run.sweep_spec import ConfigFailed, SweepSpec, config_key, run_dir_name
 from handgrad.run.sweep_study import (
     HEARTBEAT,
     check_same_sweep,
@@ -62,6 +62,7 @@ from handgrad.run.sweep_study import (
 )
 from handgrad.run.sweep_watch import SweepWatcher
 from handgrad.run.sweep_workers import (
+    check_options,
     die_with_parent,
     join_workers,
     raise_interrupt,
@@ -89,8 +90,9 @@ def _spawned_worker(errors, sweep_dir: str, spec: SweepSpec, storage: str | None
     except KeyboardInterrupt:
         errors.put("a worker was stopped by SIGTERM")
         sys.exit(1)
-    except Exception as e:
-        errors.put(" ".join(str(e).split()) or type(e).__name__)
+    except Exception as e:  # a ConfigFailed as itself: the coordinator then never says "rerun"
+        errors.put(e if isinstance(e, ConfigFailed) else " ".join(str(e).split()) or
+                   type(e).__name__)
         sys.exit(1)
 
 
@@ -117,8 +119,13 @@ def run_worker(sweep_dir: str, spec: SweepSpec, storage: str | None, threads: in
         for name, value in {**where, "run_dir": str(run_dir)}.items():
             trial.set_user_attr(name, value)
         shutil.rmtree(sweep_dir / run_dir, ignore_errors=True)  # a dead attempt's files
-        result = train(spec.config_for(values), dataset, sweep_dir / run_dir,
-                       evaluate_test=False, command=spec.command)
+        try:
+            result = train(spec.config_for(values), dataset, sweep_dir / run_dir,
+                           evaluate_test=False, command=spec.command)
+        except OSError:  # the disk or a file system: may well pass on a rerun
+            raise
+        except Exception as e:  # the config's own settings: fails again on a rerun
+            raise ConfigFailed.of(key, e) from None
         summary = finite_or_none(result.summary())
         for name in METRIC_ATTRS:
             trial.set_user_attr(name, summary[name])
@@ -150,17 +157,7 @@ class Sweep:
                  dataset: Dataset | None = None, threads: int = 1,
                  heartbeat: tuple[int, int] = HEARTBEAT,
                  progress: Progress | None = None) -> None:
-        if select_by not in SELECT_BY:
-            raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
-                             f"{', '.join(SELECT_BY)}")
-        if workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {workers}")
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        if workers > 1 and storage is not None and storage.startswith("sqlite"):
-            raise ValueError("--storage sqlite: SQLite cannot hand trials to several worker "
-                             "processes safely (two may get the same one); use --workers 1, "
-                             "the default journal file, or PostgreSQL")
+        check_options(workers, threads, storage, select_by)
         spec.validate()
         # every config.json records the command: never with a database password in it
         command = [mask_url(a) for a in (spec.command or command_line())]
@@ -171,6 +168,7 @@ class Sweep:
         check_record(self.sweep_dir, spec, storage)
         with torch_threads(threads):  # the data's statistics as the workers would compute them
             self.dataset = dataset if dataset is not None else load_data(spec.base)
+        spec.check_fits(self.dataset)  # train's memory check, for every config
         if storage is not None:
             check_storage(storage, heartbeat)
         check_same_sweep(self.sweep_dir, spec, storage)

@@ -11,13 +11,19 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from handgrad.data import Dataset
-from handgrad.report.tables import markdown_table
+from handgrad.report.tables import fixed_text, fmt_setting, markdown_table
 from handgrad.report.tables import sweep_table as table
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.files import atomic_write_bytes, read_json, write_csv, write_json
 from handgrad.run.rundir import RunDir
 from handgrad.run.sweep_dir import run_dir_problem
-from handgrad.run.sweep_spec import SweepError, SweepSpec, config_key, hyperparameters
+from handgrad.run.sweep_spec import (
+    SweepError,
+    SweepSpec,
+    config_key,
+    fixed_settings,
+    hyperparameters,
+)
 from handgrad.run.sweep_study import done, invalidate
 
 METRICS = ("status", "train_loss", "val_loss", "val_accuracy")
@@ -39,7 +45,7 @@ def collect(sweep_dir: Path, sweep_id: str, spec: SweepSpec, study: optuna.Study
                      **_result(sweep_dir, sweep_id, spec, values, trial, study)})
     selected = select(rows, select_by)
     summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
-               "hyperparameters": columns,
+               "hyperparameters": columns, "fixed": fixed_settings(spec, columns),
                "configs": rows, "selected": None}
     if selected is not None:
         summary["selected"] = {**selected, **_test_metrics(sweep_dir, selected, dataset)}
@@ -118,13 +124,14 @@ def evaluate_on_test(run_dir: Path, dataset: Dataset | None = None) -> dict[str,
 def write_results(sweep_dir: Path, summary: dict[str, Any]) -> None:
     headers, rows = table(summary)
     write_json(sweep_dir / "results.json", summary)
-    write_csv(sweep_dir / "results.csv", summary["configs"],
-              [*summary.get("hyperparameters", summary["swept"]), "status", "train_loss",
-               "val_loss", "val_accuracy", "run_dir"])
+    fixed = {k: fmt_setting(k, v) for k, v in summary.get("fixed", {}).items()}
+    write_csv(sweep_dir / "results.csv", [{**fixed, **r} for r in summary["configs"]],
+              [*summary.get("hyperparameters", summary["swept"]), *fixed, "status",
+               "train_loss", "val_loss", "val_accuracy", "run_dir"])
     sel = summary["selected"]
     lines = [f"# Sweep results\n\nSelected by **{summary['select_by']}** on the validation "
              "split (never training loss); the selected config (*) was evaluated once on the "
-             "test set.\n", markdown_table(headers, rows), ""]
+             "test set.\n", f"{fixed_text(summary)}\n", markdown_table(headers, rows), ""]
     if sel and sel["test_loss"] is None:
         lines.append(f"Selected: {', '.join(f'{k}={sel[k]}' for k in summary['swept'])}; its run "
                      f"directory is on another machine ({sel['run_dir']}): rerun the sweep there "

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from handgrad.data import Dataset
 from handgrad.run.config import TrainConfig
+from handgrad.run.train import preflight
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
 HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
@@ -21,6 +23,17 @@ EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
 
 class SweepError(RuntimeError):
     """A sweep could not finish; rerunning the same command resumes it."""
+
+
+class ConfigFailed(SweepError):
+    """A config's training raised an error that a rerun would raise again (its settings
+    cause it): the message says so, and never to rerun."""
+
+    @classmethod
+    def of(cls, key: str, error: BaseException) -> ConfigFailed:
+        why = " ".join(str(error).split()) or type(error).__name__
+        return cls(f"config {key} failed ({type(error).__name__}: {why}); rerunning the same "
+                   "command would fail the same way: change or drop that config")
 
 
 @dataclass
@@ -64,6 +77,15 @@ class SweepSpec:
                 raise ValueError(error if error == base_error
                                  else f"config {config_key(values)}: {error}")
         return self
+
+    def check_fits(self, dataset: Dataset) -> None:
+        """ValueError, naming the config, when a config's network does not fit in memory
+        (train's own check, run before the sweep writes anything)."""
+        for values in self.configs():
+            try:
+                preflight(self.config_for(values), dataset, None)
+            except ValueError as e:
+                raise ValueError(f"config {config_key(values)}: {e}") from None
 
     def table_columns(self) -> list[str]:
         """The hyperparameters a table of this sweep shows: HYPERPARAMETERS, and betas and
@@ -124,6 +146,16 @@ def hyperparameters(config: TrainConfig, columns=HYPERPARAMETERS) -> dict[str, A
         values["betas"] = (None if config.optimizer == "sgd"
                            else ",".join(f"{b:g}" for b in config.betas))
     return values
+
+
+def fixed_settings(spec: SweepSpec, columns: Sequence[str]) -> dict[str, Any]:
+    """The settings every config shares that its table's `columns` do not show (dataset,
+    classes, activation, loss, epochs, dtype, seed...), as plain JSON; not where it runs."""
+    base = settings(spec)["base"]
+    unused = {"extra"} if not base["extra"] else set()
+    if "betas" not in columns:  # no config uses adam or adamw
+        unused.add("betas")
+    return {k: v for k, v in base.items() if k not in columns and k not in unused}
 
 
 def _error_of(config: TrainConfig) -> str | None:

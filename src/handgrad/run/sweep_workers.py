@@ -11,7 +11,26 @@ from collections.abc import Iterator
 import torch
 
 from handgrad.run.config import TrainConfig
-from handgrad.run.sweep_spec import SweepError
+from handgrad.run.sweep_spec import SELECT_BY, ConfigFailed, SweepError
+
+
+def check_options(workers: int, threads: int, storage: str | None, select_by: str) -> None:
+    """Refuse (ValueError) a bad worker or thread count, storage or --select-by before a
+    sweep writes anything; bools and floats are not counts."""
+    if not isinstance(select_by, str) or select_by not in SELECT_BY:
+        raise ValueError(f"unknown --select-by {select_by!r}; choose from: "
+                         f"{', '.join(SELECT_BY)}")
+    for name, value in (("--workers", workers), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if storage is not None and not isinstance(storage, str):
+        raise ValueError(f"--storage must be a database URL (a string), got {storage!r}")
+    if workers > 1 and storage is not None and storage.startswith("sqlite"):
+        raise ValueError("--storage sqlite: SQLite cannot hand trials to several worker "
+                         "processes safely (two may get the same one); use --workers 1, "
+                         "the default journal file, or PostgreSQL")
 
 
 @contextlib.contextmanager
@@ -68,6 +87,9 @@ def join_workers(procs: list, errors) -> None:
         reasons = []
         while errors is not None and not errors.empty():
             reasons.append(errors.get())
+        deterministic = [r for r in reasons if isinstance(r, ConfigFailed)]
+        if deterministic:  # a rerun fails the same way: never say "rerun"
+            raise deterministic[0]
         why = "; ".join(dict.fromkeys(reasons)) or f"exit codes {failed}"
         raise SweepError(f"{len(failed)} sweep worker(s) failed ({why}); rerun the same "
                          "command to finish the sweep")

@@ -11,10 +11,16 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 MAX_JSON_BYTES = 64 << 20  # run and sweep records are kilobytes; refuse to read a huge one
 
@@ -112,3 +118,34 @@ def versions() -> dict[str, str]:
 
 def command_line() -> list[str]:
     return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+@contextmanager
+def lock_folder(path: str | Path) -> Iterator[None]:
+    """Create `path` and hold an exclusive lock on the folder itself (flock on its descriptor:
+    no lock file is left in it), or ValueError when another handgrad command holds it, so that
+    two commands never write one folder at once. Without fcntl (Windows): no lock."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{path}: another handgrad command is writing this folder right "
+                             "now; wait for it to finish or use another --out") from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_out(out_dir: str | Path | None) -> Path | None:
+    """`out_dir` as a Path; ValueError for an empty one ('' would mean the current folder)."""
+    if out_dir is None:
+        return None
+    if not isinstance(out_dir, (str, Path)) or not str(out_dir).strip():
+        raise ValueError(f"out must be a folder path, got {out_dir!r}")
+    return Path(out_dir)

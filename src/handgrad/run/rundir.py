@@ -9,21 +9,17 @@ Every file is written atomically (files.py). A run starting in a folder first ch
 the folder is empty or holds a run of the same settings, then removes the old results,
 weights and temporaries: a run killed mid-way never leaves old results looking current.
 Reading checks every file and refuses what does not fit, with a message naming the file.
+results.json records the sha256 of config.json's settings: one edited after the run is refused.
+The writer holds a lock on the folder (`lock_folder`): a second writer is refused.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
 
 from handgrad.engine.model import MLP
 from handgrad.run import records
@@ -31,7 +27,9 @@ from handgrad.run.budget import parameter_count
 from handgrad.run.config import TrainConfig
 from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of the format)
     atomic_write_bytes,
+    check_out,
     command_line,
+    lock_folder,
     read_json,
     versions,
     write_csv,
@@ -255,37 +253,6 @@ def check_folder_holds(path: str | Path, names: set[str]) -> None:
     if foreign:
         raise ValueError(f"{path}: not empty and not a folder of this command (it holds "
                          f"{', '.join(foreign[:3])}); use another --out")
-
-
-@contextmanager
-def lock_folder(path: str | Path) -> Iterator[None]:
-    """Create `path` and hold an exclusive lock on the folder itself (flock on its descriptor:
-    no lock file is left in it), or ValueError when another handgrad command holds it, so that
-    two commands never write one folder at once. Without fcntl (Windows): no lock."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"{path}: another handgrad command is writing this folder right "
-                             "now; wait for it to finish or use another --out") from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def check_out(out_dir: str | Path | None) -> Path | None:
-    """`out_dir` as a Path; ValueError for an empty one ('' would mean the current folder)."""
-    if out_dir is None:
-        return None
-    if not isinstance(out_dir, (str, Path)) or not str(out_dir).strip():
-        raise ValueError(f"out must be a folder path, got {out_dir!r}")
-    return Path(out_dir)
 
 
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:

@@ -100,6 +100,14 @@ def relative_errors(hand: Tensor, ref: Tensor, scale: Tensor | None = None) -> T
     return (hand - ref).abs() / torch.clamp(torch.maximum(hand.abs(), ref.abs()), min=floor)
 
 
+def _refuse_all_zero(hand: dict, auto: dict, loss: str) -> None:
+    """A problem whose every gradient is 0 checks nothing: ValueError rather than a pass."""
+    if all(not g.any() for pair in (*hand.values(), *auto.values()) for g in pair):
+        raise ValueError(f"every gradient of this {loss} problem is exactly 0 (hand-written "
+                         "and autograd): nothing would be checked; give the network more "
+                         "outputs or other inputs")
+
+
 def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy",
               max_entries: int = 30, seed: int = 0, worst: int = 3) -> GradcheckReport:
     """Check `backpropagation` on `model` for the batch x (N, D) and targets y_true."""
@@ -113,10 +121,7 @@ def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy"
     backpropagation(model, y_true, y_pred, loss)
     hand = {l: (model.dL_dw[l].clone(), model.dL_db[l].clone()) for l in range(1, model.L + 1)}
     auto = dict(enumerate(autograd_reference(model, x, y_true, loss), start=1))
-    if all(not g.any() for pair in (*hand.values(), *auto.values()) for g in pair):
-        raise ValueError(f"every gradient of this {loss} problem is exactly 0 (hand-written "
-                         "and autograd): nothing would be checked; give the network more "
-                         "outputs or other inputs")
+    _refuse_all_zero(hand, auto, loss)
     problem = _Problem(model, x, y_true, loss_fn)
     if dtype != torch.float64:
         problem = _Problem(model.copy_as(torch.float64), x.double(),

@@ -157,6 +157,7 @@ def test_bad_values_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, comm
     (["--nesterov"], "--nesterov needs --optimizer sgd and --momentum > 0"),
     (["--hidden", "4", "--hidden-grid", "8"], "give --hidden (one network) or --hidden-grid"),
     (["--hidden-grid", "4,0"], "widths must be >= 1"),
+    (["--hidden-grid", ","], "',' holds no width"),
     (["--workers", "0"], "--workers must be >= 1, got 0"),
     (["--lr"], "expected at least one argument"),
     (["--optimizer", "sgd", "rmsprop"], "unknown optimizer 'rmsprop'"),

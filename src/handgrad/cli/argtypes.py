@@ -24,6 +24,10 @@ def widths(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a list of widths like 512,128,32") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no width; give hidden sizes like "
+                                         "512,128,32 (a network without hidden layers: --hidden "
+                                         "with no value)")
     if any(w < 1 for w in values):
         raise argparse.ArgumentTypeError(f"{text!r}: widths must be >= 1")
     return ",".join(map(str, values))

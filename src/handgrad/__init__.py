@@ -16,12 +16,12 @@ import importlib
 from typing import Any
 
 from handgrad.check.gradcheck import gradcheck
-from handgrad.check.grader import check_backprop
 from handgrad.engine import optim
 from handgrad.engine.activations import ACTIVATIONS, get_activation
 from handgrad.engine.backprop import backpropagation
 from handgrad.engine.losses import LOSSES, get_loss
 from handgrad.engine.model import MLP
+from handgrad.grade.grader import check_backprop
 
 __version__ = "0.1.0"
 
@@ -31,7 +31,7 @@ _LAZY = {
     "sweep": "handgrad.api",
     "reproduce": "handgrad.api",
     "load_run": "handgrad.api",
-    "grade": "handgrad.check.batch",
+    "grade": "handgrad.grade.batch",
     "TrainConfig": "handgrad.run.config",
     "SweepSpec": "handgrad.run.sweep_spec",
 }

@@ -5,8 +5,8 @@ import os
 
 import torch
 
-from handgrad.check.cases import CASES
-from handgrad.check.runner import encode
+from handgrad.grade.cases import CASES
+from handgrad.grade.sandbox.runner import encode
 
 results = []
 for case in CASES:

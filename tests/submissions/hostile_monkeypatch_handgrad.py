@@ -3,9 +3,9 @@
 import torch
 
 import handgrad
-import handgrad.check.grader as grader
-import handgrad.check.judge as judge
-import handgrad.check.result as result
+import handgrad.grade.grader as grader
+import handgrad.grade.judge as judge
+import handgrad.grade.result as result
 
 judge.err = lambda *args, **kwargs: 0.0
 judge.PASS_TOL = float("inf")

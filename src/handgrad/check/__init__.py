@@ -1,2 +1,2 @@
-"""Checking gradients: against autograd and finite differences (`gradcheck`), and grading a
-student's hand-written backward pass (`grader`)."""
+"""Checking a gradient: against autograd and central differences (`gradcheck`), on
+reference problems whose gradients autograd computes in float64 (`reference`)."""

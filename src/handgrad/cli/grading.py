@@ -12,19 +12,19 @@ import os
 import sys
 from pathlib import Path
 
-from handgrad.check.batch import (
+from handgrad.cli.exits import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CLIError
+from handgrad.engine.losses import LOSSES
+from handgrad.grade.batch import (
     BatchResult,
     find_submissions,
     grade_iter,
     student_folder,
     write_grades,
 )
-from handgrad.check.grader import grade_file, load_target
-from handgrad.check.gradescope import gradescope_results
-from handgrad.check.result import CheckResult
-from handgrad.check.sandbox import Limits
-from handgrad.cli.exits import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CLIError
-from handgrad.engine.losses import LOSSES
+from handgrad.grade.grader import grade_file, load_target
+from handgrad.grade.gradescope import gradescope_results
+from handgrad.grade.result import CheckResult
+from handgrad.grade.sandbox.isolate import Limits
 from handgrad.report.tables import text_table
 
 

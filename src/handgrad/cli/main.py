@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from handgrad.check.grader import SubmissionError
 from handgrad.cli.exits import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
@@ -21,6 +20,7 @@ from handgrad.cli.exits import (
     CLIError,
 )
 from handgrad.cli.parser import parse
+from handgrad.grade.grader import SubmissionError
 from handgrad.run.sweep_spec import SweepError
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad import MLP
-from handgrad.check.autograd_fn import HandBackward, MLPFunction, mlp_apply
+from handgrad.engine.autograd_fn import HandBackward, MLPFunction, mlp_apply
 from support import architectures
 
 

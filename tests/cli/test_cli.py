@@ -148,7 +148,7 @@ def test_gradcheck_command_passes_on_a_small_net(capsys):
 
 
 def test_check_backprop_command_exit_codes(capsys):
-    examples = Path(__file__).resolve().parents[1] / "examples"
+    examples = Path(__file__).resolve().parents[2] / "examples"
     assert main(["check-backprop", f"{examples / 'backprop_correct.py'}:backpropagation"]) == 0
     assert main(["check-backprop", f"{examples / 'backprop_bugs' / 'transposed.py'}"]) == 1
     assert "transposed" in capsys.readouterr().out

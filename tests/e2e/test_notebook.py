@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "exercise.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "exercise.ipynb"
 
 
 def test_notebook_is_stored_without_outputs():

@@ -15,7 +15,7 @@ from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import read_json
 from handgrad.run.sweep_spec import SweepSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(dataset="digits", hidden=[4], epochs=1)
 PUBLIC = ["MLP", "backpropagation", "optim", "gradcheck", "check_backprop", "train",
           "compare", "sweep", "reproduce", "load_run"]

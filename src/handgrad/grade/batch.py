@@ -26,12 +26,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from handgrad.check import judge
-from handgrad.check.cases import CASES
-from handgrad.check.grader import grade_file, loss_names
-from handgrad.check.result import CheckResult, most_common_kinds
-from handgrad.check.sandbox import Limits
-from handgrad.check.submission import SUFFIXES, SubmissionError, read_source
+from handgrad.grade import judge
+from handgrad.grade.cases import CASES
+from handgrad.grade.grader import grade_file, loss_names
+from handgrad.grade.result import CheckResult, most_common_kinds
+from handgrad.grade.sandbox.isolate import Limits
+from handgrad.grade.submission import SUFFIXES, SubmissionError, read_source
 
 CSV_FIELDS = ("id", "score", "max_score", "passed", "first_wrong_layer", "kind", "seconds",
               "error")

@@ -49,10 +49,10 @@ from typing import Any
 
 import torch
 
-from handgrad.check import runner
-from handgrad.check.confine import become_pid_one, confine, new_pid_namespace
-from handgrad.check.rlimits import close_resource_tracker, redirect_output, set_limits
-from handgrad.check.submission import NoFunctionError, SubmissionError, load_function
+from handgrad.grade.sandbox import runner
+from handgrad.grade.sandbox.confine import become_pid_one, confine, new_pid_namespace
+from handgrad.grade.sandbox.rlimits import close_resource_tracker, redirect_output, set_limits
+from handgrad.grade.submission import NoFunctionError, SubmissionError, load_function
 
 FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
 RESULT_LIMIT = 256 * 2**20
@@ -93,7 +93,7 @@ def _context() -> Any:
     """The fork server context, its server importing torch and handgrad's runner once."""
     if not _CONTEXT:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "handgrad.check.sandbox"])
+        ctx.set_forkserver_preload(["torch", "handgrad.grade.sandbox.isolate"])
         _CONTEXT.append(ctx)
     return _CONTEXT[0]
 

@@ -20,13 +20,14 @@ from typing import Any
 
 import torch
 
-from handgrad.check import judge, runner, submission
-from handgrad.check.cases import CASES
-from handgrad.check.result import CaseResult, CheckResult
-from handgrad.check.sandbox import Limits, run_isolated
-from handgrad.check.submission import SubmissionError, read_source
 from handgrad.engine.backprop import backpropagation as library_backprop
 from handgrad.engine.losses import get_loss
+from handgrad.grade import judge, submission
+from handgrad.grade.cases import CASES
+from handgrad.grade.result import CaseResult, CheckResult
+from handgrad.grade.sandbox import runner
+from handgrad.grade.sandbox.isolate import Limits, run_isolated
+from handgrad.grade.submission import SubmissionError, read_source
 
 __all__ = ["Limits", "SubmissionError", "check_backprop", "grade_file", "load_function",
            "load_target"]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "handgrad"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "handgrad"
 
 
 def _module_name(path: Path) -> str:

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from handgrad import ACTIVATIONS, LOSSES, check_backprop
-from handgrad.check import judge
-from handgrad.check.cases import CASES, POINTS
-from handgrad.check.grader import load_function
-from handgrad.check.submission import SubmissionError, read_source
 from handgrad.engine.backprop import backpropagation
+from handgrad.grade import judge
+from handgrad.grade.cases import CASES, POINTS
+from handgrad.grade.grader import load_function
+from handgrad.grade.submission import SubmissionError, read_source
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 BUGS = {  # file: (kind, first wrong layer or None to accept any)
     "batch_sum.py": ("batch_sum", None),
@@ -257,7 +257,7 @@ def test_forward_mode_autograd_is_autograd_use():
 
 
 def test_a_continuation_line_starting_with_percent_or_bang_is_python():
-    from handgrad.check.submission import _python_lines
+    from handgrad.grade.submission import _python_lines
 
     cell = "%matplotlib inline\nprint('%d'\n      % 3)\nx = (1 +\n     2)\n!ls\ny = 4 \\\n    % 3\n"
     assert _python_lines(cell).splitlines() == [

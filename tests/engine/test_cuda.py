@@ -1,7 +1,7 @@
 """The engine, the optimizers, training and the command line on a CUDA device.
 
 Skipped where CUDA is not available (CI has no GPU); run on a GPU machine with
-`python -m pytest tests/test_cuda.py`. Everything is float64 and checked against autograd
+`python -m pytest tests/engine/test_cuda.py`. Everything is float64 and checked against autograd
 and torch.optim on the same device, and against the CPU.
 """
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import torch
 
-from handgrad.check.cases import CASES, Case
 from handgrad.check.reference import autograd_reference
 from handgrad.engine.losses import get_loss
 from handgrad.engine.model import MLP
+from handgrad.grade.cases import CASES, Case
 
 Tensor = torch.Tensor
 PASS_TOL, MATCH_TOL, SEPARATION, FLOOR = 1e-4, 1e-3, 1e-2, 1e-6

@@ -20,11 +20,11 @@ import jsonschema
 import pytest
 
 import handgrad
-from handgrad.check.grader import grade_file
-from handgrad.check.sandbox import Limits
 from handgrad.cli import main
+from handgrad.grade.grader import grade_file
+from handgrad.grade.sandbox.isolate import Limits
 
-SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
+SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions"
 TIMEOUT = "10"  # generous: a correct submission takes about 2 s on a loaded 2-core machine
 GRADESCOPE_SCHEMA = {
     "type": "object",
@@ -202,7 +202,7 @@ def test_the_gradescope_recipe_writes_results_json(tmp_path):
     root = tmp_path / "autograder"
     (root / "submission" / "hw").mkdir(parents=True)
     shutil.copy(SUBMISSIONS / name, root / "submission" / "hw" / name)
-    script = Path(__file__).resolve().parents[1] / "examples" / "gradescope" / "run_autograder"
+    script = Path(__file__).resolve().parents[2] / "examples" / "gradescope" / "run_autograder"
     env = {**os.environ, "AUTOGRADER_ROOT": str(root),
            "HANDGRAD": str(Path(sys.executable).parent / "handgrad")}
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handgrad.check.result import CheckResult
+from handgrad.grade.result import CheckResult
 
 
 def gradescope_results(result: CheckResult) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 import handgrad
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*cmd, **kw) -> subprocess.CompletedProcess:

@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from handgrad.check.cases import POINTS, Case
-from handgrad.check.judge import LayerResult
+from handgrad.grade.cases import POINTS, Case
+from handgrad.grade.judge import LayerResult
 
 HINTS = {
     "missing": "set model.dL_dw[l] and model.dL_db[l] for every layer l = 1..L",

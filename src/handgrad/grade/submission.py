@@ -88,6 +88,19 @@ def load_function(chunks: list[tuple[str, str]], name: str, folder: Path | None,
                   module_name: str = "submission") -> Callable:
     """Run the chunks as the module `module_name` (with `folder` first on sys.path) and
     return its callable `name`."""
+    module = load_module(chunks, folder, module_name)
+    fn = module.__dict__.get(name)
+    if not callable(fn):
+        found = [n for n, v in module.__dict__.items() if isinstance(v, types.FunctionType)
+                 and not n.startswith("_") and v.__module__ == module_name]
+        raise NoFunctionError(f"the submission has no function {name!r}; it defines: "
+                              f"{', '.join(found) or 'no function'}")
+    return fn
+
+
+def load_module(chunks: list[tuple[str, str]], folder: Path | None,
+                module_name: str = "submission") -> types.ModuleType:
+    """Run the chunks as the module `module_name` (with `folder` last on sys.path)."""
     module = types.ModuleType(module_name)
     module.__file__ = chunks[0][0] if chunks else module_name
     if any(", cell " in label for label, _ in chunks):  # a notebook's cells
@@ -103,13 +116,7 @@ def load_function(chunks: list[tuple[str, str]], name: str, folder: Path | None,
             raise
         except BaseException as e:  # the student's code: report their error and line
             raise SubmissionError(f"loading the submission failed: {user_error(e)}") from None
-    fn = module.__dict__.get(name)
-    if not callable(fn):
-        found = [n for n, v in module.__dict__.items() if isinstance(v, types.FunctionType)
-                 and not n.startswith("_") and v.__module__ == module_name]
-        raise NoFunctionError(f"the submission has no function {name!r}; it defines: "
-                              f"{', '.join(found) or 'no function'}")
-    return fn
+    return module
 
 
 def _display(*objects: object, **kwargs: object) -> None:

@@ -128,16 +128,19 @@ class _Child(mp.context.ForkServerProcess):
 
 
 def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: str,
-                 payload: bytes, limits: Limits) -> ChildOutcome:
+                 payload: bytes, limits: Limits, entry: Any = None) -> ChildOutcome:
     """Run `function` of the submission `chunks` in a child process on every case of
-    `payload` (the case specs, `runner.encode`d)."""
+    `payload` (the case specs, `runner.encode`d). entry: what the child runs instead of
+    loading `function` and calling it per case (`_load_and_run`), a module-level function
+    `entry(chunks, folder, function, specs) -> {"status", "results", "error"}` (the layers
+    assignment's `handgrad.grade.layers.runner.run_module`)."""
     ctx = _context()
     with _LOCK:
         forkserver.ensure_running()
     workdir = Path(os.path.realpath(tempfile.mkdtemp(prefix="handgrad-grade-")))
     job = {"chunks": chunks, "folder": None if folder is None else str(folder),
            "function": function, "payload": payload, "workdir": str(workdir),
-           "limits": limits, "hide": _hidden_folders()}
+           "limits": limits, "hide": _hidden_folders(), "entry": entry or _load_and_run}
     receive, send = ctx.Pipe(duplex=False)
     start = time.perf_counter()
     child = _Child(target=_child_main, args=(job, send), daemon=True)
@@ -253,7 +256,7 @@ def _child_main(job: dict, send: Any) -> None:
     torch.set_num_threads(1)
     specs = torch.load(_bytes_io(job["payload"]), weights_only=True)
     folder = None if job["folder"] is None else Path(job["folder"])
-    result = _load_and_run(job["chunks"], folder, job["function"], specs)
+    result = job["entry"](job["chunks"], folder, job["function"], specs)
     tmp = os.path.join(workdir, "result.pt.tmp")
     with open(tmp, "wb") as f:
         f.write(runner.encode(result))

@@ -1,0 +1,238 @@
+"""Grade a module of CS231n-style layer functions against autograd.
+
+- `grade_file(path)`: the course grader. The submission runs in the sandbox's child
+  (`sandbox.isolate.run_isolated` with `runner.run_module` as its entry); this process sends
+  it the cases and judges what comes back.
+- `check_layers(module_or_functions)`: the same cases and judge, the functions called in this
+  process: for a student checking their notebook (no isolation).
+
+Each function is graded on the cases of its layer (`cases.py`); a backward runs on the cache
+of the module's own forward. A function the module lacks scores 0 and the others are graded.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handgrad.grade.layers import dropout, mistakes, reference
+from handgrad.grade.layers.cases import CASES, LayerCase
+from handgrad.grade.layers.contract import BY_NAME, layer_of, parse_functions
+from handgrad.grade.layers.judge import SEPARATION, Verdict, err, floor_of, judge_outputs
+from handgrad.grade.layers.result import LayersResult
+from handgrad.grade.layers.runner import case_spec, run_case, run_module
+from handgrad.grade.sandbox import runner as sandbox_runner
+from handgrad.grade.sandbox.isolate import Limits, run_isolated
+from handgrad.grade.submission import read_source
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A case as the judge sees it: its inputs, the true outputs, the mistakes' outputs."""
+
+    inputs: dict
+    out: Tensor
+    extras: dict[str, Tensor]
+    grads: tuple[Tensor, ...]
+    forward_mistakes: list
+    backward_mistakes: list
+
+
+@functools.cache
+def truth(case: LayerCase, salt: int) -> Truth:
+    inputs = case.inputs(salt)
+    args, dout = inputs["args"], inputs["dout"]
+    out, extras = reference.forward(case, args)
+    grads = reference.backward(case, args, dout) if case.train else ()
+    back = mistakes.backward_mistakes(case, args, dout) if case.train else []
+    return Truth(inputs, out, extras, grads, mistakes.forward_mistakes(case, args), back)
+
+
+def case_salt() -> int:
+    """This process's secret salt for the cases' values: drawn at random, never sent to a
+    child, and redrawn unless every mistake shows (is SEPARATION away from the truth) on
+    at least one case of its layer, so that a diagnosis never depends on the draw."""
+    while not _SALT or not _salt_fits(_SALT[-1]):
+        _SALT.append(secrets.randbelow(2**61) + 1)
+    return _SALT[-1]
+
+
+_SALT: list[int] = []
+
+
+def _salt_fits(salt: int) -> bool:
+    shown: dict[tuple[str, str], bool] = {}
+    for case in CASES:
+        t = truth(case, salt)
+        want = (t.out, *t.extras.values())
+        found = [(k, (c["out"], *[c.get(n, t.extras[n]) for n in t.extras]), want)
+                 for k, c in t.forward_mistakes]
+        found += [(k, c, t.grads) for k, c in t.backward_mistakes]
+        for kind, candidate, right in found:
+            floor = floor_of(right)
+            far = any(err(c, w, floor) >= 10 * SEPARATION for c, w in zip(candidate, right,
+                                                                          strict=True))
+            shown[case.layer, kind] = shown.get((case.layer, kind), False) or far
+    return all(shown.values())
+
+
+def specs_for(functions: tuple[str, ...], salt: int) -> tuple[list[LayerCase], list[dict]]:
+    """The cases of the layers of `functions` and the specs sent to the child."""
+    layers = {layer_of(f).name for f in functions}
+    cases = [c for c in CASES if c.layer in layers]
+    return cases, [case_spec(c, truth(c, salt).inputs, functions) for c in cases]
+
+
+def grade_file(path: str | Path, functions: str | Iterable[str] | None = None,
+               limits: Limits | None = None, allow_autograd: bool = False,
+               importable: bool = True) -> LayersResult:
+    """Grade the module at `path` (.py or .ipynb) in the sandbox's child. Raises
+    SubmissionError only when `path` cannot be read; everything its code does is a result."""
+    path = Path(path)
+    names = parse_functions(functions)
+    chunks = read_source(path)
+    salt = case_salt()
+    cases, specs = specs_for(names, salt)
+    outcome = run_isolated(chunks, path.resolve().parent if importable else None, "",
+                           sandbox_runner.encode(specs), limits or Limits(), entry=run_module)
+    if outcome.status == "ok":
+        result = judge_all(cases, outcome.results, names, salt, allow_autograd)
+    else:
+        result = LayersResult(names, [], outcome.error or outcome.status, outcome.status)
+    result.submission, result.output, result.seconds = str(path), outcome.output, \
+        outcome.seconds
+    result.isolation = {"process": True, "no_network": outcome.confined.get("network", False),
+                        "read_only_files": outcome.confined.get("filesystem", False),
+                        "own_processes": outcome.confined.get("processes", False),
+                        "exit_code": outcome.exit_code}
+    return result
+
+
+def check_layers(functions_from: types.ModuleType | Mapping[str, Any],
+                 functions: str | Iterable[str] | None = None,
+                 allow_autograd: bool = False) -> LayersResult:
+    """Run the layer functions of a module or a dict (a notebook's `globals()`) here, on
+    every case of the asked `functions`, and judge them against autograd."""
+    names = parse_functions(functions)
+    namespace = vars(functions_from) if isinstance(functions_from, types.ModuleType) \
+        else functions_from
+    salt = case_salt()
+    cases, specs = specs_for(names, salt)
+    start = time.perf_counter()
+    try:
+        outputs = [run_case(namespace, spec) for spec in specs]
+    except SystemExit as e:
+        return LayersResult(names, [], f"the submission exited with code {e.code} before "
+                                       "returning", "exited")
+    except KeyboardInterrupt:
+        return LayersResult(names, [], "a function was interrupted (KeyboardInterrupt)",
+                            "exited")
+    result = judge_all(cases, outputs, names, salt, allow_autograd)
+    result.isolation = {"process": False, "no_network": False, "read_only_files": False}
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def judge_all(cases: list[LayerCase], outputs: list, functions: tuple[str, ...], salt: int,
+              allow_autograd: bool) -> LayersResult:
+    """The verdicts on what came back for each case (untrusted data, checked here)."""
+    if not isinstance(outputs, list) or len(outputs) != len(cases):
+        return LayersResult(functions, [], "the submission's results could not be read",
+                            "unreadable")
+    verdicts = []
+    for case, out in zip(cases, outputs, strict=True):
+        graded = [f for f in (BY_NAME[case.layer].forward, BY_NAME[case.layer].backward)
+                  if f in functions and (case.train or f.endswith("_forward"))]
+        try:
+            verdicts += judge_case(case, out, graded, salt, allow_autograd)
+        except Exception as e:  # a forged result that passed the checks but not the math
+            verdicts += [Verdict(f, case, "unreadable", f"the case's results could not be "
+                                                       f"read ({type(e).__name__})")
+                         for f in graded]
+    return LayersResult(functions, verdicts)
+
+
+def judge_case(case: LayerCase, out: Any, graded: list[str], salt: int,
+               allow_autograd: bool) -> list[Verdict]:
+    if not isinstance(out, dict):
+        return [Verdict(f, case, "unreadable", "the case's results could not be read")
+                for f in graded]
+    used = out.get("autograd")
+    if used and not allow_autograd:
+        text = "the function used " + " and ".join(map(str, used))[:300] \
+            if isinstance(used, list) else "the function used autograd"
+        return [Verdict(f, case, "autograd", text) for f in graded]
+    t, layer = truth(case, salt), BY_NAME[case.layer]
+    verdicts = []
+    for f in graded:
+        if f == layer.forward:
+            verdicts.append(_judge_forward(case, t, out.get("forward")))
+        else:
+            verdicts.append(_judge_backward(case, t, out.get("backward"), out.get("forward")))
+    return verdicts
+
+
+def _status(function: str, case: LayerCase, result: Any) -> Verdict | None:
+    """The verdict when the call did not return normally, else None."""
+    status = result.get("status") if isinstance(result, dict) else "unreadable"
+    if status == "ok":
+        return None
+    if status == "missing":
+        return Verdict(function, case, "missing", f"{function} is not defined")
+    if status == "error":
+        return Verdict(function, case, "error", str(result.get("error"))[:2000])
+    if status == "returned":
+        return Verdict(function, case, "returned", f"{function} must return (out, cache); it "
+                                                   f"returned a {str(result.get('type'))[:80]}")
+    return Verdict(function, case, "unreadable", "the case's results could not be read")
+
+
+def _judge_forward(case: LayerCase, t: Truth, result: Any) -> Verdict:
+    function = BY_NAME[case.layer].forward
+    early = _status(function, case, result)
+    if early is not None:
+        return early
+    if case.layer == "dropout":
+        return dropout.forward_verdict(case, t.inputs["args"], result)
+    names = ("out", *t.extras)
+    extras = result.get("extras") if isinstance(result.get("extras"), dict) else {}
+    got = [result.get("out"), *[extras.get(n) for n in t.extras]]
+    want = (t.out, *t.extras.values())
+    found = [(k, (c["out"], *[c.get(n, t.extras[n]) for n in t.extras]))
+             for k, c in t.forward_mistakes]
+    return judge_outputs(function, case, names, got, want, found)
+
+
+def _judge_backward(case: LayerCase, t: Truth, result: Any, forward: Any) -> Verdict:
+    layer = BY_NAME[case.layer]
+    function = layer.backward
+    if isinstance(result, dict) and result.get("status") == "no_cache":
+        return Verdict(function, case, "missing", f"{function} runs on the cache of "
+                                                  f"{layer.forward}, which did not return one")
+    early = _status(function, case, result)
+    if early is not None:
+        return early
+    grads, length = result.get("grads"), result.get("length")
+    k = len(layer.grads)
+    if not isinstance(grads, list) or not (length == k or (k == 1 and length in (0, 1))):
+        what = "one array" if length == 0 else f"{length} values"
+        wanted = layer.grads[0] if k == 1 else f"({', '.join(layer.grads)})"
+        return Verdict(function, case, "returned",
+                       f"{function} must return {wanted}; it returned {what}")
+    want, found = t.grads, t.backward_mistakes
+    if case.layer == "dropout":
+        judged = dropout.backward_truth(case, t.inputs["args"], t.inputs["dout"], forward)
+        if isinstance(judged, str):
+            return Verdict(function, case, "missing", judged)
+        want, found = judged
+    return judge_outputs(function, case, layer.grads, grads[:k], want, found)

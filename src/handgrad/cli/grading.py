@@ -23,6 +23,9 @@ from handgrad.grade.batch import (
 )
 from handgrad.grade.grader import grade_file, load_target
 from handgrad.grade.gradescope import gradescope_results
+from handgrad.grade.layers.contract import parse_functions
+from handgrad.grade.layers.grader import grade_file as grade_layers
+from handgrad.grade.layers.result import LayersResult
 from handgrad.grade.result import CheckResult
 from handgrad.grade.sandbox.isolate import Limits
 from handgrad.report.tables import text_table
@@ -41,9 +44,15 @@ def _positive(kind: type):
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--assignment", choices=("mlp", "layers"), default="mlp",
+                   help="mlp: backpropagation(model, y_true, y_pred) (default); layers: "
+                        "CS231n-style layer functions (docs/grading.md)")
+    p.add_argument("--functions", default=None, metavar="NAMES",
+                   help="with --assignment layers: the functions to grade, comma-separated "
+                        "(default: all), e.g. batchnorm_backward,layernorm_backward")
     p.add_argument("--function", default=None,
                    help="the function to grade (default: backpropagation)")
-    p.add_argument("--loss", nargs="+", default=["sse"], choices=sorted(LOSSES),
+    p.add_argument("--loss", nargs="+", default=None, choices=sorted(LOSSES),
                    help="the loss the function assumes (default: sse); several: each is "
                         "graded, the function called as f(model, y_true, y_pred, loss_name)")
     p.add_argument("--timeout", type=_positive(float), default=60.0,
@@ -80,15 +89,39 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(timeout=args.timeout, memory_mb=args.memory)
 
 
+def _functions(args: argparse.Namespace) -> tuple[str, ...]:
+    """The layer functions to grade (empty for the MLP assignment), checked; the MLP's
+    options refused with the layers assignment and the reverse."""
+    if args.assignment == "mlp":
+        if args.functions is not None:
+            raise CLIError("--functions applies to --assignment layers")
+        args.loss = args.loss or ["sse"]
+        return ()
+    if args.function is not None or args.loss is not None:
+        raise CLIError("--function and --loss apply to --assignment mlp; the layers "
+                       "assignment takes --functions")
+    try:
+        return parse_functions(args.functions)
+    except ValueError as e:
+        raise CLIError(f"--functions: {e}") from None
+
+
 def cmd_check_backprop(args: argparse.Namespace) -> int:
+    functions = _functions(args)
     path, name = load_target(args.target)
-    function = args.function or name
+    if functions and ":" in args.target and name != "backpropagation":
+        raise CLIError(f"{args.target}: the layers assignment grades the module's functions; "
+                       "name them with --functions")
+    function = functions[0] if functions else args.function or name
     if path.is_dir():  # a student's folder: the file in it that defines the function
         path = student_folder(path, function).path or path
     if not path.is_file():
         raise CLIError(f"{path}: no such file" if not path.is_dir() else
                        f"{path}: no .py or .ipynb file in this folder defines {function}()")
-    result = grade_file(path, function, args.loss, _limits(args), args.allow_autograd)
+    if functions:
+        result = grade_layers(path, functions, _limits(args), args.allow_autograd)
+    else:
+        result = grade_file(path, function, args.loss, _limits(args), args.allow_autograd)
     if result.error_kind == "no_function":
         raise CLIError(f"{path}: {result.error}")
     if args.gradescope is not None:
@@ -100,7 +133,7 @@ def cmd_check_backprop(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED
 
 
-def _render(result: CheckResult) -> None:
+def _render(result: CheckResult | LayersResult) -> None:
     print(result if result.cases else result.summary())
     iso = result.isolation
     held = [name for key, name in (("no_network", "no network"),
@@ -123,14 +156,16 @@ def _write_json(path: Path, doc: dict) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
+    functions = _functions(args)
     function = args.function or "backpropagation"
-    subs = find_submissions(args.submissions, function)
+    subs = find_submissions(args.submissions, functions[0] if functions else function)
     if args.out.exists() and not args.out.is_dir():
         raise CLIError(f"--out {args.out}: exists and is not a folder")
     by_id = {}
     for done, (entry, reused) in enumerate(
             grade_iter(subs, function, args.loss, args.jobs, _limits(args),
-                       args.allow_autograd, args.out), start=1):
+                       args.allow_autograd, args.out, args.assignment, functions or None),
+            start=1):
         by_id[entry["id"]] = entry
         if not args.quiet:
             verdict = "pass" if entry["passed"] else f"FAIL {entry['kind']}"

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import hashlib
 import io
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -29,6 +30,11 @@ from typing import Any
 from handgrad.grade import judge
 from handgrad.grade.cases import CASES
 from handgrad.grade.grader import grade_file, loss_names
+from handgrad.grade.layers import judge as layers_judge
+from handgrad.grade.layers.cases import CASES as LAYER_CASES
+from handgrad.grade.layers.contract import parse_functions
+from handgrad.grade.layers.grader import grade_file as grade_layers
+from handgrad.grade.layers.result import LayersResult
 from handgrad.grade.result import CheckResult, most_common_kinds
 from handgrad.grade.sandbox.isolate import Limits
 from handgrad.grade.submission import SUFFIXES, SubmissionError, read_source
@@ -162,11 +168,13 @@ def fingerprint(sub: Submission, settings: dict[str, Any]) -> str:
 def grade(paths: Sequence[str | Path], function: str = "backpropagation",
           loss: str | Sequence[str] = "sse",
           jobs: int = 2, limits: Limits | None = None, allow_autograd: bool = False,
-          out: str | Path | None = None) -> BatchResult:
-    """Grade every submission in `paths`; with `out`, reuse and write grades there."""
-    subs = find_submissions(paths, function)
+          out: str | Path | None = None, assignment: str = "mlp",
+          functions: str | Sequence[str] | None = None) -> BatchResult:
+    """Grade every submission in `paths`; with `out`, reuse and write grades there.
+    assignment "layers": the layer functions `functions` (all by default) are graded."""
+    subs = find_submissions(paths, _folder_function(assignment, function, functions))
     entries = {e["id"]: e for e, _ in grade_iter(subs, function, loss, jobs, limits,
-                                                 allow_autograd, out)}
+                                                 allow_autograd, out, assignment, functions)}
     result = BatchResult([entries[s.id] for s in subs])
     if out is not None:
         write_grades(Path(out), result)
@@ -175,15 +183,25 @@ def grade(paths: Sequence[str | Path], function: str = "backpropagation",
 
 def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str], jobs: int,
                limits: Limits | None, allow_autograd: bool,
-               out: str | Path | None) -> Iterator[tuple[dict[str, Any], bool]]:
+               out: str | Path | None, assignment: str = "mlp",
+               functions: str | Sequence[str] | None = None,
+               ) -> Iterator[tuple[dict[str, Any], bool]]:
     """(entry, reused) for each submission as it finishes; reused when its grade from a
     previous run in `out` still holds."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    loss = ",".join(loss_names(loss))
     limits = limits or Limits()
-    settings = {"function": function, "loss": loss, "allow_autograd": allow_autograd,
-                "timeout": limits.timeout, "memory_mb": limits.memory_mb}
+    if assignment == "layers":
+        settings, how = _layers(functions, limits, allow_autograd)
+    elif assignment == "mlp":
+        loss = ",".join(loss_names(loss))
+        settings = {"function": function, "loss": loss, "allow_autograd": allow_autograd,
+                    "timeout": limits.timeout, "memory_mb": limits.memory_mb}
+        how = _Grading(functools.partial(grade_file, function=function, loss=loss,
+                                         limits=limits, allow_autograd=allow_autograd),
+                       functools.partial(CheckResult, loss, []), function)
+    else:
+        raise ValueError(f"unknown assignment {assignment!r}; choose from: mlp, layers")
     previous = read_previous(Path(out)) if out is not None else {}
     todo = []
     for sub in subs:
@@ -194,8 +212,7 @@ def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str],
         else:
             todo.append((sub, digest))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_grade_one, sub, digest, function, loss, limits, allow_autograd)
-                   for sub, digest in todo]
+        futures = [pool.submit(_grade_one, sub, digest, how) for sub, digest in todo]
         for future in as_completed(futures):
             yield future.result(), False
 
@@ -208,20 +225,48 @@ def _may_be_transient(entry: dict[str, Any]) -> bool:
         entry.get("kind") == "exited" and isinstance(code, int) and code < 0)
 
 
-def _grade_one(sub: Submission, digest: str, function: str, loss: str, limits: Limits,
-               allow_autograd: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Grading:
+    """How one submission is graded: grade(path, importable=…) -> its result, failed(error,
+    kind) -> a failed result of the same kind, and the function a student folder defines."""
+
+    grade: Callable[..., Any]
+    failed: Callable[[str, str], Any]
+    function: str
+
+
+def _folder_function(assignment: str, function: str,
+                     functions: str | Sequence[str] | None) -> str:
+    """The function whose definition picks the graded file of a student's folder."""
+    return parse_functions(functions)[0] if assignment == "layers" else function
+
+
+def _layers(functions: str | Sequence[str] | None, limits: Limits,
+            allow_autograd: bool) -> tuple[dict[str, Any], _Grading]:
+    names = parse_functions(functions)
+    settings = {"assignment": "layers", "functions": list(names),
+                "allow_autograd": allow_autograd, "timeout": limits.timeout,
+                "memory_mb": limits.memory_mb, "cases": repr(LAYER_CASES),
+                "tolerances": [layers_judge.PASS_TOL, layers_judge.MATCH_TOL,
+                               layers_judge.SEPARATION]}
+    how = _Grading(functools.partial(grade_layers, functions=names, limits=limits,
+                                     allow_autograd=allow_autograd),
+                   functools.partial(LayersResult, names, []), names[0])
+    return settings, how
+
+
+def _grade_one(sub: Submission, digest: str, how: _Grading) -> dict[str, Any]:
     start = time.perf_counter()
     if sub.path is None:
-        result = CheckResult(loss, [], f"no .py or .ipynb file in the folder defines "
-                                       f"{function}()", "no_function")
+        result = how.failed(f"no .py or .ipynb file in the folder defines {how.function}()",
+                            "no_function")
     else:
         try:
-            result = grade_file(sub.path, function, loss, limits, allow_autograd,
-                                importable=sub.folder)
+            result = how.grade(sub.path, importable=sub.folder)
         except SubmissionError as e:
-            result = CheckResult(loss, [], str(e), "load")
+            result = how.failed(str(e), "load")
         except Exception as e:  # keep grading the others; the row says what went wrong
-            result = CheckResult(loss, [], f"grader error: {type(e).__name__}: {e}", "internal")
+            result = how.failed(f"grader error: {type(e).__name__}: {e}", "internal")
     result.seconds = result.seconds or time.perf_counter() - start
     return entry(sub, digest, result)
 

@@ -1,27 +1,24 @@
-"""Gradescope's results.json for one graded submission: one test per group of cases, so that
-partial work earns partial credit (format: Gradescope's autograder specification)."""
+"""Gradescope's results.json for one graded submission: one test per group of cases (per
+function for the layers assignment), so that partial work earns partial credit (format:
+Gradescope's autograder specification)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from handgrad.grade.layers.result import LayersResult
 from handgrad.grade.result import CheckResult
 
 
-def gradescope_results(result: CheckResult) -> dict[str, Any]:
+def gradescope_results(result: CheckResult | LayersResult) -> dict[str, Any]:
     """{"score", "execution_time", "output", "visibility", "stdout_visibility", "tests": [
     {"name", "score", "max_score", "status", "output", "visibility"}]}."""
     tests = []
     for g in result.points():
-        failing = [c for c in result.cases if c.group == g["name"] and not c.passed]
         lines = [f"{g['passed']} of {g['cases']} cases match autograd"]
         if result.error is not None:
             lines = [result.error]
-        for c in failing[:3]:
-            wrong = c.first_wrong()
-            what = f"{c.error_kind}: {c.error}" if c.error else (
-                f"layer {wrong.layer}: {wrong.kind}: {wrong.detail}" if wrong else "failed")
-            lines.append(f"{c.name}: {what}")
+        lines += result.failure_lines(g["name"])
         tests.append({"name": g["name"], "score": g["score"], "max_score": g["max_score"],
                       "status": "passed" if g["score"] == g["max_score"] else "failed",
                       "output": "\n".join(lines), "visibility": "visible"})

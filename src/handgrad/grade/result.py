@@ -157,6 +157,16 @@ class CheckResult:
             return None
         return next((d for d in found if d.kind != "values"), found[0])
 
+    def failure_lines(self, group: str) -> list[str]:
+        """Gradescope's output of one group: its first three failing cases and why."""
+        lines = []
+        for c in [c for c in self.cases if c.group == group and not c.passed][:3]:
+            wrong = c.first_wrong()
+            what = f"{c.error_kind}: {c.error}" if c.error else (
+                f"layer {wrong.layer}: {wrong.kind}: {wrong.detail}" if wrong else "failed")
+            lines.append(f"{c.name}: {what}")
+        return lines
+
     def rows(self) -> list[list]:
         rows = []
         for c in self.cases:

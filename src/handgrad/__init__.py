@@ -22,6 +22,7 @@ from handgrad.engine.backprop import backpropagation
 from handgrad.engine.losses import LOSSES, get_loss
 from handgrad.engine.model import MLP
 from handgrad.grade.grader import check_backprop
+from handgrad.grade.layers.grader import check_layers
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "TrainConfig",
     "backpropagation",
     "check_backprop",
+    "check_layers",
     "compare",
     "get_activation",
     "get_loss",

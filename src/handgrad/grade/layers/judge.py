@@ -69,7 +69,7 @@ def value_of(desc: Any, name: str, want: Tensor, case: LayerCase) -> Tensor | tu
     if tuple(t.shape) != tuple(want.shape):
         return shape_kind(case, name, tuple(t.shape), tuple(want.shape))
     if not torch.isfinite(t).all():
-        big = case.setting("scale", 1.0) >= 100
+        big = case.setting("offset", 0.0) >= 100
         return ("unstable" if big else "nan"), f"{name} contains NaN or inf"
     return t
 

@@ -85,23 +85,34 @@ def _norm_grads(args: list, dout: Tensor, axis: int, **mistake) -> tuple[Tensor,
         return torch.autograd.grad(out, leaves, dout)
 
 
+def compact(args: list, dout: Tensor, axis: int, mean_axis: int,
+            correction: int = 0) -> tuple[Tensor, ...]:
+    """The compact backward, dx = (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)) / σ, with the statistics
+    over `axis` (and σ² with `correction`) and the means of the formula over `mean_axis`:
+    the right answer when both are the layer's axis and correction is 0."""
+    x, gamma, _, param = args
+    mu, var = x.mean(axis, keepdim=True), x.var(axis, keepdim=True, correction=correction)
+    std = torch.sqrt(var + param["eps"])
+    xhat, dxhat = (x - mu) / std, dout * gamma
+    dx = (dxhat - dxhat.mean(mean_axis, keepdim=True)
+          - xhat * (dxhat * xhat).mean(mean_axis, keepdim=True)) / std
+    return dx, (dout * xhat).sum(0), dout.sum(0)
+
+
 def _norm(case: LayerCase, args: list, dout: Tensor) -> Mistakes:
     axis = 0 if case.layer == "batchnorm" else 1
     x, gamma, beta, param = args
     dx, dgamma, dbeta = backward(case, args, dout)
-    mu, var = x.mean(axis, keepdim=True), x.var(axis, keepdim=True, correction=0)
-    std = torch.sqrt(var + param["eps"])
-    xhat, dxhat, other = (x - mu) / std, dout * gamma, 1 - axis
-    wrong_axis = (dxhat - dxhat.mean(other, keepdim=True)
-                  - xhat * (dxhat * xhat).mean(other, keepdim=True)) / std
+    other = 1 - axis
     return [
         ("no_mean_path", _norm_grads(args, dout, axis, mean_path=False)),
         ("no_variance_path", _norm_grads(args, dout, axis, var_path=False)),
         ("statistics_constant", _norm_grads(args, dout, axis, mean_path=False,
                                             var_path=False)),
-        ("wrong_axis", (wrong_axis, dgamma, dbeta)),
+        ("wrong_axis", compact(args, dout, axis, other)),
         ("wrong_axis", _norm_grads(args, dout, other)),
         ("unbiased_variance", _norm_grads(args, dout, axis, correction=1)),
+        ("unbiased_variance", compact(args, dout, axis, axis, correction=1)),
         ("eps_forgotten", _norm_grads(args, dout, axis, eps=0.0)),
         ("dgamma_from_x", (dx, (dout * x).sum(0), dbeta)),
     ]
@@ -127,6 +138,8 @@ def _norm_forward(case: LayerCase, args: list) -> list[tuple[str, dict[str, Tens
                                    "running_var": (1 - m) * rv + m * var}),
             ("running_var_unbiased", {**extras, "out": out,
                                       "running_var": m * rv + (1 - m) * x.var(0)}),
+            ("unbiased_variance", {**extras, "out": found[0][1]["out"],
+                                   "running_var": m * rv + (1 - m) * x.var(0)}),
             ("running_stats_not_updated", {"out": out, "running_mean": rm,
                                            "running_var": rv})]
     return found

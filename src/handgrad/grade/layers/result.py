@@ -81,7 +81,7 @@ HINTS = {
     "unnormalised": "softmax divides exp(x - max) by its row sum",
     "no_onehot": "subtract 1 at each sample's true class: dx = (softmax - onehot(y)) / N",
 }
-GENERIC = ("missing", "values")  # named last: a specific kind anywhere is more useful
+GENERIC = ("values", "missing")  # named last (in this order): a specific kind is more useful
 
 
 @dataclass

@@ -1,0 +1,100 @@
+"""The layers assignment end to end: every submission of tests/submissions/layers graded in
+the sandbox by `handgrad grade --assignment layers --jobs 2`, with the verdict and the
+diagnosis its '# expect-layers:' line gives; check-backprop, --functions, Gradescope."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from handgrad.cli import main
+from handgrad.grade.layers.contract import LAYERS, POINTS
+
+SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions" / "layers"
+SOLUTION = Path(__file__).resolve().parents[2] / "examples" / "layers" / "solution.py"
+
+
+def expectations() -> dict[str, tuple[bool, str | None, str | None]]:
+    """id -> (passes, kind, function) from each file's '# expect-layers:' line."""
+    out = {}
+    for path in sorted(SUBMISSIONS.glob("*.py")):
+        m = re.match(r"# expect-layers: (pass|fail)(?: (\w+) (\w+))?", path.read_text())
+        assert m, path
+        out[path.stem] = (m[1] == "pass", m[2], m[3])
+    return out
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grades")
+    code = main(["grade", str(SUBMISSIONS), "--assignment", "layers", "--jobs", "2",
+                 "--timeout", "30", "--out", str(out), "--quiet"])
+    entries = json.loads((out / "grades.json").read_text())["submissions"]
+    return code, {e["id"]: e for e in entries}
+
+
+def test_the_corpus_has_three_mistakes_per_layer_and_two_correct_solutions():
+    expected = expectations()
+    assert sum(passes for passes, _, _ in expected.values()) >= 2
+    for layer in LAYERS:
+        functions = {layer.forward, layer.backward}
+        kinds = {k for p, k, f in expected.values() if not p and f in functions}
+        assert len(kinds) >= 3, layer.name
+
+
+def test_every_submission_gets_its_expected_verdict_and_diagnosis(graded):
+    code, entries = graded
+    assert code == 1
+    expected = expectations()
+    assert set(entries) == set(expected)
+    for sub_id, (passes, kind, function) in expected.items():
+        e = entries[sub_id]
+        assert e["passed"] is passes, (sub_id, e["kind"], e["result"]["diagnosis"])
+        if passes:
+            assert e["score"] == e["max_score"] == 100
+            continue
+        assert (e["kind"], e["first_wrong_layer"]) == (kind, function), (
+            sub_id, e["result"]["diagnosis"])
+        assert e["result"]["isolation"]["process"] is True
+
+
+def test_a_missing_function_scores_zero_for_its_own_points_only(graded):
+    _, entries = graded
+    result = entries["bug_batchnorm_momentum_reversed"]["result"]
+    groups = {g["name"]: g for g in result["groups"]}
+    assert groups["batchnorm_backward"]["score"] == POINTS["batchnorm_backward"]
+    assert groups["affine_forward"]["score"] == 0  # not defined in that file
+    missing = [c for c in result["cases"] if c["function"] == "affine_forward"]
+    assert missing and all(c["kind"] == "missing" for c in missing)
+
+
+def test_check_backprop_grades_only_the_functions_asked_for(tmp_path, capsys):
+    bug = SUBMISSIONS / "bug_batchnorm_no_mean_path.py"
+    gradescope = tmp_path / "results.json"
+    assert main(["check-backprop", str(bug), "--assignment", "layers", "--functions",
+                 "batchnorm_forward,batchnorm_backward", "--gradescope", str(gradescope)]) == 1
+    printed = capsys.readouterr().out
+    assert "no_mean_path" in printed and "batchnorm_backward" in printed
+    doc = json.loads(gradescope.read_text())
+    assert [t["name"] for t in doc["tests"]] == ["batchnorm_forward", "batchnorm_backward"]
+    assert doc["score"] == POINTS["batchnorm_forward"]
+    assert "no_mean_path" in doc["tests"][1]["output"]
+    assert main(["check-backprop", str(bug), "--assignment", "layers",
+                 "--functions", "batchnorm_forward", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == POINTS["batchnorm_forward"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--functions", "batchnorm_backwrd"], "unknown function 'batchnorm_backwrd'"),
+    (["--loss", "mse"], "--function and --loss apply to --assignment mlp"),
+    (["--assignment", "mlp", "--functions", "relu_backward"], "--functions applies to"),
+])
+def test_misusing_the_layers_grader_exits_2_with_one_line(argv, message, capsys):
+    argv = ["check-backprop", str(SOLUTION), *(["--assignment", "layers"]
+                                               if "--assignment" not in argv else []), *argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

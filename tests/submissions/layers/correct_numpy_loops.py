@@ -25,7 +25,7 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    dx = np.array(dout, copy=True)
+    dx = np.asarray(dout).copy()
     dx[cache <= 0] = 0
     return dx
 

@@ -4,8 +4,9 @@ process; the data comes from the child (`runner.py`) and is not trusted.
 Errors are relative to the truth's scale: err(g, r) = max|g - r| / max(max|r|, floor),
 floor = 1e-6 × the largest true entry of the function's outputs on the case.
 
-- PASS_TOL = 1e-5: every output of a function within it on a case passes the case (a float64
-  answer is within 1e-12; one computed in float32 buffers within about 1e-6).
+- PASS_TOL = 1e-4: every output of a function within it on a case passes the case (a float64
+  answer is within 1e-12; one computed in float32 within about 1e-6, and 3e-5 for logits
+  near 1000, which float32 itself rounds by 3e-5).
 - A mistake is named when every wrong output matches that mistake's numbers within
   MATCH_TOL = 1e-3, on a case where the mistake is at least SEPARATION = 1e-2 from the truth
   in those outputs (a forgotten eps shows only where the variance is tiny: it is named there).
@@ -23,7 +24,7 @@ import torch
 from handgrad.grade.layers.cases import LayerCase
 
 Tensor = torch.Tensor
-PASS_TOL, MATCH_TOL, SEPARATION, FLOOR = 1e-5, 1e-3, 1e-2, 1e-6
+PASS_TOL, MATCH_TOL, SEPARATION, FLOOR = 1e-4, 1e-3, 1e-2, 1e-6
 
 
 @dataclass

@@ -98,3 +98,14 @@ def test_misusing_the_layers_grader_exits_2_with_one_line(argv, message, capsys)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_example_notebook_handed_in_with_its_check_cells_is_graded_on_its_functions(
+        capsys):
+    """Its check_layers cells compute their truth with autograd: in the grader they are
+    skipped, not counted as the submission's autograd; the last definition is graded."""
+    notebook = SOLUTION.parent / "batchnorm.ipynb"
+    assert main(["check-backprop", str(notebook), "--assignment", "layers", "--functions",
+                 "batchnorm_forward,batchnorm_backward"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS: all 2 functions" in out and "SKIPPED: handgrad.check_layers" in out

@@ -177,3 +177,19 @@ def test_each_mistake_either_passes_a_case_or_is_far_enough_to_be_named_there(sa
             e = max(err(c, w, floor) for c, w in zip(candidate, right, strict=True))
             between = kind == "eps_forgotten" or "variance ~1e-6" in case.name
             assert e <= PASS_TOL or e >= SEPARATION or between, (case.name, kind, e)
+
+
+def test_every_kind_the_judge_can_name_has_a_hint_and_is_documented():
+    from handgrad.grade.layers.judge import DETAILS
+    from handgrad.grade.layers.result import HINTS
+
+    named = {k for case in CASES for t in [grader.truth(case, 0)]
+             for k, _ in (*t.forward_mistakes, *t.backward_mistakes)}
+    shapes_and_dropout = {"transposed", "bias_not_summed", "dx_not_reshaped",
+                          "padding_not_removed", "p_as_drop_probability", "not_scaled",
+                          "scaled_twice", "scaled_by_p", "seed_ignored", "eval_not_identity",
+                          "no_mask", "unstable", "missing", "returned", "error", "autograd"}
+    docs = (ROOT / "docs" / "grading.md").read_text()
+    for kind in named | shapes_and_dropout | set(DETAILS):
+        assert kind in HINTS, kind
+        assert f"`{kind}`" in docs, kind

@@ -19,6 +19,7 @@ from handgrad.grade.result import Diagnosis
 HINTS = {
     **{k: MLP_HINTS[k] for k in ("error", "autograd", "exited", "timeout", "cpu", "load",
                                  "unreadable", "zero")},
+    "skipped": "",
     "missing": "define the function with the name and signature of docs/grading.md; a "
                "backward runs on the cache its own forward returns",
     "returned": "a forward returns (out, cache); a backward returns the gradients in the "
@@ -146,6 +147,8 @@ class LayersResult:
     def summary(self) -> str:
         d = self.diagnosis()
         head = f"score {self.score:g}/{self.max_score:g}"
+        if self.error_kind == "skipped":
+            return f"SKIPPED: {self.error}"
         if d is None:
             return f"PASS: all {len(self.functions)} functions match autograd ({head})"
         where = f"{d.layer}, case {d.case}: " if d.layer else ""

@@ -4,7 +4,8 @@ capture what they returned as float64 tensors. Nothing here judges.
 
 `run_module` is the child's entry (the `entry` of `sandbox.isolate.run_isolated`): it loads
 the submission as a module and runs every case spec on it. A function the module lacks is
-reported missing and the others still run.
+reported missing and the others still run. In the child, `handgrad.check_layers` (a
+notebook's own check) is skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 import torch
 
 from handgrad.grade.layers.cases import LayerCase
-from handgrad.grade.layers.contract import BY_NAME
+from handgrad.grade.layers.contract import BY_NAME, parse_functions
+from handgrad.grade.layers.result import LayersResult
 from handgrad.grade.sandbox.runner import watch_autograd
 from handgrad.grade.submission import SubmissionError, load_module, user_error
 
@@ -40,6 +42,7 @@ def case_spec(case: LayerCase, inputs: dict, functions: tuple[str, ...]) -> dict
 def run_module(chunks: list[tuple[str, str]], folder: Path | None, function: str,
                specs: list[dict]) -> dict[str, Any]:
     """Load the submission (under the autograd watch) and run every case spec on it."""
+    _skip_self_checks()
     try:
         with watch_autograd() as watch:
             module = load_module(chunks, folder)
@@ -50,6 +53,19 @@ def run_module(chunks: list[tuple[str, str]], folder: Path | None, function: str
     for result in results:
         result["autograd"] = loading + result["autograd"]
     return {"status": "ok", "results": results}
+
+
+def _skip_self_checks() -> None:
+    """In the grading child, `handgrad.check_layers` returns a result saying it was skipped:
+    a notebook handed in with its check cells is graded on its functions (the check's own
+    truth, computed with autograd, would otherwise count as the submission's autograd)."""
+    import handgrad
+
+    def skipped(functions_from: Any = None, functions: Any = None, **_: Any) -> LayersResult:
+        return LayersResult(parse_functions(functions), [], "handgrad.check_layers does not "
+                            "run inside the grader, which judges the functions itself",
+                            "skipped")
+    handgrad.check_layers = skipped
 
 
 def run_case(namespace: Mapping[str, Any], spec: dict[str, Any],

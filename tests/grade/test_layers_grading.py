@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import handgrad
 from handgrad.cli import main
 from handgrad.grade.layers.contract import LAYERS, POINTS
 
@@ -109,3 +110,12 @@ def test_the_example_notebook_handed_in_with_its_check_cells_is_graded_on_its_fu
                  "batchnorm_forward,batchnorm_backward"]) == 0
     out = capsys.readouterr().out
     assert "PASS: all 2 functions" in out and "SKIPPED: handgrad.check_layers" in out
+
+
+def test_python_api_grades_a_class_on_the_layers_asked_for():
+    batch = handgrad.grade_submissions(
+        [SUBMISSIONS / "correct_numpy_loops.py", SUBMISSIONS / "bug_relu_mask_at_zero.py"],
+        jobs=2, assignment="layers", functions=["relu_forward", "relu_backward"])
+    assert [e["passed"] for e in batch.entries] == [True, False]
+    assert batch.entries[1]["kind"] == "mask_at_zero"
+    assert batch.entries[1]["max_score"] == POINTS["relu_forward"] + POINTS["relu_backward"]

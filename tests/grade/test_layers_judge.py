@@ -42,6 +42,8 @@ def test_the_contract_covers_every_function_the_issue_names():
         "batchnorm_backward", "layernorm_backward")
     with pytest.raises(ValueError, match="unknown function 'conv_backwards'"):
         parse_functions(["conv_backwards"])
+    with pytest.raises(TypeError, match="a module or a dict of functions"):
+        check_layers([print])
 
 
 def test_the_example_solution_and_the_numpy_loops_pass_with_full_marks(solution):

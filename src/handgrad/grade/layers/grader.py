@@ -126,6 +126,9 @@ def check_layers(functions_from: types.ModuleType | Mapping[str, Any],
     names = parse_functions(functions)
     namespace = vars(functions_from) if isinstance(functions_from, types.ModuleType) \
         else functions_from
+    if not isinstance(namespace, Mapping):
+        raise TypeError("check_layers takes a module or a dict of functions (globals()), "
+                        f"not a {type(functions_from).__name__}")
     salt = case_salt()
     cases, specs = specs_for(names, salt)
     start = time.perf_counter()

@@ -224,6 +224,8 @@ def _softmax(case: LayerCase, args: list, dout: None) -> Mistakes:
     return [("no_mean", (loss * n, dx * n)),
             ("shift_in_gradient", (loss, dx - dx.amax(1, keepdim=True))),
             ("unnormalised", (loss, (shifted - onehot) / n)),
+            ("unnormalised", (-(x - x.amax(1, keepdim=True))[torch.arange(n), y].mean(),
+                              (shifted - onehot) / n)),
             ("no_onehot", (loss, torch.softmax(x, 1) / n))]
 
 

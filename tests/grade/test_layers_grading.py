@@ -5,7 +5,10 @@ diagnosis its '# expect-layers:' line gives; check-backprop, --functions, Grades
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,20 @@ def test_python_api_grades_a_class_on_the_layers_asked_for():
     assert [e["passed"] for e in batch.entries] == [True, False]
     assert batch.entries[1]["kind"] == "mask_at_zero"
     assert batch.entries[1]["max_score"] == POINTS["relu_forward"] + POINTS["relu_backward"]
+
+
+def test_the_gradescope_recipe_grades_the_layers_asked_for(tmp_path):
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    (root / "submission" / "hw.py").write_text(
+        (SUBMISSIONS / "bug_layernorm_wrong_axis.py").read_text())
+    script = SOLUTION.parents[1] / "gradescope" / "run_autograder"
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "HANDGRAD_ASSIGNMENT": "layers",
+           "HANDGRAD_FUNCTIONS": "layernorm_forward,layernorm_backward",
+           "HANDGRAD": str(Path(sys.executable).parent / "handgrad")}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((root / "results" / "results.json").read_text())
+    assert [t["name"] for t in doc["tests"]] == ["layernorm_forward", "layernorm_backward"]
+    assert doc["score"] == POINTS["layernorm_forward"]
+    assert "wrong_axis" in doc["output"] and "axis" in doc["tests"][1]["output"]

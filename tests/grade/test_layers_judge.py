@@ -169,12 +169,7 @@ def test_each_mistake_either_passes_a_case_or_is_far_enough_to_be_named_there(sa
     the variance is not tiny (it is named where it is), and, where the variance is tiny
     and eps dominates it, the mistakes of the variance (named on the other cases)."""
     for case in CASES:
-        t = grader.truth(case, salt)
-        want = (t.out, *t.extras.values())
-        found = [(k, (c["out"], *[c.get(n, t.extras[n]) for n in t.extras]), want)
-                 for k, c in t.forward_mistakes]
-        found += [(k, c, t.grads) for k, c in t.backward_mistakes]
-        for kind, candidate, right in found:
+        for kind, candidate, right in grader.truth(case, salt).mistakes():
             floor = floor_of(right)
             e = max(err(c, w, floor) for c, w in zip(candidate, right, strict=True))
             between = kind == "eps_forgotten" or "variance ~1e-6" in case.name
@@ -185,8 +180,7 @@ def test_every_kind_the_judge_can_name_has_a_hint_and_is_documented():
     from handgrad.grade.layers.judge import DETAILS
     from handgrad.grade.layers.result import HINTS
 
-    named = {k for case in CASES for t in [grader.truth(case, 0)]
-             for k, _ in (*t.forward_mistakes, *t.backward_mistakes)}
+    named = {k for case in CASES for k, _, _ in grader.truth(case, 0).mistakes()}
     shapes_and_dropout = {"transposed", "bias_not_summed", "dx_not_reshaped",
                           "padding_not_removed", "p_as_drop_probability", "not_scaled",
                           "scaled_twice", "scaled_by_p", "seed_ignored", "eval_not_identity",

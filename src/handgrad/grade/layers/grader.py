@@ -47,6 +47,20 @@ class Truth:
     forward_mistakes: list
     backward_mistakes: list
 
+    def forward_outputs(self) -> tuple[tuple[str, ...], tuple[Tensor, ...], list]:
+        """(names, true values, [(kind, values)] of the mistakes) of the forward's outputs:
+        out, and batchnorm's running statistics in training."""
+        names = ("out", *self.extras)
+        found = [(k, (c["out"], *[c.get(n, self.extras[n]) for n in self.extras]))
+                 for k, c in self.forward_mistakes]
+        return names, (self.out, *self.extras.values()), found
+
+    def mistakes(self) -> list[tuple[str, tuple[Tensor, ...], tuple[Tensor, ...]]]:
+        """[(kind, the mistake's outputs, the true outputs)], forward and backward."""
+        _, want, found = self.forward_outputs()
+        return [(k, c, want) for k, c in found] + [
+            (k, c, self.grads) for k, c in self.backward_mistakes]
+
 
 @functools.cache
 def truth(case: LayerCase, salt: int) -> Truth:
@@ -73,15 +87,10 @@ _SALT: list[int] = []
 def _salt_fits(salt: int) -> bool:
     shown: dict[tuple[str, str], bool] = {}
     for case in CASES:
-        t = truth(case, salt)
-        want = (t.out, *t.extras.values())
-        found = [(k, (c["out"], *[c.get(n, t.extras[n]) for n in t.extras]), want)
-                 for k, c in t.forward_mistakes]
-        found += [(k, c, t.grads) for k, c in t.backward_mistakes]
-        for kind, candidate, right in found:
+        for kind, candidate, right in truth(case, salt).mistakes():
             floor = floor_of(right)
-            far = any(err(c, w, floor) >= 10 * SEPARATION for c, w in zip(candidate, right,
-                                                                          strict=True))
+            pairs = zip(candidate, right, strict=True)
+            far = any(err(c, w, floor) >= 10 * SEPARATION for c, w in pairs)
             shown[case.layer, kind] = shown.get((case.layer, kind), False) or far
     return all(shown.values())
 
@@ -207,12 +216,9 @@ def _judge_forward(case: LayerCase, t: Truth, result: Any) -> Verdict:
         return early
     if case.layer == "dropout":
         return dropout.forward_verdict(case, t.inputs["args"], result)
-    names = ("out", *t.extras)
+    names, want, found = t.forward_outputs()
     extras = result.get("extras") if isinstance(result.get("extras"), dict) else {}
     got = [result.get("out"), *[extras.get(n) for n in t.extras]]
-    want = (t.out, *t.extras.values())
-    found = [(k, (c["out"], *[c.get(n, t.extras[n]) for n in t.extras]))
-             for k, c in t.forward_mistakes]
     return judge_outputs(function, case, names, got, want, found)
 
 

@@ -18,10 +18,13 @@ own random mask and is judged in `judge.py`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from handgrad.grade.layers.cases import LayerCase
+if TYPE_CHECKING:  # cases.py asks `forward` for the shape of dout
+    from handgrad.grade.layers.cases import LayerCase
 
 Tensor = torch.Tensor
 

@@ -59,13 +59,14 @@ def _skip_self_checks() -> None:
     """In the grading child, `handgrad.check_layers` returns a result saying it was skipped:
     a notebook handed in with its check cells is graded on its functions (the check's own
     truth, computed with autograd, would otherwise count as the submission's autograd)."""
-    import handgrad
+    package = sys.modules.get("handgrad")  # imported with this module, before any code
 
     def skipped(functions_from: Any = None, functions: Any = None, **_: Any) -> LayersResult:
         return LayersResult(parse_functions(functions), [], "handgrad.check_layers does not "
                             "run inside the grader, which judges the functions itself",
                             "skipped")
-    handgrad.check_layers = skipped
+    if package is not None:
+        package.check_layers = skipped
 
 
 def run_case(namespace: Mapping[str, Any], spec: dict[str, Any],

@@ -152,7 +152,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from handgrad.report.markdown import reproduce_text
+    from handgrad.report.markdown import reproduce_text, write_report
     from handgrad.run.reproduce import PHASES, reproduce
 
     spec = args.spec
@@ -164,5 +164,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                            select_by=args.select_by, progress=progress)
     finally:
         progress.close()
+    write_report(result)
     say(reproduce_text(result))
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.run.config import TrainConfig
-from handgrad.run.result import EpochMetrics
+from handgrad.run.run_result import EpochMetrics
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 STATUSES = ("completed", "diverged")

@@ -36,7 +36,7 @@ from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of 
     write_json,
 )
 from handgrad.run.metrics import Evaluation
-from handgrad.run.result import EpochMetrics, RunResult
+from handgrad.run.run_result import EpochMetrics, RunResult
 from handgrad.run.weights import (  # noqa: F401  (save_weights, load_weights re-exported)
     check_sha,
     load_weights,

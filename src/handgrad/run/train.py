@@ -27,7 +27,7 @@ from handgrad.engine.model import MLP
 from handgrad.run.budget import check_fits, training_bytes
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.metrics import evaluate, one_hot, per_sample_sum
-from handgrad.run.result import EpochMetrics, RunResult
+from handgrad.run.run_result import EpochMetrics, RunResult
 from handgrad.run.rundir import RunDir, check_out
 
 __all__ = ["EpochMetrics", "Observer", "RunResult", "train"]  # the results live in result.py

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handgrad.engine.model import MLP
-from handgrad.run import summaries
 from handgrad.run.config import TrainConfig
 from handgrad.run.metrics import Evaluation
 
@@ -51,12 +50,3 @@ class RunResult:
             "confusion_matrix": test.confusion if test else None,
             "class_names": list(self.class_names),
         }
-
-    def __repr__(self) -> str:
-        return summaries.run_line(self)
-
-    def __str__(self) -> str:
-        return summaries.run_text(self)
-
-    def _repr_html_(self) -> str:
-        return summaries.run_html(self)

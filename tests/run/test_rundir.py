@@ -116,7 +116,7 @@ def test_a_diverged_run_has_no_weights_to_load(digits, tmp_path):
 @pytest.mark.parametrize("files,message", [
     ({"notes.txt": "mine"}, "not a handgrad run directory"),
     ({"results.json": "{}"}, "but no config.json"),
-    ({"config.json": "{"}, "config.json: not valid JSON.*use another --out"),
+    ({"config.json": "{"}, "config.json: not valid JSON.*use another out"),
 ])
 def test_a_folder_that_is_not_a_run_of_these_settings_is_never_written(digits, tmp_path,
                                                                          files, message):

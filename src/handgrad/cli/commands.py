@@ -14,7 +14,7 @@ import torch
 
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.reference import random_problem
-from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
+from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK, as_flags
 from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.report import figures, plots
@@ -36,6 +36,8 @@ from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_spec import fingerprint
 from handgrad.run.train import train
+
+DIVERGED_SETTINGS = ("lr", "weight_decay")  # what a diverged run's message says to lower
 
 
 def say(text: str = "") -> None:
@@ -61,7 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         plots.save(figures.run_figure(result), RunDir(out).file(CURVES))
     say(f"run directory: {out}")
     if result.status == "diverged":
-        print(f"handgrad: diverged: {result.message}", file=sys.stderr)
+        print(f"handgrad: diverged: {as_flags(result.message, DIVERGED_SETTINGS)}",
+              file=sys.stderr)
         return EXIT_DIVERGED
     return EXIT_OK
 

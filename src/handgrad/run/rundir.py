@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from handgrad.engine.errors import SettingError
 from handgrad.engine.model import MLP
 from handgrad.run import records
 from handgrad.run.budget import parameter_count
@@ -76,29 +77,32 @@ class RunDir:
         if not self.path.exists():
             return
         if not self.path.is_dir():
-            raise ValueError(f"{self.path}: exists and is not a directory; use another --out")
+            raise SettingError(f"{self.path}: exists and is not a directory; use another out",
+                               "out")
         names = {p.name for p in self.path.iterdir()}
         foreign = sorted(n for n in names
                          if n not in (*self.FILES, CURVES) and not _temporary(n))
         if foreign:
-            raise ValueError(f"{self.path}: not empty and not a handgrad run directory (it "
-                             f"holds {', '.join(foreign[:3])}); use another --out")
+            raise SettingError(f"{self.path}: not empty and not a handgrad run directory (it "
+                               f"holds {', '.join(foreign[:3])}); use another out", "out")
         present = names & set(self.FILES)
         if present and CONFIG not in present:
-            raise ValueError(f"{self.path}: holds {', '.join(sorted(present))} but no "
-                             f"{CONFIG}: not a run handgrad can reuse; use another --out")
+            raise SettingError(f"{self.path}: holds {', '.join(sorted(present))} but no "
+                               f"{CONFIG}: not a run handgrad can reuse; use another out", "out")
         if not present:
             return
         try:
             stored = records.check_record(read_json(self.file(CONFIG)), self.file(CONFIG))
         except ValueError as e:
-            raise ValueError(f"{e}; not a run handgrad can reuse: use another --out") from None
+            raise SettingError(f"{e}; not a run handgrad can reuse: use another out",
+                               "out") from None
         diff = records.settings_differences(stored["config"], config.to_dict())
         if stored["class_names"] != list(class_names):
             diff.insert(0, f"classes: {stored['class_names']} there, {list(class_names)} now")
         if diff:
-            raise ValueError(f"{self.path}: holds a run with other settings ({'; '.join(diff)});"
-                             " use another --out, or the same settings to run it again")
+            raise SettingError(f"{self.path}: holds a run with other settings "
+                               f"({'; '.join(diff)}); use another out, or the same settings to "
+                               "run it again", "out")
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -245,14 +249,14 @@ def check_folder_holds(path: str | Path, names: set[str]) -> None:
     of them (a folder of another command is never written into)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: exists and is not a directory; use another --out")
+        raise SettingError(f"{path}: exists and is not a directory; use another out", "out")
     if not path.exists():
         return
     foreign = sorted(p.name for p in path.iterdir() if p.name not in names and not any(
         p.name.startswith(f".{n}.") or p.name.startswith(f".{Path(n).stem}.") for n in names))
     if foreign:
-        raise ValueError(f"{path}: not empty and not a folder of this command (it holds "
-                         f"{', '.join(foreign[:3])}); use another --out")
+        raise SettingError(f"{path}: not empty and not a folder of this command (it holds "
+                           f"{', '.join(foreign[:3])}); use another out", "out")
 
 
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:

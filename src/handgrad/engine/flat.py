@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from handgrad.engine.backprop import Grads, check_buffer, linear_backward_into
+from handgrad.engine.backprop import Grads, Layer, backward_layers, check_buffer, layer_backward_
 from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
@@ -71,11 +71,9 @@ class FlatParams:
         which it overwrites (as it does every dL/da and dL/dz below it)."""
         model = self.model
         self.check()
-        for l in range(model.L, 0, -1):
-            dL_dz = model.act[l].backward_(dL_da, model.z[l], model.a[l])      # (N, H_l)
-            dL_dW, dL_db = self.grads[l - 1]
-            dL_da = linear_backward_into(dL_dz, model.a[l - 1], self.weight(l), dL_dW,
-                                         dL_db, input_grad=l > 1)              # (N, H_{l-1})
+        layers = [Layer(self.weight(l), model.act[l], model.z[l], model.a[l], *self.grads[l - 1])
+                  for l in range(1, model.L + 1)]
+        backward_layers(dL_da, model.a[0], layers, step=layer_backward_)
 
     def write_grads(self, grads: Grads) -> None:
         """Copy [(dL/dW_l, dL/db_l)] into g; ValueError when one does not fit its view."""

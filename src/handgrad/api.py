@@ -70,7 +70,7 @@ def compare(config: TrainConfig | None = None, *, out: str | Path | None = None,
 def _epoch_progress(progress: bool):
     if not progress:
         return None
-    from handgrad.report.progress import EpochProgress
+    from handgrad.report.progress_bars import EpochProgress
 
     return EpochProgress()
 
@@ -78,7 +78,7 @@ def _epoch_progress(progress: bool):
 def _run_progress(progress, **kw):
     """`progress` itself (a `handgrad.run.progress.Progress`), a bar and lines for True."""
     if progress is True:
-        from handgrad.report.progress import RunProgress
+        from handgrad.report.progress_bars import RunProgress
 
         return RunProgress(**kw)
     return progress or None

@@ -18,7 +18,7 @@ from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK, as_fla
 from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.report import figures, plots
-from handgrad.report.progress import EpochProgress, RunProgress, print_line
+from handgrad.report.progress_bars import EpochProgress, RunProgress, print_line
 from handgrad.report.tables import (
     confusion_table,
     fixed_text,
@@ -28,10 +28,10 @@ from handgrad.report.tables import (
     sweep_table,
     text_table,
 )
-from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.evaluate import evaluate_run
+from handgrad.run.memory_estimate import check_fits, network_bytes
 from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_spec import fingerprint

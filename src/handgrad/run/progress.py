@@ -1,5 +1,5 @@
 """Progress hooks of sweeps and `reproduce`: the library calls them, a caller draws them
-(`handgrad.report.progress` has bars for a terminal or a notebook and lines for a log).
+(`handgrad.report.progress_bars` has bars for a terminal or a notebook and lines for a log).
 The library itself never prints."""
 
 from __future__ import annotations

@@ -23,6 +23,15 @@ class EpochMetrics:
     seconds: float
 
 
+CURVE_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def history_curves(history: list[EpochMetrics]) -> dict[str, list[float]]:
+    """{train_loss, val_loss, train_accuracy, val_accuracy: [one value an epoch]} of a run's
+    `history`: the curves a figure draws."""
+    return {k: [getattr(m, k) for m in history] for k in CURVE_KEYS}
+
+
 @dataclass
 class RunResult:
     config: TrainConfig

@@ -24,13 +24,13 @@ from handgrad.engine.denormals import denormals_mode
 from handgrad.engine.flat import FlatParams
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
-from handgrad.run.budget import check_fits, training_bytes
 from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.memory_estimate import check_fits, training_bytes
 from handgrad.run.metrics import evaluate, one_hot, per_sample_sum
 from handgrad.run.run_result import EpochMetrics, RunResult
 from handgrad.run.rundir import RunDir, check_out
 
-__all__ = ["EpochMetrics", "Observer", "RunResult", "train"]  # the results live in result.py
+__all__ = ["EpochMetrics", "Observer", "RunResult", "train"]  # the results live in run_result.py
 
 Tensor = torch.Tensor
 CHECK_EVERY = 25

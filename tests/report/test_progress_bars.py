@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from handgrad import MLP, gradcheck
-from handgrad.report.progress import EpochProgress, RunProgress, config_line
+from handgrad.report.progress_bars import EpochProgress, RunProgress, config_line
 from handgrad.run.config import TrainConfig
 from handgrad.run.progress import ConfigDone, PhaseDone, Progress
 from handgrad.run.sweep import run_sweep

@@ -15,8 +15,7 @@ import pytest
 from handgrad.cli.main import main
 from handgrad.run.rundir import RunDir, lock_folder, read_json
 from handgrad.run.train import Observer, train
-
-DIGITS = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]
+from support import DIGITS
 
 
 @pytest.fixture(scope="module")

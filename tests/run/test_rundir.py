@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import handgrad
-from handgrad.data import load_dataset
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import (
     RunDir,
@@ -54,11 +53,6 @@ def test_weights_round_trip_and_a_corrupt_file_is_named(tmp_path):
 
 
 # ---- the run directory's format -----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
 
 @pytest.fixture(scope="module")
 def finished(digits, tmp_path_factory):

@@ -138,16 +138,19 @@ def fetch_data(config: TrainConfig, quiet: bool) -> None:
         download_cifar10(Path(config.data_dir), progress=not quiet)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def grid_out(args: argparse.Namespace, command: str) -> Path:
+    """The folder of a sweep or reproduce: --out, or one named after the settings (the same
+    for the same command); the data fetched first when --download asks."""
     spec = args.spec
     fetch_data(spec.base, args.quiet)
-    out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
-    progress = RunProgress(args.quiet)
-    try:
-        summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
+    return args.out or Path("runs") / f"{command}-{spec.base.dataset}-{fingerprint(spec)}"
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    out = grid_out(args, "sweep")
+    with RunProgress(args.quiet) as progress:
+        summary = run_sweep(out, args.spec, workers=args.workers, storage=args.storage,
                             select_by=args.select_by, progress=progress)
-    finally:
-        progress.close()
     render_sweep(summary)
     plot = plots.save(figures.sweep_figure(summary), Path(out) / "sweep_curves.png")
     say(f"results: {out / 'results.md'}; plot: {plot}")
@@ -158,15 +161,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from handgrad.report.markdown import reproduce_text, write_report
     from handgrad.run.reproduce import PHASES, reproduce
 
-    spec = args.spec
-    fetch_data(spec.base, args.quiet)
-    out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
-    progress = RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ")
-    try:
-        result = reproduce(spec, out, workers=args.workers, storage=args.storage,
+    out = grid_out(args, "reproduce")
+    with RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ") as progress:
+        result = reproduce(args.spec, out, workers=args.workers, storage=args.storage,
                            select_by=args.select_by, progress=progress)
-    finally:
-        progress.close()
     write_report(result)
     say(reproduce_text(result))
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED

@@ -176,6 +176,12 @@ class RunProgress(Progress):
             self.bar.close()
             self.bar = None
 
+    def __enter__(self) -> RunProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _advance(self, n: int, line: str | None) -> None:
         if self.quiet:
             return

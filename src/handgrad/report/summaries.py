@@ -104,24 +104,13 @@ def sweep_html(summary: dict[str, Any]) -> str:
 class PrintedRun(RunResult):
     """A `RunResult` that prints as a summary (what `handgrad.train` and `load_run` return)."""
 
-    def __repr__(self) -> str:
-        return run_line(self)
-
-    def __str__(self) -> str:
-        return run_text(self)
-
-    def _repr_html_(self) -> str:
-        return run_html(self)
+    __repr__, __str__, _repr_html_ = run_line, run_text, run_html
 
 
 class PrintedComparison(Comparison):
     """A `Comparison` that prints as a summary (what `handgrad.compare` returns)."""
 
-    def __repr__(self) -> str:
-        return comparison_line(self)
-
-    def _repr_html_(self) -> str:
-        return comparison_html(self)
+    __repr__, _repr_html_ = comparison_line, comparison_html
 
 
 class SweepSummary(dict):
@@ -136,14 +125,7 @@ class SweepSummary(dict):
     def configs(self) -> list[dict[str, Any]]:
         return self["configs"]
 
-    def __repr__(self) -> str:
-        return sweep_line(self)
-
-    def __str__(self) -> str:
-        return sweep_text(self)
-
-    def _repr_html_(self) -> str:
-        return sweep_html(self)
+    __repr__, __str__, _repr_html_ = sweep_line, sweep_text, sweep_html
 
 
 def printed(result: Any) -> Any:

@@ -10,8 +10,10 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "exercise.ipynb"
 
 
-def test_notebook_is_stored_without_outputs():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("notebook", [NOTEBOOK, NOTEBOOK.parent / "layers" / "batchnorm.ipynb"],
+                         ids=["exercise", "layers"])
+def test_notebook_is_stored_without_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
     nbformat.validate(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":

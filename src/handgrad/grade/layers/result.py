@@ -97,7 +97,6 @@ class LayersResult:
     isolation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     submission: str | None = None
-    assignment = "layers"
 
     @property
     def cases(self) -> list[Verdict]:

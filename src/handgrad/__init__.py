@@ -32,6 +32,7 @@ _LAZY = {
     "reproduce": "handgrad.api",
     "load_run": "handgrad.api",
     "grade": "handgrad.grade.batch",
+    "diagram": "handgrad.report.diagram",
     "TrainConfig": "handgrad.run.config",
     "SweepSpec": "handgrad.run.sweep_spec",
 }
@@ -45,6 +46,7 @@ __all__ = [
     "backpropagation",
     "check_backprop",
     "compare",
+    "diagram",
     "get_activation",
     "get_loss",
     "grade",

@@ -1,6 +1,6 @@
 """handgrad's figures from its results: a run's curves, a sweep's configs, the engines'
-comparison and a confusion matrix. Each returns a matplotlib `Figure` (shown inline in a
-notebook); `plots.save(fig, path)` writes it."""
+comparison, a confusion matrix and the gradient health per layer. Each returns a matplotlib
+`Figure` (shown inline in a notebook); `plots.save(fig, path)` writes it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from handgrad.report import plots
 from handgrad.report.tables import config_label, fmt
+from handgrad.run.health import LAYER_FIELDS
 from handgrad.run.rundir import METRICS, RunDir
 
 CURVE_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -66,3 +67,34 @@ def confusion_figure(selected: Mapping[str, Any], title: str = "selected config 
     """The confusion matrix of a sweep's selected config (or any dict with
     `confusion_matrix` and `class_names`)."""
     return plots.confusion_figure(selected["confusion_matrix"], selected["class_names"], title)
+
+
+def health_series(layers: Sequence[Any]) -> dict[str, dict[str, list[float]]]:
+    """{layer: {"epoch": [...], "grad_norm": [...], …}} of a run's `LayerHealth` rows
+    (`dead_fraction` empty for a layer without ReLU)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for h in layers:
+        series = out.setdefault(h.layer, {k: [] for k in ("epoch", *LAYER_FIELDS[2:])})
+        for key in ("epoch", *LAYER_FIELDS[2:5]):
+            series[key].append(getattr(h, key))
+        if h.dead_fraction is not None:
+            series["dead_fraction"].append(h.dead_fraction)
+    return out
+
+
+def health_figure(runs: Mapping[str, Sequence[Any]],
+                  title: str = "gradient health per layer, each epoch") -> Figure:
+    """Per run (label: its `LayerHealth` rows, `RunResult.layers` or layers.csv): the norms
+    of dL/dW and W, the last update's size relative to W, and the dead ReLU units."""
+    return plots.health_figure({label: health_series(rows) for label, rows in runs.items()},
+                               title)
+
+
+def sweep_health_figure(summary: Mapping[str, Any], most: int = 8) -> Figure:
+    """`health_figure` of a sweep's configs (results.json's content), read from their run
+    directories; with more than `most` configs, the selected one only."""
+    rows = summary["configs"]
+    if len(rows) > most and summary["selected"]:
+        rows = [r for r in rows if r["run_dir"] == summary["selected"]["run_dir"]]
+    return health_figure({config_label(r, summary["swept"]): RunDir(r["run_dir"]).read_layers()
+                          for r in rows[:most]})

@@ -52,6 +52,7 @@ CONFIG, METRICS, RESULTS = "config.json", "metrics.csv", "results.json"
 LAYERS = "layers.csv"
 WEIGHTS = "weights.safetensors"
 CURVES = "curves.png"  # drawn by `handgrad train` from metrics.csv (handgrad.report.figures)
+REPORT = "report.html"  # written by `handgrad train` (handgrad.report.html)
 METRIC_FIELDS = records.METRIC_FIELDS
 
 
@@ -82,7 +83,7 @@ class RunDir:
             raise ValueError(f"{self.path}: exists and is not a directory; use another --out")
         names = {p.name for p in self.path.iterdir()}
         foreign = sorted(n for n in names
-                         if n not in (*self.FILES, CURVES) and not _temporary(n))
+                         if n not in (*self.FILES, CURVES, REPORT) and not _temporary(n))
         if foreign:
             raise ValueError(f"{self.path}: not empty and not a handgrad run directory (it "
                              f"holds {', '.join(foreign[:3])}); use another --out")
@@ -115,7 +116,7 @@ class RunDir:
         metrics and temporaries (results first), then write config.json."""
         self.check_reusable(config, class_names)
         self.path.mkdir(parents=True, exist_ok=True)
-        for name in (RESULTS, WEIGHTS, METRICS, LAYERS, CURVES):
+        for name in (RESULTS, WEIGHTS, METRICS, LAYERS, CURVES, REPORT):
             self.file(name).unlink(missing_ok=True)
         for p in self.path.iterdir():
             if _temporary(p.name):

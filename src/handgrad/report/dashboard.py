@@ -64,8 +64,13 @@ def group_rates(entries: Sequence[Entry]) -> list[list[Any]]:
             row[0] += g["cases"] > 0 and g["passed"] == g["cases"]
             row[1] += 1
             row[2] += g["score"]
-    return [[name, int(ok), n, ok / n if n else None, total / n if n else None, top]
+    return [[name, int(ok), n, _percent(ok / n) if n else None,
+             round(total / n, 2) if n else None, top]
             for name, (ok, n, total, top) in rows.items()]
+
+
+def _percent(share: float) -> Cell:
+    return Cell(f"{100 * share:.1f} %", repr(share), True)
 
 
 def anonymise(text: str, e: Entry) -> str:
@@ -86,15 +91,15 @@ def example(e: Entry) -> str:
 
 def mistakes(entries: Sequence[Entry], key: str) -> list[list[Any]]:
     """Failed submissions counted by `key` ("kind" or "first_wrong_layer"), most common
-    first, each with its most common kind and one anonymised example."""
+    first, each with one anonymised example (and by layer, the most common kind there)."""
     failed = [e for e in entries if not e["passed"] and graded(e)
               and e.get(key) not in (None, "")]
     counts = Counter(e[key] for e in failed)
     rows = []
     for value, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
         these = [e for e in failed if e[key] == value]
-        kinds = Counter(e["kind"] for e in these).most_common(1)[0][0]
-        rows.append([value, n, kinds, example(these[0])])
+        kind = Counter(e["kind"] for e in these).most_common(1)[0][0]
+        rows.append([value, n, *([] if key == "kind" else [kind]), example(these[0])])
     return rows
 
 
@@ -134,7 +139,7 @@ def dashboard_page(entries: Sequence[Entry], title: str = "handgrad: the class")
         bars=histogram(scores, top), anchors={e["id"]: f"s-{i}" for i, e in enumerate(entries)},
         groups=html_table(["group of cases", "all right", "graded", "pass rate",
                            "mean points", "of"], group_rates(entries)),
-        kinds=html_table(["mistake", "submissions", "most common kind", "an example"],
+        kinds=html_table(["mistake", "submissions", "an example"],
                          mistakes(entries, "kind")),
         layers=html_table(["first wrong layer", "submissions", "most common kind",
                            "an example"], mistakes(entries, "first_wrong_layer")),

@@ -11,7 +11,8 @@ import pytest
 
 import handgrad
 from handgrad.cli.main import main
-from handgrad.report.html import environment, html_table
+from handgrad.report.html import page_table
+from handgrad.report.templating import environment
 
 
 class Resources(HTMLParser):
@@ -93,5 +94,5 @@ def test_train_and_sweep_write_report_html(tmp_path, capsys):
 def test_templates_escape_what_they_show():
     env = environment()
     template = env.from_string('{% from "macros.html.j2" import table %}{{ table(t) }}')
-    out = template.render(t=html_table(["<th>"], [["<script>x</script>", 1.5]]))
+    out = template.render(t=page_table(["<th>"], [["<script>x</script>", 1.5]]))
     assert "<script>x" not in out and "&lt;script&gt;x" in out and 'data-sort="1.5"' in out

@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         say("test set not used (it is kept for the end: add --test, or run handgrad evaluate)")
     if result.history:
         plots.save(figures.run_figure(result), RunDir(out).file(CURVES))
-    say(f"run directory: {out} (report: {html.write_run(result, out)})")
+    say(f"report: {html.write_run(result, out)}")
+    say(f"run directory: {out}")
     if result.status == "diverged":
         print(f"handgrad: diverged: {result.message}", file=sys.stderr)
         return EXIT_DIVERGED

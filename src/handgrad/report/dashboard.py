@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handgrad.report.html import REPORT, Cell, html_table, render, write
+from handgrad.report.html import REPORT, Cell, page_table, write
+from handgrad.report.templating import render
 
 Entry = Mapping[str, Any]
 BINS = 10
@@ -137,17 +138,17 @@ def dashboard_page(entries: Sequence[Entry], title: str = "handgrad: the class")
         passed=sum(bool(e["passed"]) for e in entries),
         mean=sum(scores) / len(scores) if scores else None, top=top,
         bars=histogram(scores, top), anchors={e["id"]: f"s-{i}" for i, e in enumerate(entries)},
-        groups=html_table(["group of cases", "all right", "graded", "pass rate",
+        groups=page_table(["group of cases", "all right", "graded", "pass rate",
                            "mean points", "of"], group_rates(entries)),
-        kinds=html_table(["mistake", "submissions", "an example"],
+        kinds=page_table(["mistake", "submissions", "an example"],
                          mistakes(entries, "kind")),
-        layers=html_table(["first wrong layer", "submissions", "most common kind",
+        layers=page_table(["first wrong layer", "submissions", "most common kind",
                            "an example"], mistakes(entries, "first_wrong_layer")),
-        not_graded=html_table(["submission", "why"], not_graded),
-        isolation=html_table(["isolation", "held for", "of"], isolation_rows(entries)),
-        students=html_table(["student", "score", "passed", "kind", "first wrong layer",
+        not_graded=page_table(["submission", "why"], not_graded),
+        isolation=page_table(["isolation", "held for", "of"], isolation_rows(entries)),
+        students=page_table(["student", "score", "passed", "kind", "first wrong layer",
                              "seconds"], student_rows(entries)),
-        details=[(e, html_table(["case", "group", "passed", "what went wrong"], case_rows(e)))
+        details=[(e, page_table(["case", "group", "passed", "what went wrong"], case_rows(e)))
                  for e in entries])
 
 

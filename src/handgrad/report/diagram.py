@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handgrad.report.templating import environment
 from handgrad.run.files import atomic_write_bytes
 
 COLUMN, TOP, BOTTOM, GRADS = 190, 150, 330, 470  # column width; rows' y of the node centres
@@ -120,8 +121,6 @@ class BackwardDiagram:
 
     @property
     def svg(self) -> str:
-        from handgrad.report.html import environment
-
         return environment().get_template("diagram.svg.j2").render(d=self, node_w=NODE_W,
                                                                    node_h=NODE_H)
 

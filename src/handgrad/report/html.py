@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
 from handgrad.report import figures
@@ -32,6 +29,7 @@ from handgrad.report.tables import (
     summary_table,
     sweep_table,
 )
+from handgrad.report.templating import render
 from handgrad.run.files import atomic_write_bytes
 from handgrad.run.rundir import RunDir
 
@@ -68,7 +66,8 @@ def cell(value: Any) -> Cell:
     return Cell(fmt(value))
 
 
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> HtmlTable:
+def page_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> HtmlTable:
+    """A table for the page templates (`macros.html.j2`): cells formatted, numbers sortable."""
     return HtmlTable(list(headers), [[cell(v) for v in row] for row in rows])
 
 
@@ -83,28 +82,6 @@ def picture(source: Figure | Path, caption: str, dpi: int = 100) -> Picture:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     return Picture("data:image/png;base64," + base64.b64encode(data).decode(), caption,
                    width, height)
-
-
-def _strong(text: str) -> Markup:
-    """Escape `text`, then **x** -> <strong>x</strong> (the sections' emphasis)."""
-    return Markup(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", str(escape(text))))
-
-
-def environment() -> Environment:
-    env = Environment(loader=PackageLoader("handgrad.report", "templates"),
-                      autoescape=select_autoescape(["html", "j2", "svg"], default=True),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["strong"] = _strong
-    env.filters["fmt"] = fmt
-    return env
-
-
-def render(template: str, **context: Any) -> str:
-    try:
-        handgrad_version = version("handgrad")
-    except PackageNotFoundError:
-        handgrad_version = "(not installed)"
-    return environment().get_template(template).render(version=handgrad_version, **context)
 
 
 def write(path: Path, text: str) -> Path:
@@ -129,14 +106,15 @@ def network_diagram(run_dir: str | Path) -> Markup | None:
 
 # ---- reproduce ---------------------------------------------------------------------------
 
-def reproduce_page(result: Any) -> str:
-    """report.html of a `ReproduceResult` whose figures are drawn (`write_report`)."""
-    from handgrad.report.markdown import FIGURES, sections
-
+def reproduce_page(result: Any, parts: Sequence[tuple[str, list]],
+                   figures_by_section: Mapping[int, Sequence[tuple[str, str]]]) -> str:
+    """report.html of a `ReproduceResult` whose figures are drawn: `parts` are report.md's
+    (title, paragraphs) sections with `page_table` tables, `figures_by_section` {section:
+    [(caption, key of result.figures)]}."""
     r, out = result.results, Path(result.out)
-    pictures = {n: [picture(out / result.figures[key], alt) for alt, key in FIGURES.get(n, [])
-                    if key in result.figures] for n in range(1, 5)}
-    parts = sections(result, html_table, lambda t: f"**{t}**")
+    pictures = {n: [picture(out / result.figures[key], alt)
+                    for alt, key in figures_by_section.get(n, []) if key in result.figures]
+                for n in range(1, len(parts) + 1)}
     first = r["configs"][0]["run_dir"] if r["configs"] else None
     return render("reproduce.html.j2", title="handgrad: the classic exercise, reproduced",
                   r=r, sections=list(enumerate(parts, start=1)), pictures=pictures,
@@ -144,8 +122,9 @@ def reproduce_page(result: Any) -> str:
                   diagram=network_diagram(first) if first else None)
 
 
-def write_reproduce(result: Any) -> Path:
-    return write(Path(result.out) / REPORT, reproduce_page(result))
+def write_reproduce(result: Any, parts: Sequence[tuple[str, list]],
+                    figures_by_section: Mapping[int, Sequence[tuple[str, str]]]) -> Path:
+    return write(Path(result.out) / REPORT, reproduce_page(result, parts, figures_by_section))
 
 
 # ---- sweep ---------------------------------------------------------------------------------
@@ -162,14 +141,14 @@ def sweep_page(summary: Mapping[str, Any], curves: Path | None = None) -> str:
         selected = {"label": config_label(sel, summary["swept"]),
                     "why": selection_text(sel, summary["select_by"]),
                     "test": sel["test_loss"] is not None,
-                    "summary": html_table(["metric", "value"], [
+                    "summary": page_table(["metric", "value"], [
                         ["test loss", sel["test_loss"]], ["test accuracy", sel["test_accuracy"]]]),
-                    "confusion": html_table(*confusion_table(sel["confusion_matrix"],
+                    "confusion": page_table(*confusion_table(sel["confusion_matrix"],
                                                              sel["class_names"]))
                     if sel.get("confusion_matrix") else None}
     first = summary["configs"][0]["run_dir"] if summary["configs"] else None
     return render("sweep.html.j2", title="handgrad sweep", s=summary,
-                  configs=html_table(*sweep_table(summary)), fixed=fixed_text(summary),
+                  configs=page_table(*sweep_table(summary)), fixed=fixed_text(summary),
                   selected=selected, pictures=pictures,
                   diagram=network_diagram(first) if first else None)
 
@@ -201,11 +180,11 @@ def run_page(result: Any, run_dir: str | Path) -> str:
             {"confusion_matrix": result.test.confusion, "class_names": result.class_names},
             "test set"), "confusion matrix on the test set"))
     return render("run.html.j2", title=f"handgrad run: {Path(run_dir).name}", result=result,
-                  summary=html_table(*summary_table(result.summary(),
+                  summary=page_table(*summary_table(result.summary(),
                                                     test=result.test is not None)),
-                  history=html_table(["epoch", "train loss", "train accuracy", "val loss",
+                  history=page_table(["epoch", "train loss", "train accuracy", "val loss",
                                       "val accuracy", "seconds"], history),
-                  layers=html_table(LAYER_HEADERS, layers), pictures=pictures,
+                  layers=page_table(LAYER_HEADERS, layers), pictures=pictures,
                   settings_list=settings_pairs(result.config.to_dict()),
                   diagram=network_diagram(run_dir))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.report import figures, plots
+from handgrad.report.html import page_table, write_reproduce
 from handgrad.report.tables import (
     config_label,
     confusion_table,
@@ -37,8 +38,6 @@ FIGURES = {2: [("engines", "engines")],  # section: [(alt text, key of `result.f
 def write_report(result: Any) -> dict[str, str]:
     """Draw the figures and write report.md and report.html in `result.out`; returns the
     figures' paths relative to it."""
-    from handgrad.report.html import write_reproduce
-
     out, sel = Path(result.out), result.selected
     drawn = {"sweep": (figures.sweep_figure(result.results), "sweep_curves.png"),
              "engines": (figures.comparison_figure(result.comparison), "compare/engines.png"),
@@ -50,7 +49,7 @@ def write_report(result: Any) -> dict[str, str]:
     paths = {key: name for key, (_, name) in drawn.items()}
     result.figures = paths
     atomic_write_bytes(out / "report.md", reproduce_markdown(result).encode())
-    write_reproduce(result)
+    write_reproduce(result, sections(result, page_table, lambda t: f"**{t}**"), FIGURES)
     return paths
 
 

@@ -46,11 +46,17 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None,
     `config` and/or `TrainConfig` fields as keywords: `train(dataset="digits", lr=0.1)`.
     Train and validation metrics only, unless `test` (keep the test set for the end, like
     `handgrad train --test`). `progress`: a bar and a line per epoch (`tqdm.auto`).
+    With `out`, also its report.html.
     """
     from handgrad.run.train import train as train_run
 
-    return train_run(config_from(config, **settings), out_dir=out,
-                     observer=observer or _epoch_progress(progress), evaluate_test=test)
+    result = train_run(config_from(config, **settings), out_dir=out,
+                       observer=observer or _epoch_progress(progress), evaluate_test=test)
+    if out is not None:
+        from handgrad.report.html import write_run
+
+        write_run(result, out)
+    return result
 
 
 def compare(config: TrainConfig | None = None, *, out: str | Path | None = None,
@@ -115,7 +121,7 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
 
     `handgrad.sweep(dataset="digits", lr=[0.01, 0.1], epochs=2, out="runs/s")`; the grid
     keywords are those of `sweep_spec`. `progress=True`: one bar and a line per finished
-    config (`tqdm.auto`: a widget in Jupyter).
+    config (`tqdm.auto`: a widget in Jupyter). report.html is written in `out` too.
     """
     from handgrad.run.summaries import SweepSummary
     from handgrad.run.sweep import run_sweep
@@ -128,6 +134,9 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
     finally:
         if hasattr(shown, "close"):
             shown.close()
+    from handgrad.report.html import write_sweep
+
+    write_sweep(summary, out)
     return SweepSummary(summary)
 
 

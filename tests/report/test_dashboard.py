@@ -120,3 +120,12 @@ def test_examples_are_anonymised_and_everything_is_escaped(klass):
 
 def _table_after(parsed: Tables, header: str) -> list[list[str]]:
     return next(rows[1:] for rows in parsed.tables.values() if rows and rows[0][0] == header)
+
+
+def test_grade_out_writes_the_dashboard(tmp_path):
+    from handgrad.cli.main import main
+
+    files = [str(SUBMISSIONS / f"{name}.py") for name in ("correct_plain", "bug_wrong_sign")]
+    assert main(["grade", *files, "--quiet", "--jobs", "2", "--out", str(tmp_path)]) == 1
+    page = (tmp_path / "report.html").read_text()
+    assert "correct_plain" in page and "bug_wrong_sign" in page and "wrong_sign" in page

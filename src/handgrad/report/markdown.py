@@ -1,5 +1,5 @@
-"""The exercise's report: report.md with its figures (and report.html, `report.html`), and the
-same sections as text (the console) and HTML (a notebook). Sections are numbered as
+"""The exercise's report: report.md with its figures (and its HTML twin, `report.html`), and
+the same sections as text (the console) and HTML (a notebook). Sections are numbered as
 `reproduce` numbers its phases: 1. gradient check, 2. engines, 3. sweep, 4. test set."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def write_report(result: Any) -> dict[str, str]:
 
 
 def sections(result: Any, table: Callable, strong: Callable[[str], str],
-              ) -> list[tuple[str, list[str]]]:
+             ) -> list[tuple[str, list[str]]]:
     """(title, paragraphs) of the four sections, tables drawn by `table(headers, rows)`."""
     r, check = result.results, result.gradcheck
     engines, sel = r["engines"], result.selected

@@ -138,7 +138,7 @@ def train_epoch(epoch: int, step_fn, dataset: Dataset, config: TrainConfig, loss
                 ) -> tuple[float, float]:
     """One pass over the training split; returns (mean loss, accuracy) over its samples.
     `health` (when given) sees every step (see health.py)."""
-    health = health or HealthRecorder(list)
+    health = health or HealthRecorder(list)  # a probe of no layer: records nothing
     n = len(dataset.train)
     steps = -(-n // config.batch_size)
     device, dtype, k = dataset.train.x.device, config.torch_dtype, dataset.num_classes

@@ -69,3 +69,14 @@ def test_definitions_on_a_hand_made_epoch():
     assert dead[:2].all()
     assert first.dead_fraction == pytest.approx(float(dead.double().mean()))
     assert out.dead_fraction is None and out.layer == "2"
+
+
+def test_a_broken_layers_csv_is_refused_naming_it(runs, tmp_path):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(runs["manual"][1], folder)
+    text = (folder / "layers.csv").read_text().splitlines()
+    (folder / "layers.csv").write_text("\n".join([text[0], "1,1,x,1,1,0", *text[2:]]))
+    with pytest.raises(ValueError, match=r"layers\.csv: row 1 is not numbers"):
+        handgrad.load_run(folder, weights=False)

@@ -1,4 +1,5 @@
-"""Gradient health per layer, recorded once an epoch: layers.csv beside metrics.csv.
+"""Gradient health per layer, recorded once an epoch: layers.csv beside metrics.csv (its
+rows are defined here, `layer_row` / `read_layers`; RunDir writes and reads the file).
 
 For each layer l with a weight W_l (every norm is the Frobenius norm ‖·‖):
 
@@ -17,14 +18,18 @@ reduction per ReLU layer on the device (no host sync); the rest is done once an 
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
 Tensor = torch.Tensor
 LAYER_FIELDS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction")
+MAX_LAYERS_BYTES = 64 << 20
 
 
 class LayerProbe(NamedTuple):
@@ -106,3 +111,35 @@ class HealthRecorder:
                 float(W.norm()), step / start if start > 0 else float("nan"),
                 None if alive is None else 1.0 - float(alive.double().mean())))
         return rows
+
+
+# ---- layers.csv (RunDir writes and reads the file; its rows are defined here) -------------
+
+def layer_row(h: LayerHealth) -> dict[str, Any]:
+    """One row of layers.csv (`dead_fraction` empty for a non-ReLU layer)."""
+    row = asdict(h)
+    row["dead_fraction"] = "" if h.dead_fraction is None else h.dead_fraction
+    return row
+
+
+def read_layers(path: Path) -> list[LayerHealth]:
+    """layers.csv's rows; ValueError naming the file and the first thing wrong."""
+    if path.stat().st_size > MAX_LAYERS_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_LAYERS_BYTES >> 20} MiB")
+    try:
+        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
+        missing = [f for f in LAYER_FIELDS if f not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing columns {', '.join(missing)}")
+        return [_layer(row, i, path) for i, row in enumerate(reader, 1)]
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a layers file ({e})") from None
+
+
+def _layer(row: dict[str, Any], i: int, path: Path) -> LayerHealth:
+    try:
+        numbers = [float(row[k]) for k in LAYER_FIELDS[2:5]]
+        dead = float(row["dead_fraction"]) if row["dead_fraction"] else None
+        return LayerHealth(int(row["epoch"]), str(row["layer"]), *numbers, dead)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: row {i} is not numbers: {row}") from None

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.run.config import TrainConfig
-from handgrad.run.health import LAYER_FIELDS, LayerHealth
 from handgrad.run.result import EpochMetrics
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
@@ -141,34 +140,6 @@ def _epoch(row: dict[str, Any], i: int, path: Path) -> EpochMetrics:
         raise ValueError(f"{path}: row {i} is not numbers: {row}") from None
     _expect(epoch == i, path, f"row {i} is epoch {epoch}")
     return EpochMetrics(epoch, *values, seconds)
-
-
-def layer_row(h: LayerHealth) -> dict[str, Any]:
-    row = asdict(h)
-    row["dead_fraction"] = "" if h.dead_fraction is None else h.dead_fraction
-    return row
-
-
-def read_layers(path: Path) -> list[LayerHealth]:
-    """layers.csv: per epoch and layer, the gradient health (`LAYER_FIELDS`)."""
-    if path.stat().st_size > MAX_METRICS_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_METRICS_BYTES >> 20} MiB")
-    try:
-        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
-        missing = [f for f in LAYER_FIELDS if f not in (reader.fieldnames or [])]
-        _expect(not missing, path, f"missing columns {', '.join(missing)}")
-        return [_layer(row, i, path) for i, row in enumerate(reader, 1)]
-    except (csv.Error, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a layers file ({e})") from None
-
-
-def _layer(row: dict[str, Any], i: int, path: Path) -> LayerHealth:
-    try:
-        numbers = [float(row[k]) for k in LAYER_FIELDS[2:5]]
-        dead = float(row["dead_fraction"]) if row["dead_fraction"] else None
-        return LayerHealth(int(row["epoch"]), str(row["layer"]), *numbers, dead)
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: row {i} is not numbers: {row}") from None
 
 
 def _expect(ok: Any, path: Path, message: str) -> None:

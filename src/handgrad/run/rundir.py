@@ -36,7 +36,7 @@ from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of 
     write_csv,
     write_json,
 )
-from handgrad.run.health import LAYER_FIELDS, LayerHealth
+from handgrad.run.health import LAYER_FIELDS, LayerHealth, layer_row, read_layers
 from handgrad.run.metrics import Evaluation
 from handgrad.run.result import EpochMetrics, RunResult
 from handgrad.run.weights import (  # noqa: F401  (save_weights, load_weights re-exported)
@@ -135,7 +135,7 @@ class RunDir:
         """metrics.csv, and layers.csv when there are layer records."""
         write_csv(self.file(METRICS), [records.metrics_row(m) for m in history], METRIC_FIELDS)
         if layers:
-            write_csv(self.file(LAYERS), [records.layer_row(h) for h in layers], LAYER_FIELDS)
+            write_csv(self.file(LAYERS), [layer_row(h) for h in layers], LAYER_FIELDS)
 
     def finish(self, result: RunResult) -> None:
         """metrics.csv, the weights when completed, and last results.json with their sha256."""
@@ -179,7 +179,7 @@ class RunDir:
     def read_layers(self) -> list[LayerHealth]:
         """layers.csv's rows (none for a run written before it was recorded)."""
         path = self.file(LAYERS)
-        return records.read_layers(path) if path.exists() else []
+        return read_layers(path) if path.exists() else []
 
     def read_curves(self) -> dict[str, list[float]]:
         """{"train": [...], "val": [...]} mean losses per epoch (empty before the first)."""

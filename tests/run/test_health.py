@@ -80,3 +80,28 @@ def test_a_broken_layers_csv_is_refused_naming_it(runs, tmp_path):
     (folder / "layers.csv").write_text("\n".join([text[0], "1,1,x,1,1,0", *text[2:]]))
     with pytest.raises(ValueError, match=r"layers\.csv: row 1 is not numbers"):
         handgrad.load_run(folder, weights=False)
+
+
+def test_any_module_gets_its_weights_recorded():
+    """Another model than the MLP (a torch Sequential here): every weight matrix by its
+    parameter name, no dead units (no activation is read)."""
+    from torch import nn
+
+    from handgrad.run.health import model_probe
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    rec = HealthRecorder(model_probe(net))
+    rec.start_epoch()
+    rec.before_step(last=True)
+    before = net[2].weight.detach().clone()
+    net(torch.rand(5, 4, dtype=torch.float64)).sum().backward()
+    with torch.no_grad():
+        for p in net.parameters():
+            p -= 0.1 * p.grad
+    rec.after_step()
+    rows = rec.end_epoch(1)
+    assert [r.layer for r in rows] == ["0", "2"] and all(r.dead_fraction is None for r in rows)
+    W = net[2].weight.detach()
+    assert rows[1].update_ratio == pytest.approx(float((W - before).norm() / before.norm()))
+    assert rows[1].grad_norm == pytest.approx(float(net[2].weight.grad.norm()))

@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from handgrad.engine.model import MLP
+
 Tensor = torch.Tensor
 LAYER_FIELDS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction")
 MAX_LAYERS_BYTES = 64 << 20
@@ -67,6 +69,23 @@ def mlp_probe(model) -> Probe:
                 for l in range(1, model.L + 1) for W in [model.weight(l)]]
 
     return probe
+
+
+def weights_probe(model) -> Probe:
+    """The probe of any torch module: each weight of 2 or more dimensions (a Linear's, a
+    convolution's) by its parameter name, without dead units (no activation is read)."""
+    weights = [(name.removesuffix(".weight"), p) for name, p in model.named_parameters()
+               if name.endswith("weight") and p.dim() >= 2]
+
+    def probe() -> list[LayerProbe]:
+        return [LayerProbe(name, W, W.grad, None) for name, W in weights]
+
+    return probe
+
+
+def model_probe(model) -> Probe:
+    """`mlp_probe` for the exercise's MLP, `weights_probe` for another model."""
+    return mlp_probe(model) if isinstance(model, MLP) else weights_probe(model)
 
 
 class HealthRecorder:

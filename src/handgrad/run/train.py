@@ -26,7 +26,7 @@ from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
 from handgrad.run.budget import check_fits, training_bytes
 from handgrad.run.config import TrainConfig, load_data
-from handgrad.run.health import HealthRecorder, mlp_probe
+from handgrad.run.health import HealthRecorder, model_probe
 from handgrad.run.metrics import evaluate, one_hot, per_sample_sum
 from handgrad.run.result import EpochMetrics, RunResult
 from handgrad.run.rundir import RunDir, check_out
@@ -233,7 +233,7 @@ def fit(config: TrainConfig, dataset: Dataset, model: MLP, observer: Observer,
     step_fn = make_step(config, model, loss)
     gen = torch.Generator().manual_seed(config.seed)
     result = RunResult(config, dataset.class_names, model=model)
-    health = HealthRecorder(mlp_probe(model))
+    health = HealthRecorder(model_probe(model))
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         try:

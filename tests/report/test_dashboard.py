@@ -129,3 +129,14 @@ def test_grade_out_writes_the_dashboard(tmp_path):
     assert main(["grade", *files, "--quiet", "--jobs", "2", "--out", str(tmp_path)]) == 1
     page = (tmp_path / "report.html").read_text()
     assert "correct_plain" in page and "bug_wrong_sign" in page and "wrong_sign" in page
+
+
+def test_isolation_counts_what_each_submission_reports(klass):
+    from handgrad.report.dashboard import isolation_rows
+
+    reports = [{"process": True, "no_network": True, "own_processes": False, "seccomp": True},
+               {"process": True, "no_network": False, "own_processes": True}, {}]
+    entries = [dict(e, result=dict(e["result"], isolation=iso))
+               for e, iso in zip(klass[:3], reports, strict=True)]
+    assert isolation_rows(entries) == [["own child process", 2, 2], ["no network", 1, 2],
+                                       ["own PID namespace", 1, 2], ["seccomp", 1, 1]]

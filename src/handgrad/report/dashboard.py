@@ -105,10 +105,18 @@ def mistakes(entries: Sequence[Entry], key: str) -> list[list[Any]]:
 
 
 def isolation_rows(entries: Sequence[Entry]) -> list[list[Any]]:
-    """[what, submissions where it held, of those run in a child]."""
+    """[what, submissions where it held, of those that report it]: the known protections
+    by name, then any other yes/no the grader reports, by its key."""
     isolations = [(e.get("result") or {}).get("isolation") or {} for e in entries]
-    ran = [i for i in isolations if i]
-    return [[name, sum(bool(i.get(key)) for i in ran), len(ran)] for key, name in ISOLATION]
+    names = dict(ISOLATION)
+    keys = list(names) + [k for i in isolations for k, v in i.items()
+                          if isinstance(v, bool) and k not in names]
+    rows = []
+    for key in dict.fromkeys(keys):
+        reported = [i[key] for i in isolations if isinstance(i.get(key), bool)]
+        if reported:
+            rows.append([names.get(key, key), sum(reported), len(reported)])
+    return rows
 
 
 def student_rows(entries: Sequence[Entry]) -> list[list[Any]]:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handgrad.grade.cases import POINTS, Case
-from handgrad.grade.judge import LayerResult
 
 HINTS = {
     "missing": "set model.dL_dw[l] and model.dL_db[l] for every layer l = 1..L",
@@ -52,6 +51,20 @@ HINTS = {
 }
 ONE_D = " (this case passes one sample as a 1-D x of shape (D,): then y_pred and every " \
         "model.a[l] are 1-D too)"
+
+
+@dataclass
+class LayerResult:
+    layer: int
+    dw_error: float | None  # err against the truth; None when not comparable
+    db_error: float | None
+    kind: str  # "ok" or a kind of mistake
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.kind == "ok"
+
 
 
 @dataclass

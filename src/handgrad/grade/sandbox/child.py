@@ -1,0 +1,78 @@
+"""The process that runs the submission, as the keeper forked it: it finishes its
+confinement, checks that the grading code works in it, says so (frame "C"), and only then
+runs the entry's code: `load(job, folder)` loads the submission, and, when that gives a
+function, the cases are asked for (frame "L") and `run(function, cases)` runs it on them;
+the result goes up as frame "R". It ends with `os._exit`: never back into the server's loop.
+
+The entry is a module named by the job (`handgrad.grade.sandbox.runner` for
+backpropagation), so that other assignments reuse the same sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+from handgrad.grade.sandbox import channel, confine
+from handgrad.grade.sandbox.rlimits import redirect_output, set_limits
+
+FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
+KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+
+
+def run_child(sock: socket.socket, output: int, job: dict, workdir: str,
+              held: dict[str, bool]) -> None:
+    """Set up, report, run the entry, send its result; ends the process."""
+    try:
+        entry = _set_up(output, job, workdir, held)
+    except BaseException as e:  # ours, before any of the submission's code
+        with contextlib.suppress(Exception):
+            channel.send(sock, b"E", f"{type(e).__name__}: {e}".encode())
+        os._exit(70)
+    channel.send(sock, b"C", json.dumps(held).encode())
+    code = 0
+    try:
+        folder = confine.SUBMISSION if held["filesystem"] else job["submission"]
+        result = _run_entry(entry, job, folder if job["importable"] else None, sock)
+        channel.send(sock, b"R", entry.encode(result))
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # a channel the submission closed, a result it broke
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code & 0xFF)
+
+
+def _set_up(output: int, job: dict, workdir: str, held: dict[str, bool]) -> Any:
+    confine.die_with_parent(os.getppid())  # 0 as PID 1 of a new namespace: the check holds
+    os.setsid()  # where there is no PID namespace, the keeper kills this group at the end
+    if held["filesystem"]:
+        held["filesystem"] = confine.finish(held["processes"])
+    os.chdir(workdir)
+    kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT}
+    os.environ.clear()  # the grader's own variables (tokens, paths) are not the child's
+    os.environ.update(kept, HOME=workdir, TMPDIR=workdir)
+    redirect_output(output)
+    os.close(output)
+    entry = importlib.import_module(job["entry"])
+    entry.preflight()  # the grading code works here: a failure now is ours
+    set_limits(job["limits"]["timeout"], job["limits"]["memory_mb"], FILE_LIMIT)
+    return entry
+
+
+def _run_entry(entry: Any, job: dict, folder: str | None, sock: socket.socket) -> dict:
+    loaded = entry.load(job, folder)
+    if isinstance(loaded, dict):  # it did not load: nothing to run
+        return loaded
+    channel.send(sock, b"L")
+    _, cases = channel.receive(sock, 2**30)
+    return entry.run(loaded, cases)

@@ -26,7 +26,7 @@ from handgrad.grade.cases import CASES
 from handgrad.grade.judge import case_salt, judge_outputs
 from handgrad.grade.result import CheckResult
 from handgrad.grade.sandbox import runner, server
-from handgrad.grade.sandbox.isolate import GraderError, Limits, run_isolated
+from handgrad.grade.sandbox.isolate import GraderError, Limits, isolation, run_isolated
 from handgrad.grade.submission import SubmissionError, read_source
 
 __all__ = ["GraderError", "Limits", "SubmissionError", "check_backprop", "grade_file",
@@ -107,9 +107,7 @@ def grade_file(path: str | Path, function: str = "backpropagation",
     result.submission = str(path)
     result.output = outcome.output
     result.seconds = outcome.seconds
-    result.isolation = {"process": True, "no_network": outcome.confined.get("network", False),
-                        "read_only_files": outcome.confined.get("filesystem", False),
-                        "own_processes": outcome.confined.get("processes", False),
+    result.isolation = {"process": True, **isolation(outcome.confined),
                         "exit_code": outcome.exit_code}
     return result
 

@@ -28,6 +28,7 @@ matches the mistake):
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -269,11 +270,19 @@ def _rounding_ok(index: int, loss: str, salt: int) -> bool:
 def _separated(t: Truth) -> bool:
     """Each classic mistake is either invisible on the case or SEPARATION away from the
     truth (so that a diagnosis names it, whatever the salt)."""
-    truth = [x for pair in t.reference for x in pair]
-    return all(e <= 1e-9 or e >= SEPARATION
-               for pairs in t.variants.values()
-               for got, want in zip((x for pair in pairs for x in pair), truth, strict=True)
-               for e in [err(got, want, t.floor)])
+    return all(e <= 1e-9 or e >= SEPARATION for e in variant_errors(t))
+
+
+def variant_errors(t: Truth) -> list[float]:
+    """err of each classic mistake's tensors against the truth, on the layers where the
+    mistake can be named: all of them, but for "activation on output", named on the last
+    layer only (below it, the gradients are wrong because the last layer is)."""
+    out = []
+    for name, pairs in t.variants.items():
+        first = len(pairs) - 1 if name == "activation on output" else 0
+        out += [err(got, want, t.floor) for l in range(first, len(pairs))
+                for got, want in zip(pairs[l], t.reference[l], strict=True)]
+    return out
 
 
 def judge_outputs(outputs: list, loss: str, allow_autograd: bool, salt: int = 0) -> CheckResult:
@@ -289,7 +298,22 @@ def judge_outputs(outputs: list, loss: str, allow_autograd: bool, salt: int = 0)
     if len(losses) > 1:
         for c in cases:
             c.show_loss = True
-    return CheckResult(loss, cases)
+    return CheckResult(loss, cases, wrong_digest=_wrong_digest(outputs, cases))
+
+
+def _wrong_digest(outputs: list, cases: list[CaseResult]) -> str:
+    """SHA-256 (16 hex digits) of the gradients left on the cases judged wrong, "" when
+    none: two submissions with the same digest made the same mistake with the same numbers."""
+    h, found = hashlib.sha256(), False
+    for out, case in zip(outputs, cases, strict=True):
+        if case.passed or not case.layers:
+            continue
+        for entry in out["dw"] + out["db"]:
+            value = entry.get("value")
+            if _plain(value):
+                h.update(value.contiguous().numpy().tobytes())
+                found = True
+    return h.hexdigest()[:16] if found else ""
 
 
 def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool,

@@ -47,6 +47,9 @@ HINTS = {
     "cpu": "the function used too much CPU time: look for an endless loop",
     "load": "the file could not be run: fix the error shown (its line is given)",
     "no_function": "define the function with the name the assignment asks for",
+    "forged": "return the gradients only by filling model.dL_dw and model.dL_db: a result "
+              "sent to the grader any other way fails",
+    "not_graded": "the grader failed (not the submission): it is graded again on the next run",
     "unreadable": "the submission's results could not be read back",
 }
 ONE_D = " (this case passes one sample as a 1-D x of shape (D,): then y_pred and every " \
@@ -123,6 +126,7 @@ class CheckResult:
     isolation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     submission: str | None = None
+    wrong_digest: str = ""  # of the wrong gradients (`judge._wrong_digest`), "" when none
 
     HEADERS = ("case", "layer", "dL_dw error", "dL_db error", "result")
 
@@ -159,16 +163,18 @@ class CheckResult:
         return float(sum(POINTS.values()))
 
     def diagnosis(self) -> Diagnosis | None:
-        """None when passed. Otherwise the first failing case, 2-D cases first, that names
-        a kind of mistake ("values" only when no case names one)."""
+        """None when passed. Otherwise, in this order: the first failing 2-D case that
+        names a kind of mistake, the first failing 2-D case ("values"), then the same for
+        the 1-D case (x of shape (D,)): a 1-D exception never hides a wrong 2-D gradient."""
         if self.error is not None:
             kind = self.error_kind or "exited"
             return Diagnosis("", None, kind, self.error, HINTS.get(kind, ""))
-        found = [d for c in sorted(self.cases, key=lambda c: c.batch == 0)
-                 if not c.passed for d in [_case_diagnosis(c)]]
-        if not found:
-            return None
-        return next((d for d in found if d.kind != "values"), found[0])
+        for one_d in (False, True):
+            found = [_case_diagnosis(c) for c in self.cases
+                     if not c.passed and (c.batch == 0) is one_d]
+            if found:
+                return next((d for d in found if d.kind != "values"), found[0])
+        return None
 
     def rows(self) -> list[list]:
         rows = []
@@ -214,6 +220,7 @@ class CheckResult:
             "error": self.error, "error_kind": self.error_kind,
             "diagnosis": None if d is None else vars(d).copy(),
             "groups": self.points(), "isolation": self.isolation,
+            "wrong_digest": self.wrong_digest,
             "seconds": round(self.seconds, 3), "output": self.output,
             "cases": [_case_json(c) for c in self.cases]}
 

@@ -47,8 +47,8 @@ from handgrad.grade.sandbox.server import GraderError
 SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc/ld.so.cache",
           "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 HELD = ("network", "filesystem", "processes")
-__all__ = ["ChildOutcome", "GraderError", "Limits", "allowed_paths", "run_isolated",
-           "run_sandboxed"]
+__all__ = ["ChildOutcome", "GraderError", "Limits", "allowed_paths", "isolation", "probe",
+           "run_isolated", "run_sandboxed"]
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,16 @@ def run_sandboxed(entry: str, job: dict[str, Any], payload: bytes, limits: Limit
     output = _output_file()
     start = time.perf_counter()
     pids: dict[str, int] = {}
+    ended = False
     try:
         server.launch([theirs.fileno(), output])
         theirs.close()
         channel.send(mine, b"J", json.dumps(full).encode())
         report, result = _collect(mine, payload, limits, pids)
+        ended = not report.get("timeout")
     finally:
-        _kill(pids)
+        if not ended:  # a keeper that ended was reaped: its pid may be another's by now
+            _kill(pids)
         mine.close()
         theirs.close()
         text = _read_output(output, limits.output_kb)
@@ -156,25 +159,30 @@ def _output_file() -> int:
 
 
 def _collect(sock: socket.socket, payload: bytes, limits: Limits,
-             pids: dict[str, int]) -> tuple[dict | None, bytes | None]:
-    """The keeper's report and result; (None, None) when the wall time ran out."""
-    deadline = time.monotonic() + limits.timeout
-    report = result = None
+             pids: dict[str, int]) -> tuple[dict, bytes | None]:
+    """The keeper's report and the result; a report of only "held" when the wall time ran
+    out ("timeout": True)."""
+    report: dict[str, Any] = {}
+    result = None
     try:
-        kind, data = _receive(sock, deadline + 30)  # the keeper's set-up is not the child's
+        kind, data = _receive(sock, time.monotonic() + 60)  # the keeper's set-up is ours
         if kind == b"E":
             raise GraderError(data.decode("utf-8", "replace"))
         pids.update(json.loads(data))
         deadline = time.monotonic() + limits.timeout
         channel.send(sock, b"C", payload)
-        kind, data = _receive(sock, deadline)
-        if kind == b"E":
-            raise GraderError(data.decode("utf-8", "replace"))
-        report = json.loads(data)
-        if report.get("results"):
-            result = _receive(sock, deadline + 10)[1]
+        while kind != b"D" or report.get("results"):
+            kind, data = _receive(sock, deadline + (10 if kind == b"D" else 0))
+            if kind == b"E":
+                raise GraderError(data.decode("utf-8", "replace"))
+            if kind == b"H":
+                report["held"] = json.loads(data)
+            elif kind == b"D":
+                report.update(json.loads(data))
+            elif kind == b"R":
+                return report, data
     except TimeoutError:
-        return None, None
+        return {"held": report.get("held", {}), "timeout": True, "started": True}, None
     except (channel.ChannelClosed, OSError, ValueError) as e:
         raise GraderError(f"the grading child's keeper ended without a report ({e})") from None
     return report, result
@@ -193,16 +201,17 @@ def _kill(pids: dict[str, int]) -> None:
         os.kill(pids["keeper"], signal.SIGKILL)
 
 
-def _outcome(report: dict | None, result: bytes | None, limits: Limits) -> ChildOutcome:
-    if report is None:
-        return ChildOutcome("timeout", error=f"the submission did not finish within "
-                                             f"{limits.timeout:g} s (timeout)")
+def _outcome(report: dict, result: bytes | None, limits: Limits) -> ChildOutcome:
     held = {k: report.get("held", {}).get(k) is True for k in HELD}
-    if not report.get("started"):
+    if report.get("timeout"):
+        outcome = ChildOutcome("timeout", error=f"the submission did not finish within "
+                                                f"{limits.timeout:g} s (timeout)")
+    elif not report.get("started"):
         why = report.get("error") or _ended(report)
         raise GraderError(f"the grading child failed before the submission's code started: "
                           f"{why}")
-    outcome = _judged_end(report, result, limits)
+    else:
+        outcome = _judged_end(report, result, limits)
     outcome.confined = held
     return outcome
 
@@ -266,3 +275,24 @@ def _read_output(fd: int, kb: int) -> str:
         return ""
     cut = f"\n[... {size - 2 * half} bytes of output cut ...]\n"
     return head.decode("utf-8", "replace") + cut + tail.decode("utf-8", "replace")
+
+
+def probe(limits: Limits | None = None) -> dict[str, bool]:
+    """Which protections hold on this system, from a child that runs no submission:
+    {"no_network", "read_only_files", "own_processes"} as in a result's `isolation`."""
+    job = {"chunks": [("probe", "def backpropagation(*args):\n    pass\n")],
+           "function": "backpropagation"}
+    from handgrad.grade.sandbox.runner import encode
+
+    outcome = run_sandboxed("handgrad.grade.sandbox.runner", job, encode([]),
+                            limits or Limits(timeout=30))
+    if outcome.status != "ok":
+        raise GraderError(f"the sandbox's probe ended with {outcome.status}: {outcome.error}")
+    return isolation(outcome.confined)
+
+
+def isolation(confined: dict[str, bool]) -> dict[str, bool]:
+    """A result's `isolation` keys from what the keeper reported."""
+    return {"no_network": confined.get("network", False),
+            "read_only_files": confined.get("filesystem", False),
+            "own_processes": confined.get("processes", False)}

@@ -5,7 +5,8 @@ and relays between the two: the cases go down only once the submission has loade
 comes up is reported with what the keeper saw itself.
 
 What the keeper reports to the grader (frame "D", JSON), and only it:
-- "held": which protections held (its own, and the submission process's `finish`);
+- "held": which protections held (its own, and the submission process's `finish`; also
+  sent alone, as frame "H", as soon as the submission process has reported);
 - "started": whether the submission process reached the submission's code (frame "C" from
   it, sent right before loading the code; a process that ends before that is the grader's
   failure, with the reason from frame "E" when there is one);
@@ -73,7 +74,7 @@ def _run(ctrl: socket.socket, output: int, job: dict) -> None:
     os.close(output)
     channel.send(ctrl, b"P", json.dumps({"keeper": os.getpid(), "child": pid}).encode())
     _, payload = channel.receive(ctrl, JOB_LIMIT)
-    report, result = _relay(mine, payload, pid)
+    report, result = _relay(mine, payload, pid, ctrl, held)
     _, status, usage = os.wait4(pid, 0)
     report.update(cpu=usage.ru_utime + usage.ru_stime, held=held | report.pop("finish", {}))
     if os.WIFSIGNALED(status):
@@ -87,8 +88,10 @@ def _run(ctrl: socket.socket, output: int, job: dict) -> None:
         channel.send(ctrl, b"R", result)
 
 
-def _relay(sock: socket.socket, payload: bytes, pid: int) -> tuple[dict, bytes | None]:
-    """Serve the submission process until it ends: the cases once, the first result kept."""
+def _relay(sock: socket.socket, payload: bytes, pid: int, ctrl: socket.socket,
+           held: dict) -> tuple[dict, bytes | None]:
+    """Serve the submission process until it ends: the cases once, the first result kept;
+    the protections that held go to the grader as soon as they are known (frame "H")."""
     report = {"started": False, "requests": 0, "results": 0, "early": False, "error": None}
     result = None
     ended = os.pidfd_open(pid)
@@ -101,7 +104,10 @@ def _relay(sock: socket.socket, payload: bytes, pid: int) -> tuple[dict, bytes |
                 kind, data = channel.receive(sock, RESULT_LIMIT)
             except (channel.ChannelClosed, OSError):
                 break
+            started = report["started"]
             result = _frame(report, kind, data, sock, payload, result)
+            if report["started"] and not started:
+                channel.send(ctrl, b"H", json.dumps(held | report["finish"]).encode())
     finally:
         os.close(ended)
     return report, result

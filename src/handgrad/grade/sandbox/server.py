@@ -8,8 +8,9 @@ keeper's channel to the grader and the file that collects the submission's outpu
 job itself reaches the keeper over that channel, after the fork, so no submission's code or
 cases ever sit in the server's memory.
 
-The server dies with the grader (PR_SET_PDEATHSIG), each keeper with the server, and the
-submission with its keeper: nothing outlives a grader that is killed. `remove_leftovers()`
+The server ends when the grader's end of its socket closes (and with PR_SET_PDEATHSIG,
+when forked from the main thread), each keeper with the server, and the submission with
+its keeper: nothing outlives a grader that is killed. `remove_leftovers()`
 removes the working folders of graders that died without cleaning up.
 """
 
@@ -44,10 +45,11 @@ def start() -> None:
         remove_leftovers()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent = os.getpid()
+        main = threading.current_thread() is threading.main_thread()
         pid = os.fork()
         if pid == 0:
             mine.close()
-            _serve(theirs, parent)
+            _serve(theirs, parent, main)
         theirs.close()
         _SERVER.append((pid, mine))
 
@@ -69,10 +71,12 @@ def launch(fds: list[int]) -> None:
                           "start the grader again") from None
 
 
-def _serve(sock: socket.socket, parent: int) -> None:
-    """The server's loop: a keeper for each request, until the grader closes the socket."""
+def _serve(sock: socket.socket, parent: int, main: bool) -> None:
+    """The server's loop: a keeper for each request, until the grader's end of the socket
+    closes (the grader ended, however it ended)."""
     try:
-        die_with_parent(parent)
+        if main:  # PR_SET_PDEATHSIG follows the thread that forked: only the main one lasts
+            die_with_parent(parent)
         os.setsid()  # a Ctrl-C in the grader's terminal is the grader's to handle
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):

@@ -4,7 +4,7 @@ import os
 
 import torch
 
-TARGET = os.environ.get("HANDGRAD_TEST_OUTSIDE", "/tmp/handgrad-hostile-was-here")
+TARGET = "/usr/handgrad-hostile-was-here"  # /tmp is its own scratch folder: /usr is not
 
 
 def backpropagation(model, y_true, y_pred):

@@ -56,6 +56,9 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
                         "graded, the function called as f(model, y_true, y_pred, loss_name)")
     p.add_argument("--timeout", type=_positive(float), default=60.0,
                    help="wall-clock seconds a submission may run (default: 60)")
+    p.add_argument("--cpu", type=_positive(int), default=None, metavar="S",
+                   help="CPU seconds a submission may use, all its threads together "
+                        "(default: the timeout plus one)")
     p.add_argument("--memory", type=_positive(int), default=4096, metavar="MB",
                    help="address space a submission may add to its start-up (default: 4096)")
     p.add_argument("--allow-autograd", action="store_true",
@@ -92,7 +95,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _limits(args: argparse.Namespace) -> Limits:
-    return Limits(timeout=args.timeout, memory_mb=args.memory)
+    return Limits(timeout=args.timeout, memory_mb=args.memory, cpu_s=args.cpu)
 
 
 def cmd_check_backprop(args: argparse.Namespace) -> int:

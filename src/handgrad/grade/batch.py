@@ -220,7 +220,7 @@ def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str],
     loss = ",".join(loss_names(loss))
     limits = limits or Limits()
     settings = {"function": function, "loss": loss, "allow_autograd": allow_autograd,
-                "timeout": limits.timeout, "memory_mb": limits.memory_mb}
+                "timeout": limits.timeout, "memory_mb": limits.memory_mb, "cpu_s": limits.cpu}
     previous = read_previous(Path(out)) if out is not None else {}
     todo = []
     for sub in subs:

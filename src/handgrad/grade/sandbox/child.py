@@ -31,8 +31,10 @@ def run_child(sock: socket.socket, output: int, job: dict, workdir: str,
     try:
         entry = _set_up(output, job, workdir, held)
     except BaseException as e:  # ours, before any of the submission's code
-        with contextlib.suppress(Exception):
+        try:
             channel.send(sock, b"E", f"{type(e).__name__}: {e}".encode())
+        except BaseException as x:
+            os.write(2, f"{e!r} {x!r}".encode())
         os._exit(70)
     channel.send(sock, b"C", json.dumps(held).encode())
     code = 0
@@ -63,9 +65,10 @@ def _set_up(output: int, job: dict, workdir: str, held: dict[str, bool]) -> Any:
     os.environ.update(kept, HOME=workdir, TMPDIR=workdir)
     redirect_output(output)
     os.close(output)
+    _check_visible(job["allowed"])
     entry = importlib.import_module(job["entry"])
     entry.preflight()  # the grading code works here: a failure now is ours
-    set_limits(job["limits"]["timeout"], job["limits"]["memory_mb"], FILE_LIMIT)
+    set_limits(job["cpu_s"], job["limits"]["memory_mb"], FILE_LIMIT)
     return entry
 
 
@@ -76,3 +79,17 @@ def _run_entry(entry: Any, job: dict, folder: str | None, sock: socket.socket) -
     channel.send(sock, b"L")
     _, cases = channel.receive(sock, 2**30)
     return entry.run(loaded, cases)
+
+
+def _check_visible(allowed: list[str]) -> None:
+    """Every allowed path, Python's standard library and the installed packages torch and
+    handgrad come from are here (a child that cannot import them would blame the student)."""
+    import torch
+
+    import handgrad
+
+    folders = [os.path.dirname(m.__file__) for m in (os, torch, handgrad)]
+    missing = [p for p in [*allowed, *folders] if not os.path.lexists(p)]
+    if missing:
+        raise RuntimeError(f"the child cannot see {missing[0]} (of {len(missing)} paths "
+                           "it needs)")

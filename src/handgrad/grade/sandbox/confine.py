@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import os
 import platform
+import re
 from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
@@ -156,7 +157,7 @@ def _mounts(mountinfo: str) -> list[tuple[str, set[str]]]:
     out = []
     for line in Path(mountinfo).read_text().splitlines():
         fields = line.split()
-        target = fields[4].encode().decode("unicode_escape")
+        target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040: " "
         out.append((target, set(fields[5].split(","))))
     return out
 

@@ -41,7 +41,6 @@ import torch
 import handgrad
 from handgrad.grade.sandbox import channel, server
 from handgrad.grade.sandbox.keeper import JOB_LIMIT, RESULT_LIMIT
-from handgrad.grade.sandbox.rlimits import cpu_seconds
 from handgrad.grade.sandbox.server import GraderError
 
 SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc/ld.so.cache",
@@ -54,12 +53,19 @@ __all__ = ["ChildOutcome", "GraderError", "Limits", "allowed_paths", "isolation"
 @dataclass(frozen=True)
 class Limits:
     """Per submission: wall time (s), address space beyond start-up (MB), KB of output kept
-    (half from the start, half from the end), and whether the network stays reachable."""
+    (half from the start, half from the end), whether the network stays reachable, and
+    CPU time (s)."""
 
     timeout: float = 60.0
     memory_mb: int = 4096
     output_kb: int = 4
     network: bool = False
+    cpu_s: int | None = None  # CPU seconds (soft: SIGXCPU; hard, one more: SIGKILL)
+
+    @property
+    def cpu(self) -> int:
+        """The CPU time limit: `cpu_s`, or by default the wall time plus one second."""
+        return self.cpu_s if self.cpu_s is not None else int(self.timeout) + 1
 
 
 @dataclass
@@ -124,7 +130,7 @@ def run_sandboxed(entry: str, job: dict[str, Any], payload: bytes, limits: Limit
     workdir = server.fallback_workdir()
     full = {**job, "entry": entry, "allowed": allowed_paths(), "submission": path,
             "importable": importable, "network": limits.network, "limits": asdict(limits),
-            "fallback_workdir": workdir}
+            "cpu_s": limits.cpu, "fallback_workdir": workdir}
     mine, theirs = socket.socketpair()
     output = _output_file()
     start = time.perf_counter()
@@ -220,9 +226,9 @@ def _judged_end(report: dict, result: bytes | None, limits: Limits) -> ChildOutc
     code, sig = report.get("code"), report.get("signal")
     exit_code = -sig if sig else code
     if sig == signal.SIGXCPU or (sig == signal.SIGKILL and
-                                 report.get("cpu", 0) >= cpu_seconds(limits.timeout) - 0.05):
+                                 report.get("cpu", 0) >= limits.cpu - 0.05):
         return ChildOutcome("cpu", error=f"the submission used up its CPU time limit of "
-                                         f"{cpu_seconds(limits.timeout)} s (cpu)",
+                                         f"{limits.cpu} s (cpu)",
                             exit_code=exit_code)
     data = None if result is None else _read_result(result)
     ran = data is not None and data["status"] == "ok"

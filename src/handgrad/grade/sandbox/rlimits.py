@@ -24,19 +24,13 @@ def redirect_output(fd: int) -> None:
     sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
 
-def cpu_seconds(timeout: float) -> int:
-    """The CPU time limit that goes with a wall-clock `timeout`: it plus one second."""
-    return int(timeout) + 1
-
-
-def set_limits(timeout: float, memory_mb: int, file_limit: int) -> None:
-    """rlimits: address space (what is mapped now plus `memory_mb`), CPU time (soft
-    `cpu_seconds(timeout)`, SIGXCPU; hard one more, SIGKILL), file size (`file_limit`
-    bytes), no core dumps."""
+def set_limits(cpu_s: int, memory_mb: int, file_limit: int) -> None:
+    """rlimits: address space (what is mapped now plus `memory_mb`), CPU time (soft `cpu_s`
+    seconds, SIGXCPU; hard one more, SIGKILL), file size (`file_limit` bytes), no core
+    dumps."""
     mapped = _mapped_bytes()
-    cpu = cpu_seconds(timeout)
     for name, soft, hard in (("RLIMIT_AS", mapped + memory_mb * 2**20, None),
-                             ("RLIMIT_CPU", cpu, cpu + 1), ("RLIMIT_FSIZE", file_limit, None),
+                             ("RLIMIT_CPU", cpu_s, cpu_s + 1), ("RLIMIT_FSIZE", file_limit, None),
                              ("RLIMIT_CORE", 0, None)):
         with contextlib.suppress(ValueError, OSError, AttributeError):
             resource.setrlimit(getattr(resource, name), (soft, soft if hard is None else hard))

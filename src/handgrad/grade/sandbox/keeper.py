@@ -27,6 +27,7 @@ import socket
 import traceback
 
 from handgrad.grade.sandbox import channel, confine
+from handgrad.grade.sandbox.child import run_child  # imported here: the child may not see it
 
 JOB_LIMIT = 64 * 2**20
 RESULT_LIMIT = 256 * 2**20
@@ -67,8 +68,6 @@ def _run(ctrl: socket.socket, output: int, job: dict) -> None:
     if pid == 0:
         mine.close()
         ctrl.close()
-        from handgrad.grade.sandbox.child import run_child
-
         run_child(theirs, output, job, workdir, held)
     theirs.close()
     os.close(output)

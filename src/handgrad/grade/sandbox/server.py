@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 
 from handgrad.grade.sandbox.confine import die_with_parent
+from handgrad.grade.sandbox.keeper import keep
 
 PREFIX = "handgrad-grade-"
 _SERVER: list[tuple[int, socket.socket]] = []
@@ -81,9 +82,9 @@ def _serve(sock: socket.socket, parent: int, main: bool) -> None:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        keep = sock.fileno()
-        os.closerange(3, keep)
-        os.closerange(keep + 1, _max_fd())
+        own = sock.fileno()
+        os.closerange(3, own)
+        os.closerange(own + 1, _max_fd())
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the keepers
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         me = os.getpid()
@@ -93,9 +94,7 @@ def _serve(sock: socket.socket, parent: int, main: bool) -> None:
                 break
             if os.fork() == 0:
                 sock.close()
-                from handgrad.grade.sandbox.keeper import keep as run_keeper
-
-                run_keeper(fds, me)
+                keep(fds, me)
             for fd in fds:
                 os.close(fd)
     finally:

@@ -88,20 +88,20 @@ def allowed_paths() -> list[str]:
     the entries of sys.path that hold installed packages (site-packages, anything under a
     prefix), and the folders of handgrad and torch (an editable install's source folder
     holds more than handgrad: only handgrad is shown). Each link's target too."""
-    return list(_allowed(tuple(sys.path)))
+    prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+    return list(_allowed(tuple(sys.path), prefixes))
 
 
 @functools.cache
-def _allowed(path: tuple[str, ...]) -> tuple[str, ...]:
-    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    found = set(SYSTEM) | prefixes
+def _allowed(path: tuple[str, ...], prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    found = set(SYSTEM) | set(prefixes)
     found |= {p for p in path if p and os.path.isabs(p) and _installed(p, prefixes)}
     found |= {os.path.dirname(m.__file__) for m in (handgrad, torch)}
     found |= {os.path.realpath(p) for p in found}
     return tuple(sorted(p for p in found if os.path.lexists(p) and p != "/"))
 
 
-def _installed(path: str, prefixes: set[str]) -> bool:
+def _installed(path: str, prefixes: tuple[str, ...]) -> bool:
     under = any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
     return under or "site-packages" in path or "dist-packages" in path
 

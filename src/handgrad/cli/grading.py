@@ -65,6 +65,17 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
                    help="do not fail submissions that call .backward() or autograd.grad")
 
 
+COMMANDS = ("check-backprop", "grade")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """`handgrad check-backprop …` or `handgrad grade …` parsed (the same parsers as in the
+    whole command line's help, built alone)."""
+    parser = argparse.ArgumentParser(prog="handgrad")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The check-backprop and grade subcommands."""
     p = sub.add_parser("check-backprop", help="grade one hand-written backpropagation function")

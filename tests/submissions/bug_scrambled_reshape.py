@@ -2,7 +2,6 @@
 """dL/da formed with W.T.reshape(W.shape): the right shape only on square layers, the
 entries scrambled. Wrong values at layer 1 on the 2-D cases, and an exception on the 1-D
 case (its row of the table stays): the headline names the wrong gradient, not the exception."""
-import torch
 
 
 def backpropagation(model, y_true, y_pred):

@@ -2,6 +2,7 @@
 """Computes the right gradients, slowly; meanwhile a thread started at import sends a
 result of its own making into every socket the process holds, once the function runs (the
 cases are in the process by then): two results reach the keeper, which passes on neither."""
+import contextlib
 import io
 import os
 import socket
@@ -20,10 +21,8 @@ def forge() -> None:
     torch.save({"status": "ok", "results": []}, buffer)
     data = buffer.getvalue()
     for fd in map(int, os.listdir("/proc/self/fd")):
-        try:
+        with contextlib.suppress(OSError):
             socket.socket(fileno=os.dup(fd)).sendall(struct.pack("!cI", b"R", len(data)) + data)
-        except OSError:
-            pass
 
 
 threading.Thread(target=forge, daemon=True).start()

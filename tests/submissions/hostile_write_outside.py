@@ -1,6 +1,5 @@
 # expect: fail error
 """Computes the right gradients, but first writes a file outside its working directory."""
-import os
 
 import torch
 

@@ -1,4 +1,7 @@
-"""Judging what a submission filled, against autograd, in the grader's own process.
+"""Judging what a submission filled, against autograd, in the grader's own process: the
+verdict on each layer (`judge_layer`), on each case and the whole submission
+(`judge_outputs`: untrusted data, checked here), and the cases' secret salt (`case_salt`:
+kept only when every diagnosis is independent of it).
 
 Errors are relative to the true gradient's scale: err(g, r) = max|g - r| / max(max|r|, floor),
 floor = 1e-6 × the largest true gradient entry of the case. The cases are float32 (the
@@ -20,8 +23,9 @@ matches the mistake):
 | transposed  | dL_dwᵀ (shows on square layers; elsewhere the shape gives it away)      |
 | mean        | the truth / N: a mean over the batch instead of the sum                 |
 | batch_sum   | dL/da summed over the batch before going down a layer                   |
-| activation  | f' taken at a[l] instead of z[l], f' left out, or f instead of f'       |
-| scale       | the truth times another constant (a missing 2 …)                        |
+| activation  | f' taken at a[l] instead of z[l], f' left out, f instead of f', or the  |
+|             | hidden layers' f' on the output layer                                   |
+| scale       | the truth times one constant, within float32 rounding (a missing 2 …)   |
 | values      | none of these                                                           |
 """
 

@@ -1,7 +1,7 @@
 # expect: fail forged
 """Computes the right gradients, slowly; meanwhile a thread started at import sends a
 result of its own making into every socket the process holds, once the function runs (the
-cases are in the process by then): two results reach the keeper, which passes on neither."""
+cases are in the process by then): two results reach the keeper, and the grader fails it."""
 import contextlib
 import io
 import os

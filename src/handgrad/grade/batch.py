@@ -283,7 +283,7 @@ def _code_digest(sub: Submission) -> str:
 def entry(sub: Submission, digest: str, result: CheckResult) -> dict[str, Any]:
     """The grades.json record of one submission (its CSV row is a subset)."""
     d = result.diagnosis()
-    errors = ("error", "exited", "timeout", "cpu", "load", "no_function", "unreadable",
+    errors = ("error", "exited", "timeout", "cpu", "memory", "load", "no_function", "unreadable",
               "internal", "modified", "autograd", "forged", "not_graded")
     return {"id": sub.id, "path": None if sub.path is None else str(sub.path),
             "score": result.score, "max_score": result.max_score, "passed": result.passed,

@@ -339,8 +339,10 @@ def _judge_read_case(index: int, out: Any, loss: str, allow_autograd: bool,
     result = CaseResult(t.case, loss=loss)
     if not isinstance(out, dict) or ("error" not in out and not _well_formed(out, t)):
         result.error, result.error_kind = "the case's results could not be read", "unreadable"
-    elif "error" in out:
-        result.error, result.error_kind = str(out["error"])[:2000], "error"
+    elif "error" in out:  # MemoryError: what the address-space limit makes of an allocation
+        text = str(out["error"])[:2000]
+        result.error, result.error_kind = text, ("memory" if text.startswith("MemoryError")
+                                                 else "error")
     elif (change := _model_change(out["params"], t)) is not None:
         result.error, result.error_kind = change, "modified"
     elif out.get("autograd") != [] and not allow_autograd:

@@ -45,6 +45,8 @@ HINTS = {
     "exited": "the program ended before returning: remove sys.exit(), exit() and os._exit()",
     "timeout": "the function did not finish in time: look for an endless loop",
     "cpu": "the function used too much CPU time: look for an endless loop",
+    "memory": "the function asked for more memory than the grader allows (--memory): look "
+              "for a tensor far larger than the layers need (N x N instead of N x H …)",
     "load": "the file could not be run: fix the error shown (its line is given)",
     "no_function": "define the function with the name the assignment asks for",
     "forged": "return the gradients only by filling model.dL_dw and model.dL_db: a result "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+from collections import Counter
 from itertools import combinations
 from typing import Any
 
@@ -78,11 +79,14 @@ def similar_pairs(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
     """[{"a", "b", "reason"}] for each pair of entries with the same normalised code or
     the same wrong gradients (compared only within one run: the salt differs between runs)."""
     pairs = []
+    shared = Counter(e.get("wrong_digest") for e in entries if e.get("wrong_digest"))
     for x, y in combinations(entries, 2):
         if x.get("code_digest") and x.get("code_digest") == y.get("code_digest"):
             pairs.append({"a": x["id"], "b": y["id"],
                           "reason": "the same code after normalisation"})
         elif x.get("wrong_digest") and x.get("wrong_digest") == y.get("wrong_digest"):
+            n = shared[x["wrong_digest"]]  # many: a common mistake more than a copy
             pairs.append({"a": x["id"], "b": y["id"],
-                          "reason": "the same wrong gradients on the salted cases"})
+                          "reason": "the same wrong gradients on the salted cases"
+                                    + (f" ({n} submissions share them)" if n > 2 else "")})
     return pairs

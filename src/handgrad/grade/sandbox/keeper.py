@@ -93,12 +93,15 @@ def _relay(sock: socket.socket, payload: bytes, pid: int, ctrl: socket.socket,
     the protections that held go to the grader as soon as they are known (frame "H")."""
     report = {"started": False, "requests": 0, "results": 0, "early": False, "error": None}
     result = None
-    ended = os.pidfd_open(pid)
+    ended = _pidfd(pid)
     try:
         while True:
-            ready, _, _ = select.select([sock, ended], [], [])
-            if sock not in ready:
+            ready, _, _ = select.select([sock] + ([ended] if ended is not None else []), [], [],
+                                        None if ended is not None else 0.05)
+            if sock not in ready and (ended is not None or _exited(pid)):
                 break  # it ended, and nothing is left to read
+            if sock not in ready:
+                continue
             try:
                 kind, data = channel.receive(sock, RESULT_LIMIT)
             except (channel.ChannelClosed, OSError):
@@ -108,8 +111,23 @@ def _relay(sock: socket.socket, payload: bytes, pid: int, ctrl: socket.socket,
             if report["started"] and not started:
                 channel.send(ctrl, b"H", json.dumps(held | report["finish"]).encode())
     finally:
-        os.close(ended)
+        if ended is not None:
+            os.close(ended)
     return report, result
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` ends (None before Linux 5.3)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _exited(pid: int) -> bool:
+    """Whether `pid` has ended, without reaping it."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
 
 
 def _frame(report: dict, kind: bytes, data: bytes, sock: socket.socket, payload: bytes,

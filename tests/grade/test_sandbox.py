@@ -260,7 +260,8 @@ def test_nothing_outlives_a_killed_grader(name, sig, tmp_path):
     submission's process end with it, and no folder of it is left in /tmp."""
     grader = subprocess.Popen([*HANDGRAD, "check-backprop", str(SUBMISSIONS / name),
                                "--timeout", "120"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         deadline = time.monotonic() + 60
         while len(_descendants(grader.pid)) < 3 and time.monotonic() < deadline:
@@ -275,6 +276,7 @@ def test_nothing_outlives_a_killed_grader(name, sig, tmp_path):
             time.sleep(0.1)
         assert not [p for p in started if _running(p)]
         assert not list(Path(tempfile.gettempdir()).glob(f"{server.PREFIX}{grader.pid}-*"))
+        assert list(tmp_path.iterdir()) == []  # its TMPDIR: no pymp-*, no handgrad-grade-*
         if sig != signal.SIGKILL:
             assert grader.returncode == 130
     finally:
@@ -319,3 +321,31 @@ def test_where_namespaces_are_refused_check_says_so_and_grade_refuses(tmp_path):
     out, _ = grader.communicate()
     assert grader.returncode == 0 and "1 of 1 passed" in out
     assert not list(Path(tempfile.gettempdir()).glob(f"{server.PREFIX}{grader.pid}-*"))
+
+
+def test_where_namespaces_are_refused_a_killed_graders_folder_goes_with_the_next_run(tmp_path):
+    """Without a mount namespace the child works in TMPDIR/handgrad-grade-<pid>-*: SIGKILL
+    leaves it (and no process); the next grader removes it before grading."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    grader = subprocess.Popen([sys.executable, str(REFUSE), "check-backprop",
+                               str(SUBMISSIONS / "hostile_sleeps.py"), "--timeout", "120"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(f"{server.PREFIX}*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        started = _descendants(grader.pid)
+        grader.kill()
+        grader.wait(timeout=30)
+    finally:
+        grader.kill()
+    left = list(tmp_path.glob(f"{server.PREFIX}{grader.pid}-*"))
+    assert len(left) == 1
+    deadline = time.monotonic() + 10
+    while any(_running(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started and not [p for p in started if _running(p)]
+    done = subprocess.run([*HANDGRAD, "check-backprop", str(SUBMISSIONS / "correct_plain.py")],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and not left[0].exists()

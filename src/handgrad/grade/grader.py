@@ -79,7 +79,8 @@ def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
         return CheckResult(loss, [], "the function was interrupted (KeyboardInterrupt)",
                            "exited", seconds=time.perf_counter() - start)
     result = judge_outputs(outputs, loss, allow_autograd, salt)
-    result.isolation = {"process": False, "no_network": False, "read_only_files": False}
+    result.isolation = {"process": False, "no_network": False, "read_only_files": False,
+                        "own_processes": False}
     result.seconds = time.perf_counter() - start
     return result
 

@@ -2,7 +2,9 @@
 confinement, checks that the grading code works in it, says so (frame "C"), and only then
 runs the entry's code: `load(job, folder)` loads the submission, and, when that gives a
 function, the cases are asked for (frame "L") and `run(function, cases)` runs it on them;
-the result goes up as frame "R". It ends with `os._exit`: never back into the server's loop.
+the result goes up as frame "R". (A job with a "call" asks for the cases first, then
+`call(chunks, folder, function, specs)` loads and runs.) It ends with `os._exit`: never
+back into the server's loop.
 
 The entry is a module named by the job (`handgrad.grade.sandbox.runner` for
 backpropagation), so that other assignments reuse the same sandbox.
@@ -16,6 +18,7 @@ import json
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from handgrad.grade.sandbox import channel, confine
@@ -65,12 +68,20 @@ def _set_up(output: int, job: dict, workdir: str, held: dict[str, bool]) -> Any:
     os.close(output)
     _check_visible(job["allowed"])
     entry = importlib.import_module(job["entry"])  # imported by the grader: in sys.modules
+    if job.get("call"):
+        _call(job["call"])
     entry.preflight()  # the grading code works here: a failure now is ours
     set_limits(job["cpu_s"], job["limits"]["memory_mb"], FILE_LIMIT)
     return entry
 
 
 def _run_entry(entry: Any, job: dict, folder: str | None, sock: socket.socket) -> dict:
+    if job.get("call"):  # one function that loads and runs: the cases come first
+        call = _call(job["call"])
+        channel.send(sock, b"L")
+        _, cases = channel.receive(sock, 2**30)
+        specs = entry.decode(cases)
+        return call(job["chunks"], folder and Path(folder), job["function"], specs)
     loaded = entry.load(job, folder)
     if isinstance(loaded, dict):  # it did not load: nothing to run
         return loaded
@@ -90,3 +101,9 @@ def _check_visible(allowed: list[str]) -> None:
     if missing:
         raise RuntimeError(f"the child cannot see {missing[0]} (of {len(missing)} paths "
                            "it needs)")
+
+
+def _call(name: str) -> Any:
+    """The function "module:qualname" (found before the submission's code runs)."""
+    module, _, qualname = name.partition(":")
+    return getattr(importlib.import_module(module), qualname)

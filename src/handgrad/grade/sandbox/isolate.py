@@ -32,6 +32,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,18 @@ def _installed(path: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: str,
-                 payload: bytes, limits: Limits, submission: Path | None = None) -> ChildOutcome:
+                 payload: bytes, limits: Limits, submission: Path | None = None,
+                 entry: Callable | None = None) -> ChildOutcome:
     """Run `function` of the submission `chunks` in a child on every case of `payload` (the
     case specs, `runner.encode`d). `submission`: the file or folder the child may see
-    (read-only); `folder`: given when the submission's folder is importable."""
+    (read-only); `folder`: given when the submission's folder is importable. `entry`: a
+    module-level `entry(chunks, folder, function, specs) -> {"status", "results", "error"}`
+    run in the child instead (it gets the cases before it loads the code; an entry module
+    with `load` and `run`, through `run_sandboxed`, gets them after)."""
     seen = submission if submission is not None else folder
     job = {"chunks": chunks, "function": function}
+    if entry is not None:
+        job["call"] = f"{entry.__module__}:{entry.__qualname__}"
     outcome = run_sandboxed("handgrad.grade.sandbox.runner", job, payload, limits,
                             seen, importable=folder is not None)
     if outcome.status == "ok":

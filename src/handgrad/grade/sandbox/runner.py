@@ -251,9 +251,14 @@ def load(job: dict[str, Any], folder: str | None) -> Callable | dict[str, Any]:
 _LOADING: list[str] = []
 
 
+def decode(cases: bytes) -> Any:
+    """What `encode` made, read back with torch.load(weights_only=True)."""
+    return torch.load(io.BytesIO(cases), weights_only=True)
+
+
 def run(fn: Callable, cases: bytes) -> dict[str, Any]:
     """Run `fn` on every case of `cases` (the case specs, `encode`d)."""
-    specs = torch.load(io.BytesIO(cases), weights_only=True)
+    specs = decode(cases)
     results = [run_case(fn, spec) for spec in specs]
     for result in results:
         if "autograd" in result:

@@ -349,3 +349,27 @@ def test_where_namespaces_are_refused_a_killed_graders_folder_goes_with_the_next
     done = subprocess.run([*HANDGRAD, "check-backprop", str(SUBMISSIONS / "correct_plain.py")],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0 and not left[0].exists()
+
+
+def load_and_run_all(chunks, folder, function, specs):
+    """An entry of the other form: one function, run in the child, that loads and runs."""
+    from handgrad.grade.sandbox import runner
+    from handgrad.grade.submission import load_function
+
+    fn = load_function(chunks, function, folder)
+    return {"status": "ok", "results": [runner.run_case(fn, spec) for spec in specs],
+            "error": None}
+
+
+def test_an_entry_function_runs_in_the_child_and_its_result_is_judged():
+    from handgrad.grade import grader, judge
+    from handgrad.grade.submission import read_source
+
+    salt = judge.case_salt(("sse",))
+    path = SUBMISSIONS / "bug_wrong_sign.py"
+    outcome = isolate.run_isolated(read_source(path), None, "backpropagation",
+                                   grader._payload(("sse",), salt), Limits(timeout=20),
+                                   submission=path, entry=load_and_run_all)
+    assert outcome.status == "ok" and len(outcome.results) == 22
+    assert judge.judge_outputs(outcome.results, "sse", False, salt).diagnosis().kind == \
+        "wrong_sign"

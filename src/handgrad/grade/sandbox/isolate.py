@@ -182,8 +182,9 @@ def _collect(sock: socket.socket, payload: bytes, limits: Limits,
         if kind == b"E":
             raise GraderError(data.decode("utf-8", "replace"))
         pids.update(json.loads(data))
-        deadline = time.monotonic() + limits.timeout
+        sock.settimeout(60)  # the keeper reads the cases at once: a stall here is ours
         channel.send(sock, b"C", payload)
+        deadline = time.monotonic() + limits.timeout
         while kind != b"D" or report.get("results"):
             kind, data = _receive(sock, deadline + (10 if kind == b"D" else 0))
             if kind == b"E":
@@ -195,7 +196,9 @@ def _collect(sock: socket.socket, payload: bytes, limits: Limits,
             elif kind == b"R":
                 return report, data
     except TimeoutError:
-        return {"held": report.get("held", {}), "timeout": True, "started": True}, None
+        if "held" not in report:  # the child never reached the submission's code
+            raise GraderError("the grading child did not start in time") from None
+        return {"held": report["held"], "timeout": True, "started": True}, None
     except (channel.ChannelClosed, OSError, ValueError) as e:
         raise GraderError(f"the grading child's keeper ended without a report ({e})") from None
     return report, result

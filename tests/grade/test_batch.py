@@ -322,3 +322,13 @@ def test_gradescope_visibility_and_groups_passed(tmp_path):
     assert doc["output"].splitlines()[0] == f"{passed} of {len(doc['tests'])} groups passed"
     assert main(["check-backprop", str(SUBMISSIONS / "bug_batch_sum.py"), "--visibility",
                  "students"]) == 2
+
+
+def test_check_backprop_of_one_file_of_a_class_folder_sees_no_classmate(capsys):
+    """A file whose neighbours define the function too (a folder of submissions) is graded
+    alone; a student's folder keeps its helper modules importable."""
+    assert main(["check-backprop", str(SUBMISSIONS / "bug_imports_neighbour.py")]) == 1
+    assert "No module named 'correct_plain'" in capsys.readouterr().out
+    assert main(["check-backprop", str(SUBMISSIONS / "correct_student_folder")]) == 0
+    assert main(["check-backprop", str(SUBMISSIONS / "correct_student_folder" /
+                                        "solution.py")]) == 0

@@ -23,6 +23,7 @@ from handgrad.cli.exits import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CLIEr
 from handgrad.engine.losses import LOSSES
 from handgrad.grade.batch import (
     BatchResult,
+    among_submissions,
     find_submissions,
     grade_iter,
     read_previous,
@@ -112,6 +113,7 @@ def _limits(args: argparse.Namespace) -> Limits:
 def cmd_check_backprop(args: argparse.Namespace) -> int:
     path, name = load_target(args.target)
     function = args.function or name
+    alone = path.is_file() and among_submissions(path, function)  # a class's folder
     if path.is_dir():  # a student's folder: the file in it that defines the function
         path = student_folder(path, function).path or path
     if not path.is_file():
@@ -119,7 +121,8 @@ def cmd_check_backprop(args: argparse.Namespace) -> int:
                        f"{path}: no .py or .ipynb file in this folder defines {function}()")
     with _terminate_as_interrupt():
         try:
-            result = grade_file(path, function, args.loss, _limits(args), args.allow_autograd)
+            result = grade_file(path, function, args.loss, _limits(args), args.allow_autograd,
+                                importable=not alone)
         except GraderError as e:
             raise CLIError(f"the grader failed (not the submission): {e}") from None
     if result.error_kind == "no_function":

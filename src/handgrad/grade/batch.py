@@ -138,6 +138,14 @@ def student_folder(p: Path, function: str) -> Submission:
     return Submission(p.name, ranked[0][3] if ranked else None, files, folder=True)
 
 
+def among_submissions(path: Path, function: str) -> bool:
+    """Whether the file `path` sits in a folder of submissions: another top-level file
+    there defines `function` too (it is then graded alone, its neighbours not visible)."""
+    here = path.resolve()
+    return any(p != here and p.suffix in SUFFIXES and _defines(p, function) == 0
+               for p in here.parent.iterdir() if p.is_file())
+
+
 def _defines(path: Path, function: str) -> int:
     """0: a top-level `def function`; 1: `function = …` at top level; 2: neither."""
     try:
@@ -330,5 +338,5 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["BatchResult", "Submission", "find_submissions", "grade", "grade_iter",
-           "most_common_kinds", "write_grades"]
+__all__ = ["BatchResult", "Submission", "among_submissions", "find_submissions", "grade",
+           "grade_iter", "most_common_kinds", "write_grades"]

@@ -34,6 +34,7 @@ _LAZY = {
     "reproduce": "handgrad.api",
     "load_run": "handgrad.api",
     "grade_submissions": "handgrad.api",
+    "diagram": "handgrad.report.diagram",
     "TrainConfig": "handgrad.run.config",
     "SweepSpec": "handgrad.run.sweep_spec",
 }
@@ -48,6 +49,7 @@ __all__ = [
     "check_backprop",
     "check_layers",
     "compare",
+    "diagram",
     "get_activation",
     "get_loss",
     "grade_submissions",

@@ -30,7 +30,8 @@ from handgrad.grade.layers.judge import SEPARATION, Verdict, err, floor_of, judg
 from handgrad.grade.layers.result import LayersResult
 from handgrad.grade.layers.runner import case_spec, run_case, run_module
 from handgrad.grade.sandbox import runner as sandbox_runner
-from handgrad.grade.sandbox.isolate import Limits, run_isolated
+from handgrad.grade.sandbox import server
+from handgrad.grade.sandbox.isolate import Limits, isolation, run_isolated
 from handgrad.grade.submission import read_source
 
 Tensor = torch.Tensor
@@ -106,23 +107,25 @@ def grade_file(path: str | Path, functions: str | Iterable[str] | None = None,
                limits: Limits | None = None, allow_autograd: bool = False,
                importable: bool = True) -> LayersResult:
     """Grade the module at `path` (.py or .ipynb) in the sandbox's child. Raises
-    SubmissionError only when `path` cannot be read; everything its code does is a result."""
+    SubmissionError when `path` cannot be read, GraderError when the sandbox fails (never
+    the student's failure); everything the code does is a result."""
+    server.start()  # before anything of a submission or a secret is in this process
     path = Path(path)
     names = parse_functions(functions)
     chunks = read_source(path)
     salt = case_salt()
     cases, specs = specs_for(names, salt)
-    outcome = run_isolated(chunks, path.resolve().parent if importable else None, "",
-                           sandbox_runner.encode(specs), limits or Limits(), entry=run_module)
+    folder = path.resolve().parent if importable else None
+    outcome = run_isolated(chunks, folder, "", sandbox_runner.encode(specs),
+                           limits or Limits(), submission=folder or path.resolve(),
+                           entry=run_module)
     if outcome.status == "ok":
         result = judge_all(cases, outcome.results, names, salt, allow_autograd)
     else:
         result = LayersResult(names, [], outcome.error or outcome.status, outcome.status)
     result.submission, result.output, result.seconds = str(path), outcome.output, \
         outcome.seconds
-    result.isolation = {"process": True, "no_network": outcome.confined.get("network", False),
-                        "read_only_files": outcome.confined.get("filesystem", False),
-                        "own_processes": outcome.confined.get("processes", False),
+    result.isolation = {"process": True, **isolation(outcome.confined),
                         "exit_code": outcome.exit_code}
     return result
 

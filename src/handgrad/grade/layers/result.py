@@ -97,6 +97,7 @@ class LayersResult:
     isolation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     submission: str | None = None
+    wrong_digest: str = ""  # the MLP's similarity of wrong answers: not computed for layers
 
     @property
     def cases(self) -> list[Verdict]:

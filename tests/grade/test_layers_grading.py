@@ -37,7 +37,7 @@ def graded(tmp_path_factory):
     code = main(["grade", str(SUBMISSIONS), "--assignment", "layers", "--jobs", "2",
                  "--timeout", "30", "--out", str(out), "--quiet"])
     entries = json.loads((out / "grades.json").read_text())["submissions"]
-    return code, {e["id"]: e for e in entries}
+    return code, {e["id"]: e for e in entries}, out
 
 
 def test_the_corpus_has_three_mistakes_per_layer_and_two_correct_solutions():
@@ -50,7 +50,7 @@ def test_the_corpus_has_three_mistakes_per_layer_and_two_correct_solutions():
 
 
 def test_every_submission_gets_its_expected_verdict_and_diagnosis(graded):
-    code, entries = graded
+    code, entries, _ = graded
     assert code == 1
     expected = expectations()
     assert set(entries) == set(expected)
@@ -66,7 +66,7 @@ def test_every_submission_gets_its_expected_verdict_and_diagnosis(graded):
 
 
 def test_a_missing_function_scores_zero_for_its_own_points_only(graded):
-    _, entries = graded
+    _, entries, _ = graded
     result = entries["bug_batchnorm_momentum_reversed"]["result"]
     groups = {g["name"]: g for g in result["groups"]}
     assert groups["batchnorm_backward"]["score"] == POINTS["batchnorm_backward"]
@@ -139,3 +139,9 @@ def test_the_gradescope_recipe_grades_the_layers_asked_for(tmp_path):
     assert [t["name"] for t in doc["tests"]] == ["layernorm_forward", "layernorm_backward"]
     assert doc["score"] == POINTS["layernorm_forward"]
     assert "wrong_axis" in doc["output"] and "axis" in doc["tests"][1]["output"]
+
+
+def test_the_class_dashboard_shows_the_layers_mistakes(graded):
+    _, _, out = graded
+    page = (out / "report.html").read_text()
+    assert "no_mean_path" in page and "batchnorm_backward" in page

@@ -200,5 +200,8 @@ class LayersResult:
             "cases": [{"function": v.function, "case": v.case.name, "passed": v.passed,
                        "kind": v.kind, "detail": v.detail,
                        "errors": {k: number(e) for k, e in v.errors.items()},
-                       "hint": "" if v.passed else HINTS.get(v.kind, "")}
+                       "hint": "" if v.passed else HINTS.get(v.kind, ""),
+                       # the MLP's case keys, read by the class dashboard
+                       "name": v.case.name, "group": v.function, "error": None,
+                       "layers": [{"layer": v.function, "kind": v.kind, "detail": v.detail}]}
                       for v in self.verdicts]}

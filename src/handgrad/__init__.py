@@ -33,7 +33,7 @@ _LAZY = {
     "load_run": "handgrad.api",
     "grade": "handgrad.grade.batch",
     "TrainConfig": "handgrad.run.config",
-    "SweepSpec": "handgrad.run.sweep_spec",
+    "SweepSpec": "handgrad.run.sweep.spec",
 }
 
 __all__ = [

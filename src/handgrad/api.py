@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from handgrad.run.config import TrainConfig
 
 if TYPE_CHECKING:  # imported where used: it loads Optuna, which train() does not need
-    from handgrad.run.sweep_spec import SweepSpec
+    from handgrad.run.sweep.spec import SweepSpec
 
 GRID_KEYS = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
 
@@ -89,7 +89,7 @@ def sweep_spec(spec: SweepSpec | TrainConfig | None = None, **settings: Any) -> 
     `hidden` one network (`[16, 8]`) or a list of them (`[[16, 8], [32]]`). Without `lr`,
     `weight_decay` and `momentum`: the classic exercise's four (lr, weight decay, momentum).
     """
-    from handgrad.run.sweep_spec import SweepSpec
+    from handgrad.run.sweep.spec import SweepSpec
 
     grid = {k: settings.pop(k) for k in GRID_KEYS if k in settings}
     if isinstance(spec, SweepSpec):
@@ -117,8 +117,9 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
     keywords are those of `sweep_spec`. `progress=True`: one bar and a line per finished
     config (`tqdm.auto`: a widget in Jupyter).
     """
+    from handgrad.report.sweep import write_results_md
     from handgrad.run.summaries import SweepSummary
-    from handgrad.run.sweep import run_sweep
+    from handgrad.run.sweep.coordinator import run_sweep
 
     spec = sweep_spec(spec, **settings)
     shown = _run_progress(progress)
@@ -128,6 +129,7 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
     finally:
         if hasattr(shown, "close"):
             shown.close()
+    write_results_md(out, summary)
     return SweepSummary(summary)
 
 

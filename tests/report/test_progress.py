@@ -7,8 +7,7 @@ import pytest
 from handgrad.report.progress import EpochProgress, RunProgress, config_line
 from handgrad.run.config import TrainConfig
 from handgrad.run.progress import ConfigDone, Progress
-from handgrad.run.sweep import run_sweep
-from handgrad.run.sweep_spec import SweepSpec
+from handgrad.run.sweep import SweepSpec, run_sweep
 from handgrad.run.train import EpochMetrics
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=2)

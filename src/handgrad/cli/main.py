@@ -18,10 +18,11 @@ from handgrad.cli.exits import (
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     CLIError,
+    flag_message,
 )
 from handgrad.cli.parser import parse
 from handgrad.grade.grader import SubmissionError
-from handgrad.run.sweep_spec import SweepError
+from handgrad.run.sweep.spec import SweepError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,9 +71,5 @@ def _silence_output() -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
+    text = " ".join(flag_message(e).split())
     return text or type(e).__name__
-
-
-if __name__ == "__main__":
-    run()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.report import figures, plots
+from handgrad.report.sweep import write_results_md
 from handgrad.report.tables import (
     config_label,
     confusion_table,
@@ -43,6 +44,7 @@ def write_report(result: Any) -> dict[str, str]:
         plots.save(fig, out / name)
     paths = {key: name for key, (_, name) in drawn.items()}
     result.figures = paths
+    write_results_md(out / "sweep", result.results)
     atomic_write_bytes(out / "report.md", reproduce_markdown(result).encode())
     return paths
 

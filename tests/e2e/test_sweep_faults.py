@@ -19,8 +19,22 @@ import torch
 from handgrad.cli.main import main
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import read_json, write_json
-from handgrad.run.sweep import JOURNAL, SweepSpec, config_key, open_storage, run_sweep
-from handgrad.run.sweep.study import CONFIG, INVALID, enqueue, first_of_its_config, has_waiting
+from handgrad.run.sweep import (
+    JOURNAL,
+    SweepSpec,
+    config_key,
+    open_storage,
+    run_sweep,
+    study_name,
+)
+from handgrad.run.sweep.study import (
+    CONFIG,
+    INVALID,
+    enqueue,
+    first_of_its_config,
+    has_waiting,
+    open_study,
+)
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=2)
 GRID = {"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.0, 0.9]}
@@ -301,3 +315,40 @@ def test_duplicate_trials_waiting_in_a_finished_sweep_train_nothing(tmp_path):
     assert _metrics(run_sweep(tmp_path, spec, workers=2)) == _metrics(first)
     assert set(_started(tmp_path).values()) == {1}
     assert not has_waiting(study)
+
+
+DATABASE_SWEEP = """
+import sys
+from handgrad.run.config import TrainConfig
+from handgrad.run.sweep import SweepSpec, run_sweep
+spec = SweepSpec(TrainConfig(dataset="digits", hidden=(64,), epochs=40, momentum=0.9),
+                 grid={"lr": [0.001, 0.01]})
+run_sweep(sys.argv[1], spec, storage=sys.argv[2], heartbeat=(1, 2))
+"""
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_killed_worker_on_a_database_is_retried_after_its_heartbeat_stops(tmp_path):
+    """SQLite stands in for PostgreSQL (tests/e2e/test_postgres.py does it on a real server):
+    Optuna's heartbeat fails the dead trial, and its config is enqueued again, once."""
+    url, out = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-c", DATABASE_SWEEP, str(out), url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(out.glob("configs/*/metrics.csv")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(3)  # past the grace period of its last heartbeat
+    spec = SweepSpec(TrainConfig(dataset="digits", hidden=(64,), epochs=40, momentum=0.9),
+                     grid={"lr": [0.001, 0.01]})
+    study = open_study(out, spec, url, heartbeat=(1, 2))
+    optuna.storages.fail_stale_trials(study)  # what a worker does before each trial
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert sorted(config_key(t.user_attrs[CONFIG]) for t in waiting) == sorted(
+        config_key(v) for v in spec.configs())  # the killed config is waiting again
+    run_sweep(out, spec, storage=url, heartbeat=(1, 2))
+    trials = optuna.load_study(study_name=study_name(spec), storage=url).trials
+    assert Counter(t.state.name for t in trials) == {"COMPLETE": 2, "FAIL": 1}
+    started = Counter(config_key(t.user_attrs[CONFIG]) for t in trials if "started" in t.user_attrs)
+    assert sorted(started.values()) == [1, 2]

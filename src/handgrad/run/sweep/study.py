@@ -97,7 +97,7 @@ def check_storage(storage: str, heartbeat: tuple[int, int] = HEARTBEAT) -> None:
     """Connect once, so that a bad URL is one line before any work, without the password."""
     _database_url(storage)
     try:
-        optuna.get_all_study_summaries(open_storage(Path("."), storage, heartbeat))
+        optuna.get_all_study_summaries(open_storage(Path("."), storage, heartbeat), False)
     except Exception as e:  # sqlalchemy and the drivers raise many types
         raise SettingError(f"cannot use storage {mask_url(storage)!r}: "
                            f"{_one_line(e, storage)}", "storage") from None
@@ -168,7 +168,7 @@ def check_same_sweep(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> N
         return  # a new sweep (opening the journal would create it)
     where = sweep_dir if storage is None else "the study in storage"
     with _readable_journal(sweep_dir, storage):
-        found = optuna.get_all_study_summaries(open_storage(sweep_dir, storage))
+        found = optuna.get_all_study_summaries(open_storage(sweep_dir, storage), False)
     names = [s.study_name for s in found]
     if storage is None and names and study_name(spec) not in names:
         raise SettingError(f"{where}: holds another sweep ({', '.join(names)}); choose "

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from handgrad.grade.batch import grade as grade_submissions  # noqa: F401  (public API)
 from handgrad.run.config import TrainConfig
 
 if TYPE_CHECKING:  # imported where used: it loads Optuna, which train() does not need

@@ -72,15 +72,15 @@ class Sweep:
         try:
             with study.storage_errors(self.storage):
                 self.resume()
-                args = (self.sweep_dir, self.spec, self.storage, self.threads, self.dataset,
-                        self.sweep_id, self.heartbeat)
+                kwargs = dict(sweep_dir=self.sweep_dir, spec=self.spec, storage=self.storage,
+                              threads=self.threads, dataset=self.dataset,
+                              sweep_id=self.sweep_id, heartbeat=self.heartbeat)
                 if self.workers > 1:  # forked before the watching thread starts
-                    self.procs, self.errors = worker.start_workers(self.workers, args,
-                                                                   self.threads, self.spec.base)
+                    self.procs, self.errors = worker.start_workers(self.workers, kwargs)
                 self.stop_watching = watch(self.study, self.spec, self.progress)
                 if self.workers == 1:
                     with worker.torch_threads(self.threads):
-                        worker.run_worker(*args)
+                        worker.run_worker(**kwargs)
         except BaseException:
             self.stop()
             raise

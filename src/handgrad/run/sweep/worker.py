@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -112,25 +113,26 @@ def check_options(workers: int, threads: int, storage: str | None, select_by: st
                            "default journal file, or PostgreSQL", "storage", "workers")
 
 
-def start_workers(n: int, args: tuple, threads: int, base: TrainConfig):
-    """`n` worker processes running `run_worker(*args)`, started with SIGINT ignored, and the
-    queue of their one-line failures. Forked where `start_method` allows, so that they share
-    the loaded data (args[4]); spawned otherwise, each loading the data itself."""
-    if start_method(threads, base) == "fork":
+def start_workers(n: int, kwargs: dict[str, Any]):
+    """`n` worker processes running `run_worker(**kwargs)`, started with SIGINT ignored, and
+    the queue of their one-line failures. Forked where `start_method` allows, so that they
+    share the loaded data; spawned otherwise, each loading the data itself."""
+    base = kwargs["spec"].base
+    if start_method(kwargs["threads"], base) == "fork":
         ctx = mp.get_context("fork")
         if base.engine == "autograd":  # torch.optim imports torch._dynamo once, for all
             importlib.import_module("torch._dynamo")
     else:
-        ctx, args = mp.get_context("spawn"), (*args[:4], None, *args[5:])
+        ctx, kwargs = mp.get_context("spawn"), {**kwargs, "dataset": None}
     errors = ctx.SimpleQueue()
-    procs = [ctx.Process(target=_worker_process, args=(errors, *args)) for _ in range(n)]
+    procs = [ctx.Process(target=_worker_process, args=(errors, kwargs)) for _ in range(n)]
     with sigint_ignored():
         for p in procs:
             p.start()
     return procs, errors
 
 
-def _worker_process(errors, *args) -> None:
+def _worker_process(errors, kwargs: dict[str, Any]) -> None:
     """A worker process: its failure is one line sent to the coordinator, not a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -138,8 +140,8 @@ def _worker_process(errors, *args) -> None:
     # a failure in Optuna's heartbeat thread: one line to the coordinator, not a traceback
     threading.excepthook = lambda e: errors.put(f"heartbeat: {' '.join(str(e.exc_value).split())}")
     try:
-        with storage_errors(args[2]):
-            run_worker(*args)
+        with storage_errors(kwargs["storage"]):
+            run_worker(**kwargs)
     except KeyboardInterrupt:
         errors.put("a worker was stopped by SIGTERM")
         sys.exit(1)

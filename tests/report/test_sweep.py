@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from handgrad.report.sweep import results_markdown, sweep_text, write_results_md
+from handgrad.report.sweep import results_markdown, terminal_text, write_results_md
 
 ROW = {"optimizer": "sgd", "lr": 0.01, "weight_decay": 0.0, "momentum": 0.9, "batch_size": 64,
        "hidden": "16", "status": "completed", "train_loss": 0.5, "val_loss": 0.4,
@@ -34,15 +34,15 @@ def test_what_the_text_says_when_the_selected_run_is_elsewhere_or_none_completed
     elsewhere = copy.deepcopy(SUMMARY)
     elsewhere["selected"].update(test_loss=None, test_accuracy=None, run_dir="b:/x/configs/a")
     assert "on another machine (b:/x/configs/a)" in results_markdown(elsewhere)
-    assert "on another machine (b:/x/configs/a)" in sweep_text(elsewhere)
+    assert "on another machine (b:/x/configs/a)" in terminal_text(elsewhere)
     none = {**SUMMARY, "selected": None}
     assert "No config completed: nothing selected." in results_markdown(none)
     assert "| * |" not in results_markdown(none)
-    assert "no config completed" in sweep_text(none)
+    assert "no config completed" in terminal_text(none)
 
 
 def test_the_terminal_shows_every_config_the_selection_and_the_confusion_matrix():
-    lines = sweep_text(SUMMARY).splitlines()
+    lines = terminal_text(SUMMARY).splitlines()
     assert lines[0].split()[:6] == ["optimizer", "lr", "weight_decay", "momentum",
                                     "batch_size", "hidden"]
     assert sum(line.lstrip().startswith("*") for line in lines) == 1

@@ -45,7 +45,7 @@ def write_results_md(sweep_dir: str | Path, summary: Mapping[str, Any]) -> Path:
     return path
 
 
-def sweep_text(summary: Mapping[str, Any]) -> str:
+def terminal_text(summary: Mapping[str, Any]) -> str:
     """The terminal's view: every config, the shared settings, the selection and its test
     metrics with the confusion matrix."""
     lines = [text_table(*sweep_table(summary)), fixed_text(summary),

@@ -36,7 +36,7 @@ _LAZY = {
     "grade_submissions": "handgrad.api",
     "diagram": "handgrad.report.diagram",
     "TrainConfig": "handgrad.run.config",
-    "SweepSpec": "handgrad.run.sweep_spec",
+    "SweepSpec": "handgrad.run.sweep.spec",
 }
 
 __all__ = [

@@ -20,7 +20,7 @@ from handgrad.grade.batch import grade as grade_submissions  # noqa: F401  (publ
 from handgrad.run.config import TrainConfig
 
 if TYPE_CHECKING:  # imported where used: it loads Optuna, which train() does not need
-    from handgrad.run.sweep_spec import SweepSpec
+    from handgrad.run.sweep.spec import SweepSpec
 
 GRID_KEYS = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
 
@@ -98,7 +98,7 @@ def sweep_spec(spec: SweepSpec | TrainConfig | None = None, **settings: Any) -> 
     `hidden` one network (`[16, 8]`) or a list of them (`[[16, 8], [32]]`). Without `lr`,
     `weight_decay` and `momentum`: the classic exercise's four (lr, weight decay, momentum).
     """
-    from handgrad.run.sweep_spec import SweepSpec
+    from handgrad.run.sweep.spec import SweepSpec
 
     grid = {k: settings.pop(k) for k in GRID_KEYS if k in settings}
     if isinstance(spec, SweepSpec):
@@ -127,7 +127,8 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
     config (`tqdm.auto`: a widget in Jupyter). report.html is written in `out` too.
     """
     from handgrad.report.summaries import printed
-    from handgrad.run.sweep import run_sweep
+    from handgrad.report.sweep import write_results_md
+    from handgrad.run.sweep.coordinator import run_sweep
 
     spec = sweep_spec(spec, **settings)
     shown = _run_progress(progress)
@@ -139,6 +140,7 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
             shown.close()
     from handgrad.report.html import write_sweep
 
+    write_results_md(out, summary)
     write_sweep(summary, out)
     return printed(summary)
 

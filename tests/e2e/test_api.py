@@ -13,7 +13,7 @@ import pytest
 import handgrad
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import read_json
-from handgrad.run.sweep_spec import SweepSpec
+from handgrad.run.sweep import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(dataset="digits", hidden=[4], epochs=1)

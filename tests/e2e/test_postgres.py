@@ -20,9 +20,7 @@ import pytest
 
 from handgrad.cli.main import main
 from handgrad.run.config import TrainConfig
-from handgrad.run.sweep import run_sweep
-from handgrad.run.sweep_spec import SweepSpec, config_key
-from handgrad.run.sweep_study import open_storage, study_name
+from handgrad.run.sweep import SweepSpec, config_key, open_storage, run_sweep, study_name
 
 PASSWORD = "s3cret-Pw"
 
@@ -99,8 +97,7 @@ HEARTBEAT = (1, 3)  # seconds: a dead machine's trial is failed 3 s after its la
 COORDINATOR = textwrap.dedent("""
     import sys
     from handgrad.run.config import TrainConfig
-    from handgrad.run.sweep import run_sweep
-    from handgrad.run.sweep_spec import SweepSpec
+    from handgrad.run.sweep import SweepSpec, run_sweep
     spec = SweepSpec(TrainConfig(dataset="digits", hidden=(64,), epochs=30),
                      grid={"lr": [0.001, 0.01], "weight_decay": [0.0], "momentum": [0.0, 0.9]})
     run_sweep(sys.argv[1], spec, storage=sys.argv[2], heartbeat=(1, 3))

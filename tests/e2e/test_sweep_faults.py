@@ -19,9 +19,22 @@ import torch
 from handgrad.cli.main import main
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import read_json, write_json
-from handgrad.run.sweep import run_sweep
-from handgrad.run.sweep_spec import SweepSpec, config_key
-from handgrad.run.sweep_study import JOURNAL, open_storage
+from handgrad.run.sweep import (
+    JOURNAL,
+    SweepSpec,
+    config_key,
+    open_storage,
+    run_sweep,
+    study_name,
+)
+from handgrad.run.sweep.study import (
+    CONFIG,
+    INVALID,
+    enqueue,
+    first_of_its_config,
+    has_waiting,
+    open_study,
+)
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=2)
 GRID = {"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.0, 0.9]}
@@ -81,7 +94,7 @@ def test_api_sweep_refuses_bad_options_before_anything_is_written(tmp_path, bad)
 
     out = tmp_path / "s"
     name = next(iter(bad))
-    with pytest.raises(ValueError, match=name.replace("_", "-")):
+    with pytest.raises(ValueError, match=name):  # the setting's name; the CLI's are flags
         handgrad.sweep(dataset="digits", hidden=[8], epochs=1, lr=0.01, out=out, **bad)
     assert not out.exists()
 
@@ -93,7 +106,7 @@ def test_a_config_that_fails_for_its_settings_is_one_truthful_line(
     that overflows float32, is refused by validation now) is one line that never says a
     rerun would finish the sweep: a rerun fails the same way. Workers are forked, so they
     see the injected error too."""
-    import handgrad.run.sweep as sweep_module
+    import handgrad.run.sweep.worker as sweep_module
 
     real = sweep_module.train
 
@@ -244,47 +257,98 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_rerun_finishes(tmp_path, worke
     assert len(complete) == 2 and set(complete.values()) == {1}
 
 
-def _decide(study: optuna.Study, trial, key: str, won: list, i: int) -> None:
-    """A worker's objective up to its decision: claim the config, or yield (pruned)."""
-    from handgrad.run.sweep_study import claim
+def _take_trials(storage_dir: str, taken) -> None:
+    """A worker process that asks for waiting trials until none is left."""
+    study = optuna.load_study(study_name="s", storage=open_storage(Path(storage_dir), None))
+    while has_waiting(study):
+        trial = study.ask()
+        if CONFIG in trial.user_attrs:
+            taken.put(trial.number)
+        study.tell(trial, 0.0)
 
-    won[i] = claim(study, trial, key)
-    if not won[i]:
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+def test_each_waiting_trial_is_handed_to_one_worker_process(tmp_path):
+    """What the sweep relies on instead of a protocol of its own: `Study.ask` pops every
+    enqueued trial of a journal once, whatever the number of processes asking."""
+    import multiprocessing
+
+    study = optuna.create_study(study_name="s", storage=open_storage(tmp_path, None))
+    for lr in range(40):
+        enqueue(study, {"lr": lr})
+    ctx = multiprocessing.get_context("fork")
+    taken = ctx.SimpleQueue()
+    procs = [ctx.Process(target=_take_trials, args=(str(tmp_path), taken)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    numbers = []
+    while not taken.empty():
+        numbers.append(taken.get())
+    assert sorted(numbers) == list(range(40)) and all(p.exitcode == 0 for p in procs)
 
 
-def test_two_trials_handed_one_config_never_both_run(tmp_path):
-    """GridSampler can hand one config to two workers at once; `claim` lets one run it."""
-    import threading
-
+def test_a_config_enqueued_twice_runs_once(tmp_path):
+    """Two coordinators resuming one study at once may enqueue a config twice: only the
+    earliest trial of a config that waits, runs or holds its result trains it."""
     study = optuna.create_study(storage=open_storage(tmp_path, None))
-    for lr in range(1, 11):
-        key = f"lr={lr}"
-        study.enqueue_trial({"lr": lr})
-        study.enqueue_trial({"lr": lr})
-        trials, won = [study.ask(), study.ask()], [None, None]
-        threads = [threading.Thread(target=_decide, args=(study, trials[i], key, won, i))
-                   for i in (lr % 2, 1 - lr % 2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(won) == [False, True]
-        study.tell(trials[won.index(True)], 1.0)
-        study.enqueue_trial({"lr": lr})  # a config already done is never run again
-        won = [None]
-        _decide(study, study.ask(), key, won, 0)
-        assert won == [False]
+    for lr in (0.1, 0.2):
+        enqueue(study, {"lr": lr})
+        enqueue(study, {"lr": lr})
+    trials = [study.ask() for _ in range(4)]  # four workers hold one trial each at once
+    assert [first_of_its_config(study, t) for t in trials] == [True, False, True, False]
+    study.tell(trials[0], 1.0)
+    study.tell(trials[1], state=optuna.trial.TrialState.PRUNED)
+    enqueue(study, {"lr": 0.1})
+    late = study.ask()
+    assert not first_of_its_config(study, late)  # the config holds its result already
+    study.set_user_attr(INVALID, [trials[0].number])  # that result was found broken
+    assert first_of_its_config(study, late)
 
 
-def test_a_claimant_the_other_could_not_see_yet_yields(tmp_path):
-    """The race that ran one config twice: trial 1 decides while trial 0 has no params yet
-    (GridSampler gave both the same point); trial 0 must then yield to it."""
-    study = optuna.create_study(storage=open_storage(tmp_path, None))
-    first, second = study.ask(), study.ask()
-    second.suggest_categorical("lr", [0.5])
-    won = [None, None]
-    _decide(study, second, "lr=0.5", won, 1)  # cannot see `first`: it has no params yet
-    first.suggest_categorical("lr", [0.5])
-    _decide(study, first, "lr=0.5", won, 0)
-    assert won == [False, True]
+def test_duplicate_trials_waiting_in_a_finished_sweep_train_nothing(tmp_path):
+    spec = SweepSpec(BASE, grid={"lr": [0.01, 0.05]})
+    first = run_sweep(tmp_path, spec)
+    study = optuna.load_study(study_name=None, storage=open_storage(tmp_path, None))
+    for values in spec.configs():
+        enqueue(study, values)
+    assert _metrics(run_sweep(tmp_path, spec, workers=2)) == _metrics(first)
+    assert set(_started(tmp_path).values()) == {1}
+    assert not has_waiting(study)
+
+
+DATABASE_SWEEP = """
+import sys
+from handgrad.run.config import TrainConfig
+from handgrad.run.sweep import SweepSpec, run_sweep
+spec = SweepSpec(TrainConfig(dataset="digits", hidden=(64,), epochs=40, momentum=0.9),
+                 grid={"lr": [0.001, 0.01]})
+run_sweep(sys.argv[1], spec, storage=sys.argv[2], heartbeat=(1, 2))
+"""
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_killed_worker_on_a_database_is_retried_after_its_heartbeat_stops(tmp_path):
+    """SQLite stands in for PostgreSQL (tests/e2e/test_postgres.py does it on a real server):
+    Optuna's heartbeat fails the dead trial, and its config is enqueued again, once."""
+    url, out = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-c", DATABASE_SWEEP, str(out), url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(out.glob("configs/*/metrics.csv")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(3)  # past the grace period of its last heartbeat
+    spec = SweepSpec(TrainConfig(dataset="digits", hidden=(64,), epochs=40, momentum=0.9),
+                     grid={"lr": [0.001, 0.01]})
+    study = open_study(out, spec, url, heartbeat=(1, 2))
+    optuna.storages.fail_stale_trials(study)  # what a worker does before each trial
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert sorted(config_key(t.user_attrs[CONFIG]) for t in waiting) == sorted(
+        config_key(v) for v in spec.configs())  # the killed config is waiting again
+    run_sweep(out, spec, storage=url, heartbeat=(1, 2))
+    trials = optuna.load_study(study_name=study_name(spec), storage=url).trials
+    assert Counter(t.state.name for t in trials) == {"COMPLETE": 2, "FAIL": 1}
+    started = Counter(config_key(t.user_attrs[CONFIG]) for t in trials if "started" in t.user_attrs)
+    assert sorted(started.values()) == [1, 2]

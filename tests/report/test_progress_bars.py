@@ -9,8 +9,7 @@ from handgrad import MLP, gradcheck
 from handgrad.report.progress_bars import EpochProgress, RunProgress, config_line
 from handgrad.run.config import TrainConfig
 from handgrad.run.progress import ConfigDone, PhaseDone, Progress
-from handgrad.run.sweep import run_sweep
-from handgrad.run.sweep_spec import SweepSpec
+from handgrad.run.sweep import SweepSpec, run_sweep
 from handgrad.run.train import EpochMetrics
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=2)

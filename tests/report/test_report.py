@@ -88,7 +88,7 @@ def test_reproduce_progress_lines_and_report_are_numbered_alike(tmp_path, capsys
 def test_reproduce_through_the_python_api_prints_nothing(tmp_path, capsys):
     import handgrad
     from handgrad.run.reproduce import ReproduceResult
-    from handgrad.run.sweep_spec import SweepSpec
+    from handgrad.run.sweep import SweepSpec
     from handgrad.run.train import TrainConfig
 
     base = TrainConfig(dataset="digits", hidden=(16,), epochs=2)

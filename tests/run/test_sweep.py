@@ -12,11 +12,17 @@ import optuna
 import pytest
 
 from handgrad.cli.main import main
+from handgrad.report.sweep import write_results_md
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import read_json
-from handgrad.run.sweep import run_sweep, start_method
-from handgrad.run.sweep_spec import SweepSpec, config_key
-from handgrad.run.sweep_study import open_storage, study_name
+from handgrad.run.sweep import (
+    SweepSpec,
+    config_key,
+    open_storage,
+    run_sweep,
+    start_method,
+    study_name,
+)
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=3)
 
@@ -53,7 +59,7 @@ def test_sweep_selects_on_validation_and_evaluates_once(tmp_path):
         assert {"config.json", "metrics.csv", "results.json", "weights.safetensors"} <= {
             p.name for p in run.iterdir()}
         assert read_json(run / "results.json")["test_accuracy"] is None  # only the selected
-    assert (tmp_path / "results.md").read_text().count("| * |") == 1
+    assert write_results_md(tmp_path, summary).read_text().count("| * |") == 1
     assert (tmp_path / "results.csv").read_text().count("\n") == 5
     assert read_json(tmp_path / "results.json") == summary
     # a finished sweep rerun trains nothing again
@@ -131,9 +137,10 @@ def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 def test_a_second_coordinator_on_the_same_dir_is_refused(tmp_path):
-    from handgrad.run.sweep import SweepLock
+    import filelock
 
-    with SweepLock(tmp_path), pytest.raises(ValueError, match="another sweep is running"):
+    with filelock.FileLock(str(tmp_path / "sweep.lock")), \
+            pytest.raises(ValueError, match="another sweep is running"):
         run_sweep(tmp_path, SweepSpec(BASE, grid={"lr": [0.01]}))
 
 
@@ -181,7 +188,7 @@ def test_bad_storage_url_is_one_line_and_writes_nothing(tmp_path, capsys):
 def test_a_finished_sweep_rerun_does_not_touch_the_test_set_again(tmp_path, monkeypatch):
     spec = SweepSpec(BASE, grid={"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.9]})
     first = run_sweep(tmp_path, spec)
-    import handgrad.run.sweep_results as results
+    import handgrad.run.sweep.results as results
 
     def refuse(*args, **kwargs):
         raise AssertionError("the test set was evaluated a second time")

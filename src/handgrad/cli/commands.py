@@ -19,13 +19,12 @@ from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.report import figures, html, plots
 from handgrad.report.progress_bars import EpochProgress, RunProgress, print_line
+from handgrad.report.sweep import terminal_text, write_results_md
 from handgrad.report.tables import (
     confusion_table,
-    fixed_text,
     fmt,
     gap_table,
     summary_table,
-    sweep_table,
     text_table,
 )
 from handgrad.run.compare import compare_engines
@@ -33,8 +32,8 @@ from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.memory_estimate import check_fits, network_bytes
 from handgrad.run.rundir import CURVES, RunDir, default_run_dir
-from handgrad.run.sweep import run_sweep
-from handgrad.run.sweep_spec import fingerprint
+from handgrad.run.sweep.coordinator import run_sweep
+from handgrad.run.sweep.spec import fingerprint
 from handgrad.run.train import train
 
 DIVERGED_SETTINGS = ("lr", "weight_decay")  # what a diverged run's message says to lower
@@ -115,23 +114,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 
 
-def render_sweep(summary: dict) -> None:
-    headers, rows = sweep_table(summary)
-    say(text_table(headers, rows))
-    say(fixed_text(summary))
-    say(f"selected by {summary['select_by']} (* above); training loss is never used")
-    sel = summary["selected"]
-    if sel is None:
-        say("no config completed: nothing to evaluate on the test set")
-        return
-    if sel["test_loss"] is None:
-        say(f"the selected config ran on another machine ({sel['run_dir']}): rerun the sweep "
-            "there to evaluate it on the test set")
-        return
-    say(f"test loss {fmt(sel['test_loss'])}, test accuracy {fmt(sel['test_accuracy'])}")
-    say(confusion_text(sel["confusion_matrix"], sel["class_names"]))
-
-
 def fetch_data(config: TrainConfig, quiet: bool) -> None:
     """--download for sweep and reproduce, done here where --quiet is known (their library
     calls then find the data in place)."""
@@ -152,9 +134,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with RunProgress(args.quiet) as progress:
         summary = run_sweep(out, args.spec, workers=args.workers, storage=args.storage,
                             select_by=args.select_by, progress=progress)
-    render_sweep(summary)
+    say(terminal_text(summary))
+    markdown = write_results_md(out, summary)
     plot = plots.save(figures.sweep_figure(summary), Path(out) / "sweep_curves.png")
-    say(f"results: {out / 'results.md'}; plot: {plot}; report: {html.write_sweep(summary, out)}")
+    say(f"results: {markdown}; plot: {plot}; report: {html.write_sweep(summary, out)}")
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ from handgrad.cli.exits import (
     flag_message,
 )
 from handgrad.grade.grader import SubmissionError
-from handgrad.run.sweep_spec import SweepError
+from handgrad.run.sweep.spec import SweepError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,8 +27,8 @@ from handgrad.run.config import (
     OPTIMIZERS,
     TrainConfig,
 )
-from handgrad.run.sweep_dir import mask_url
-from handgrad.run.sweep_spec import SELECT_BY, SweepSpec
+from handgrad.run.sweep.folder import mask_url
+from handgrad.run.sweep.spec import SELECT_BY, SweepSpec
 
 DEFAULT_EPOCHS = {"cifar10": 5, "digits": 40}
 SubParsers = argparse._SubParsersAction

@@ -14,6 +14,7 @@ from typing import Any
 from handgrad.report import figures, plots
 from handgrad.report.html import page_table, write_reproduce
 from handgrad.report.summaries import copy_as, printed
+from handgrad.report.sweep import write_results_md
 from handgrad.report.tables import (
     config_label,
     confusion_table,
@@ -51,6 +52,7 @@ def write_report(result: Any) -> dict[str, str]:
         plots.save(fig, out / name)
     paths = {key: name for key, (_, name) in drawn.items()}
     result.figures = paths
+    write_results_md(out / "sweep", result.results)
     atomic_write_bytes(out / "report.md", reproduce_markdown(result).encode())
     write_reproduce(result, sections(result, page_table, lambda t: f"**{t}**"), FIGURES)
     return paths

@@ -8,6 +8,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from handgrad.run.sweep.spec import setting_text as fmt_setting
+
 Table = tuple[list[str], list[list[Any]]]
 
 
@@ -95,25 +97,10 @@ def fixed_text(summary: Mapping[str, Any]) -> str:
     return "fixed: " + ", ".join(f"{k}={fmt_setting(k, v)}" for k, v in fixed.items())
 
 
-def fmt_setting(name: str, value: Any) -> str:
-    """A setting as a sweep shows it: classes 'all' for every class, lists as '3,8'."""
-    if value is None:
-        return "all" if name == "classes" else "-"
-    if isinstance(value, dict):
-        return ",".join(f"{k}:{v}" for k, v in value.items())
-    return _setting(value)
-
-
 def config_label(values: Mapping[str, Any], keys: Sequence[str] | None = None) -> str:
     """'lr=0.01 momentum=0.9' for the swept settings of a config."""
     keys = list(values) if keys is None else keys
-    return " ".join(f"{k}={_setting(values[k])}" for k in keys)
-
-
-def _setting(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return " ".join(f"{k}={fmt_setting(k, values[k])}" for k in keys)
 
 
 def selection_text(selected: Mapping[str, Any], select_by: str) -> str:

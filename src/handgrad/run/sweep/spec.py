@@ -1,4 +1,5 @@
-"""What a sweep is: its configs, their keys and directory names, and its fingerprint."""
+"""What a sweep is: its configs, their keys and directory names, the metrics each records,
+and the fingerprint of its settings."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from handgrad.data import Dataset
+from handgrad.engine.errors import SettingError
 from handgrad.run.config import TrainConfig
-from handgrad.run.train import preflight
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
 HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
 SELECT_BY = ("val_loss", "val_accuracy")
+METRICS = ("status", "train_loss", "val_loss", "val_accuracy")  # what each config records
 EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
     (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9),
 ]
@@ -79,15 +80,6 @@ class SweepSpec:
                 raise ValueError(f"config {config_key(values)}: {error}") from error
         return self
 
-    def check_fits(self, dataset: Dataset) -> None:
-        """ValueError, naming the config, when a config's network does not fit in memory
-        (train's own check, run before the sweep writes anything)."""
-        for values in self.configs():
-            try:
-                preflight(self.config_for(values), dataset, None)
-            except ValueError as e:
-                raise ValueError(f"config {config_key(values)}: {e}") from None
-
     def table_columns(self) -> list[str]:
         """The hyperparameters a table of this sweep shows: HYPERPARAMETERS, and betas and
         nesterov where some config uses them."""
@@ -118,7 +110,7 @@ class SweepSpec:
                  "hidden": None if hidden is None else [_hidden_text(h) for h in hidden]}
         for name, values in {**core, **extra}.items():
             if values is not None and len(values) == 0:
-                raise ValueError(f"--{name.replace('_', '-')} needs at least one value")
+                raise SettingError(f"{name} needs at least one value", name)
         extra = {k: list(dict.fromkeys(v)) for k, v in extra.items() if v is not None}
         fixed = {k: v[0] for k, v in extra.items() if len(v) == 1}
         if "hidden" in fixed:
@@ -130,9 +122,9 @@ class SweepSpec:
                     for k, v in core.items()}
             return cls(base, grid={**grid, **swept}, command=command).validate()
         if {base.optimizer, *swept.get("optimizer", [])} & {"adam", "adamw"}:
-            raise ValueError("the exercise's default grid uses SGD momentum 0.9, which adam "
-                             "and adamw do not take: give the grid with --lr and "
-                             "--weight-decay")
+            raise SettingError("the exercise's default grid uses SGD momentum 0.9, which adam "
+                               "and adamw do not take: give the grid with lr and weight_decay",
+                               "lr", "weight_decay")
         points = [dict(lr=lr, weight_decay=wd, momentum=m) for lr, wd, m in EXERCISE_GRID]
         for key, values in swept.items():
             points = [{**p, key: v} for p in points for v in values]
@@ -157,6 +149,18 @@ def fixed_settings(spec: SweepSpec, columns: Sequence[str]) -> dict[str, Any]:
     if "betas" not in columns:  # no config uses adam or adamw
         unused.add("betas")
     return {k: v for k, v in base.items() if k not in columns and k not in unused}
+
+
+def setting_text(name: str, value: Any) -> str:
+    """A setting as a sweep writes it in a table or CSV cell: classes 'all' for every class,
+    '-' for none, lists as '3,8', floats as %g."""
+    if value is None:
+        return "all" if name == "classes" else "-"
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _error_of(config: TrainConfig) -> ValueError | None:

@@ -332,3 +332,12 @@ def test_check_backprop_of_one_file_of_a_class_folder_sees_no_classmate(capsys):
     assert main(["check-backprop", str(SUBMISSIONS / "correct_student_folder")]) == 0
     assert main(["check-backprop", str(SUBMISSIONS / "correct_student_folder" /
                                         "solution.py")]) == 0
+
+
+def test_a_fifo_named_like_a_submission_is_not_one(tmp_path):
+    """Opening a FIFO blocks until someone writes to it: `grade` hung forever hashing one."""
+    from handgrad.grade.batch import find_submissions
+
+    shutil.copy(SUBMISSIONS / "correct_plain.py", tmp_path / "alice.py")
+    os.mkfifo(tmp_path / "fifo.py")
+    assert [s.id for s in find_submissions([tmp_path], "backpropagation")] == ["alice"]

@@ -119,7 +119,7 @@ def find_submissions(paths: Sequence[str | Path], function: str) -> list[Submiss
 
 def _counts(p: Path) -> bool:
     hidden = p.name.startswith(".") or p.name in SKIP
-    return not hidden and (p.is_dir() or p.suffix in SUFFIXES)
+    return not hidden and (p.is_dir() or (p.is_file() and p.suffix in SUFFIXES))  # no FIFO
 
 
 CONVENTIONAL = ("solution", "submission", "main")

@@ -341,3 +341,19 @@ def test_a_fifo_named_like_a_submission_is_not_one(tmp_path):
     shutil.copy(SUBMISSIONS / "correct_plain.py", tmp_path / "alice.py")
     os.mkfifo(tmp_path / "fifo.py")
     assert [s.id for s in find_submissions([tmp_path], "backpropagation")] == ["alice"]
+
+
+def test_a_link_in_a_class_folder_is_not_followed(tmp_path):
+    """A link could make the grader read a classmate's file (and pass with it) or any file
+    it can read (shown back in the load error): links are not submissions, nor their files."""
+    from handgrad.grade.batch import find_submissions
+
+    alice, mallory = tmp_path / "alice", tmp_path / "mallory"
+    alice.mkdir()
+    mallory.mkdir()
+    shutil.copy(SUBMISSIONS / "correct_plain.py", alice / "solution.py")
+    (mallory / "solution.py").symlink_to(alice / "solution.py")
+    (tmp_path / "eve.py").symlink_to("/etc/passwd")
+    subs = {s.id: s for s in find_submissions([tmp_path], "backpropagation")}
+    assert sorted(subs) == ["alice", "mallory"]
+    assert subs["mallory"].path is None and subs["mallory"].files == ()

@@ -118,7 +118,7 @@ def find_submissions(paths: Sequence[str | Path], function: str) -> list[Submiss
 
 
 def _counts(p: Path) -> bool:
-    hidden = p.name.startswith(".") or p.name in SKIP
+    hidden = p.name.startswith(".") or p.name in SKIP or p.is_symlink()  # may point anywhere
     return not hidden and (p.is_dir() or (p.is_file() and p.suffix in SUFFIXES))  # no FIFO
 
 
@@ -130,7 +130,7 @@ def student_folder(p: Path, function: str) -> Submission:
     `function` (path None when none does); the hash covers every file in it. A file with a
     real `def function` comes first (a comment or an assignment does not count as much),
     then a conventional name (solution.py …), then the name's order."""
-    files = tuple(sorted(f for f in p.rglob("*") if f.is_file()
+    files = tuple(sorted(f for f in p.rglob("*") if f.is_file() and not f.is_symlink()
                          and not any(part in SKIP for part in f.parts)))
     ranked = sorted((rank, f.stem not in (*CONVENTIONAL, function), f.name, f)
                     for f in files if f.suffix in SUFFIXES and f.parent == p

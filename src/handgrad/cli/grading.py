@@ -37,6 +37,8 @@ from handgrad.grade.sandbox.isolate import Limits, probe
 from handgrad.report.dashboard import write_dashboard
 from handgrad.report.tables import text_table
 
+LARGEST = 1e7  # seconds (115 days) or MB (10 TB): beyond, an rlimit overflows
+
 
 def _positive(kind: type):
     def parse(text: str):
@@ -44,8 +46,8 @@ def _positive(kind: type):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be > 0")
+        if not 0 < value <= LARGEST:  # nan and inf too: a limit the system cannot hold
+            raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 and at most {LARGEST:g}")
         return value
     return parse
 

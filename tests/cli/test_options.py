@@ -266,3 +266,31 @@ def test_library_errors_name_settings_and_the_cli_writes_flags():
         assert flag_message(wrapped) == ("config weight_decay=-1: --weight-decay must be >= 0, "
                                          "got -1")
     assert flag_message(ValueError("unknown optimizer 'rmsprop'")) == "unknown optimizer 'rmsprop'"
+
+
+@pytest.mark.parametrize("flag, value", [("--timeout", "inf"), ("--timeout", "nan"),
+                                         ("--cpu", "99999999999999999999"),
+                                         ("--memory", "99999999999999999999")])
+def test_a_grading_limit_the_system_cannot_hold_is_refused_naming_the_flag(flag, value,
+                                                                          capsys, tmp_path):
+    """inf crashed with a traceback, nan and a huge --cpu with a message naming no flag
+    (the huge one blamed on the grader), after the grading server had started."""
+    (tmp_path / "a.py").write_text("def backpropagation(model, y_true, y_pred):\n    pass\n")
+    assert main(["check-backprop", str(tmp_path / "a.py"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and flag in err and value in err
+
+
+@pytest.mark.parametrize("command, flag", [("grade", "--out"),
+                                           ("check-backprop", "--gradescope")])
+def test_an_output_path_under_a_file_is_refused_before_grading(command, flag, capsys,
+                                                               tmp_path):
+    """It graded the whole class first, then failed with "[Errno 20] Not a directory" (or
+    "[Errno 17] File exists" for --gradescope), naming no flag."""
+    (tmp_path / "a.py").write_text("def backpropagation(model, y_true, y_pred):\n    pass\n")
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / ("a.py" if command == "check-backprop" else "")
+    assert main([command, str(target), flag, str(tmp_path / "afile" / "x")]) == 2
+    captured = capsys.readouterr()
+    assert flag in captured.err and "Traceback" not in captured.err
+    assert "[1/1]" not in captured.out + captured.err and "PASS" not in captured.out

@@ -336,3 +336,42 @@ def test_check_backprop_of_one_file_of_a_class_folder_sees_no_classmate(capsys):
     assert main(["check-backprop", str(SUBMISSIONS / "correct_student_folder")]) == 0
     assert main(["check-backprop", str(SUBMISSIONS / "correct_student_folder" /
                                         "solution.py")]) == 0
+
+
+def test_a_fifo_named_like_a_submission_is_not_one(tmp_path):
+    """Opening a FIFO blocks until someone writes to it: `grade` hung forever hashing one."""
+    from handgrad.grade.batch import find_submissions
+
+    shutil.copy(SUBMISSIONS / "correct_plain.py", tmp_path / "alice.py")
+    os.mkfifo(tmp_path / "fifo.py")
+    assert [s.id for s in find_submissions([tmp_path], "backpropagation")] == ["alice"]
+
+
+def test_a_link_in_a_class_folder_is_not_followed(tmp_path):
+    """A link could make the grader read a classmate's file (and pass with it) or any file
+    it can read (shown back in the load error): links are not submissions, nor their files."""
+    from handgrad.grade.batch import find_submissions
+
+    alice, mallory = tmp_path / "alice", tmp_path / "mallory"
+    alice.mkdir()
+    mallory.mkdir()
+    shutil.copy(SUBMISSIONS / "correct_plain.py", alice / "solution.py")
+    (mallory / "solution.py").symlink_to(alice / "solution.py")
+    (tmp_path / "eve.py").symlink_to("/etc/passwd")
+    subs = {s.id: s for s in find_submissions([tmp_path], "backpropagation")}
+    assert sorted(subs) == ["alice", "mallory"]
+    assert subs["mallory"].path is None and subs["mallory"].files == ()
+
+
+def test_a_file_named_like_a_formula_is_text_in_the_csv_files(tmp_path):
+    """A student id that a spreadsheet would run as a formula is written as text."""
+    (tmp_path / "class").mkdir()
+    shutil.copy(SUBMISSIONS / "correct_plain.py", tmp_path / "class" / "=HYPERLINK(1).py")
+    shutil.copy(SUBMISSIONS / "bug_wrong_sign.py", tmp_path / "class" / "@sum.py")
+    assert main(["grade", str(tmp_path / "class"), "--out", str(tmp_path / "out"),
+                 "--quiet", "--timeout", "30"]) == 1
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert sorted(r["id"] for r in rows) == ["'=HYPERLINK(1)", "'@sum"]
+    ids = [e["id"] for e in json.loads((tmp_path / "out" / "grades.json").read_text())
+           ["submissions"]]
+    assert sorted(ids) == ["=HYPERLINK(1)", "@sum"]  # the JSON keeps the real name

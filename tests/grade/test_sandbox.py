@@ -373,3 +373,17 @@ def test_an_entry_function_runs_in_the_child_and_its_result_is_judged():
     assert outcome.status == "ok" and len(outcome.results) == 22
     assert judge.judge_outputs(outcome.results, "sse", False, salt).diagnosis().kind == \
         "wrong_sign"
+
+
+def test_the_graders_variables_are_not_in_the_childs_proc_environ(tmp_path):
+    """Clearing os.environ leaves the block the grader was started with, which the kernel
+    shows as /proc/self/environ: a token there must not reach the submission."""
+    path = tmp_path / "reads_proc_environ.py"
+    path.write_text("import os\n"
+                    "if b'HANDGRAD_TEST_TOKEN' in open('/proc/self/environ', 'rb').read():\n"
+                    "    raise RuntimeError('the grader environment leaked')\n" + RIGHT)
+    env = {**os.environ, "HANDGRAD_TEST_TOKEN": "s3cret"}
+    done = subprocess.run([*HANDGRAD, "check-backprop", str(path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout

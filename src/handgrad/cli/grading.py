@@ -40,6 +40,8 @@ from handgrad.grade.sandbox.isolate import Limits, probe
 from handgrad.report.dashboard import write_dashboard
 from handgrad.report.tables import text_table
 
+LARGEST = 1e7  # seconds (115 days) or MB (10 TB): beyond, an rlimit overflows
+
 
 def _positive(kind: type):
     def parse(text: str):
@@ -47,8 +49,8 @@ def _positive(kind: type):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be > 0")
+        if not 0 < value <= LARGEST:  # nan and inf too: a limit the system cannot hold
+            raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 and at most {LARGEST:g}")
         return value
     return parse
 
@@ -150,6 +152,8 @@ def cmd_check_backprop(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CLIError(f"{path}: no such file" if not path.is_dir() else
                        f"{path}: no .py or .ipynb file in this folder defines {function}()")
+    if args.gradescope is not None:
+        _check_writable("--gradescope", args.gradescope, folder=False)
     with _terminate_as_interrupt():
         try:
             result = grade_layers(path, functions, _limits(args), args.allow_autograd,
@@ -213,12 +217,20 @@ def _write_json(path: Path, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def _check_writable(flag: str, path: Path, folder: bool) -> None:
+    """Before grading anyone: `path` (a folder, or a file) can be made where it is asked for."""
+    if path.exists() and path.is_dir() != folder:
+        raise CLIError(f"{flag} {path}: exists and is not a {'folder' if folder else 'file'}")
+    above = next(p for p in path.parents if p.exists())
+    if not above.is_dir():
+        raise CLIError(f"{flag} {path}: {above} is not a folder")
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     functions = _functions(args)
     function = args.function or "backpropagation"
     subs = find_submissions(args.submissions, functions[0] if functions else function)
-    if args.out.exists() and not args.out.is_dir():
-        raise CLIError(f"--out {args.out}: exists and is not a folder")
+    _check_writable("--out", args.out, folder=True)
     with _terminate_as_interrupt():
         _refuse_unconfined(args.unconfined)
         previous = read_previous(args.out)

@@ -124,8 +124,8 @@ def find_submissions(paths: Sequence[str | Path], function: str) -> list[Submiss
 
 
 def _counts(p: Path) -> bool:
-    hidden = p.name.startswith(".") or p.name in SKIP
-    return not hidden and (p.is_dir() or p.suffix in SUFFIXES)
+    hidden = p.name.startswith(".") or p.name in SKIP or p.is_symlink()  # may point anywhere
+    return not hidden and (p.is_dir() or (p.is_file() and p.suffix in SUFFIXES))  # no FIFO
 
 
 CONVENTIONAL = ("solution", "submission", "main")
@@ -136,7 +136,7 @@ def student_folder(p: Path, function: str) -> Submission:
     `function` (path None when none does); the hash covers every file in it. A file with a
     real `def function` comes first (a comment or an assignment does not count as much),
     then a conventional name (solution.py …), then the name's order."""
-    files = tuple(sorted(f for f in p.rglob("*") if f.is_file()
+    files = tuple(sorted(f for f in p.rglob("*") if f.is_file() and not f.is_symlink()
                          and not any(part in SKIP for part in f.parts)))
     ranked = sorted((rank, f.stem not in (*CONVENTIONAL, function), f.name, f)
                     for f in files if f.suffix in SUFFIXES and f.parent == p
@@ -377,8 +377,17 @@ def _csv(fields: Sequence[str], rows: list[dict[str, Any]]) -> str:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: spreadsheet_text(v) for k, v in row.items()} for row in rows)
     return text.getvalue()
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: a student id (a file name) that starts like a
+    formula (`=`, `+`, `-`, `@`, tab, CR) gets a leading `'`, so opening grades.csv never
+    runs a formula a student named a file after (OWASP's CSV injection advice)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _atomic_write(path: Path, text: str) -> None:

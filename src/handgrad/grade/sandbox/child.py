@@ -13,6 +13,7 @@ backpropagation), so that other assignments reuse the same sandbox.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -64,6 +65,7 @@ def _set_up(output: int, job: dict, workdir: str, held: dict[str, bool]) -> Any:
     kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT}
     os.environ.clear()  # the grader's own variables (tokens, paths) are not the child's
     os.environ.update(kept, HOME=workdir, TMPDIR=workdir)
+    _wipe_initial_environment()
     redirect_output(output)
     os.close(output)
     _check_visible(job["allowed"])
@@ -73,6 +75,19 @@ def _set_up(output: int, job: dict, workdir: str, held: dict[str, bool]) -> Any:
     entry.preflight()  # the grading code works here: a failure now is ours
     set_limits(job["cpu_s"], job["limits"]["memory_mb"], FILE_LIMIT)
     return entry
+
+
+def _wipe_initial_environment() -> None:
+    """Zero the block the kernel shows as /proc/self/environ: the grader's variables as it
+    was started, which clearing os.environ leaves in this process's memory."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:  # no /proc: nothing shows the block
+        return
+    start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50 and 51)
+    if 0 < start < end:
+        ctypes.memset(start, 0, end - start)
 
 
 def _run_entry(entry: Any, job: dict, folder: str | None, sock: socket.socket) -> dict:

@@ -28,9 +28,9 @@ def conv2d_forward(x: Tensor, W: Tensor, b: Tensor, stride: int = 1, padding: in
     """out = x ⋆ W + b (F.conv2d). x (N, C, H, W), W (F, C, HH, WW), b (F,) ->
     out (N, F, H', W') with H' = (H + 2·padding - HH) // stride + 1 (W' alike)."""
     N, C, H, Wd = x.shape
-    Fn, C_w, HH, WW = W.shape
-    if C != C_w:
-        raise ValueError(f"conv2d: input has {C} channels, the filters {C_w}")
+    Fn, _, HH, WW = W.shape
+    if W.shape[1] != C:
+        raise ValueError(f"conv2d: input has {C} channels, the filters {W.shape[1]}")
     H_out, W_out = _out_size(H, HH, stride, padding), _out_size(Wd, WW, stride, padding)
     if H_out < 1 or W_out < 1:
         raise ValueError(f"conv2d: a {HH}x{WW} kernel does not fit a {H}x{Wd} input with "

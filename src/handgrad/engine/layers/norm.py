@@ -54,10 +54,9 @@ def batchnorm_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, dict[str, Te
     dbeta = dout.sum(axes)
     dgamma = (dout * x_hat).sum(axes)
     dx_hat = dout * _per_channel(gamma, dout)
-    if training:
-        dx = _normalised_input_grad(dx_hat, x_hat, inv_std, axes)
-    else:
-        dx = dx_hat * inv_std
+    if not training:                    # μ, σ² the running statistics: constants
+        return dx_hat * inv_std, {"weight": dgamma, "bias": dbeta}
+    dx = _normalised_input_grad(dx_hat, x_hat, inv_std, axes)
     return dx, {"weight": dgamma, "bias": dbeta}
 
 

@@ -99,3 +99,14 @@ def test_maxpool2d_tie_goes_to_the_first_maximum_in_row_major_order():
 def test_maxpool2d_refuses_padding_beyond_half_the_kernel():
     with pytest.raises(ValueError, match="padding must be at most half the kernel size"):
         maxpool2d_forward(torch.randn(1, 1, 4, 4, dtype=f64), 2, padding=2)
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 8, 8), 2), ((1, 2, 6, 9), 3), ((2, 1, 7, 7), 2)])
+def test_maxpool2d_tiling_and_ragged_windows_match_torch(shape, k):
+    """Windows that tile the image (put back in one copy) and ones that leave a ragged edge."""
+    x = torch.randint(-1, 2, shape).to(f64)
+    out, cache = maxpool2d_forward(x, k)
+    dout = torch.randn(out.shape, dtype=f64)
+    expected, (dx_t,) = autograd_vjp(lambda x: F.max_pool2d(x, k), (x,), dout)
+    dx, _ = maxpool2d_backward(dout, cache)
+    assert torch.equal(out, expected) and torch.equal(dx, dx_t)

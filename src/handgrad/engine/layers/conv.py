@@ -1,24 +1,23 @@
-"""2-D convolution (cross-correlation, as torch.nn.Conv2d) by im2col: every receptive field
-of x unfolded into a column, then one matrix product with the filters.
+"""2-D convolution (cross-correlation, as torch.nn.Conv2d) over sliding windows (windows.py):
 
-    cols = unfold(x)                       (N, C·HH·WW, L)    L = H'·W' positions
-    out  = W_r cols + b                    (N, F, L) -> (N, F, H', W')    W_r: W as (F, C·HH·WW)
+    out[n, f, h, w] = Σ_c Σ_i Σ_j  x_pad[n, c, h·s + i, w·s + j] W[f, c, i, j] + b[f]
 
-Backward, with dout_r = dout as (N, F, L):
+Backward, each a contraction over what the forward summed (s the stride):
 
-    dL/db = Σ_n Σ_positions dout                         (F,)
-    dL/dW = Σ_n dout_r colsᵀ                              (F, C, HH, WW)
-    dL/dx = fold(W_rᵀ dout_r)                             (N, C, H, W)
+    dL/db[f]          = Σ_n Σ_h Σ_w dout[n, f, h, w]
+    dL/dW[f, c, i, j] = Σ_n Σ_h Σ_w dout[n, f, h, w] x_pad[n, c, h·s + i, w·s + j]
+    dL/dx_pad[n, c, h·s + i, w·s + j] += Σ_f dout[n, f, h, w] W[f, c, i, j]
 
-`fold` adds each column back into the receptive field it came from (overlaps summed, the
-padding cut off): dL/dx is the transposed convolution of dout with the same filters. No
-Python loop over pixels; the cached columns are reused for dL/dW.
+dL/dW correlates the input with dout; dL/dx is the transposed convolution of dout with the
+same filters, each window's gradient added back where the window was read (padding cut off).
+No Python loop over pixels; the cached windows (a view of x) are reused for dL/dW.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from handgrad.engine.layers.windows import windows, windows_backward
 
 Tensor = torch.Tensor
 
@@ -28,30 +27,23 @@ def conv2d_forward(x: Tensor, W: Tensor, b: Tensor, stride: int = 1, padding: in
     """out = x ⋆ W + b (F.conv2d). x (N, C, H, W), W (F, C, HH, WW), b (F,) ->
     out (N, F, H', W') with H' = (H + 2·padding - HH) // stride + 1 (W' alike)."""
     N, C, H, Wd = x.shape
-    Fn, _, HH, WW = W.shape
+    HH, WW = W.shape[2:]
     if W.shape[1] != C:
         raise ValueError(f"conv2d: input has {C} channels, the filters {W.shape[1]}")
-    H_out, W_out = _out_size(H, HH, stride, padding), _out_size(Wd, WW, stride, padding)
-    if H_out < 1 or W_out < 1:
+    if H + 2 * padding < HH or Wd + 2 * padding < WW:
         raise ValueError(f"conv2d: a {HH}x{WW} kernel does not fit a {H}x{Wd} input with "
                          f"padding {padding}")
-    cols = F.unfold(x, (HH, WW), padding=padding, stride=stride)   # (N, C·HH·WW, L)
-    out = W.reshape(Fn, -1) @ cols + b.view(1, Fn, 1)               # (N, F, L)
-    return out.view(N, Fn, H_out, W_out), (cols, W, (H, Wd), stride, padding)
+    win = windows(x, (HH, WW), stride, padding)                      # (N, C, H', W', HH, WW)
+    out = torch.einsum("nchwij,fcij->nfhw", win, W) + b.view(1, -1, 1, 1)
+    return out, (win, W, x.shape, stride, padding)
 
 
 def conv2d_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, dict[str, Tensor]]:
     """dout (N, F, H', W') -> dL/dx (N, C, H, W), {"weight": dL/dW (F, C, HH, WW),
     "bias": dL/db (F,)}."""
-    cols, W, (H, Wd), stride, padding = cache
-    N, Fn = dout.shape[:2]
-    dout_r = dout.reshape(N, Fn, -1)                                # (N, F, L)
-    db = dout_r.sum((0, 2))                                         # (F,)
-    dW = (dout_r @ cols.transpose(1, 2)).sum(0).view(W.shape)       # (F, C, HH, WW)
-    dcols = W.reshape(Fn, -1).t() @ dout_r                          # (N, C·HH·WW, L)
-    dx = F.fold(dcols, (H, Wd), W.shape[2:], padding=padding, stride=stride)
+    win, W, x_shape, stride, padding = cache
+    db = dout.sum((0, 2, 3))                                         # (F,)
+    dW = torch.einsum("nfhw,nchwij->fcij", dout, win)                # (F, C, HH, WW)
+    dwin = torch.einsum("nfhw,fcij->nchwij", dout, W)                # (N, C, H', W', HH, WW)
+    dx = windows_backward(dwin, x_shape, stride, padding)            # (N, C, H, W)
     return dx, {"weight": dW, "bias": db}
-
-
-def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1

@@ -4,16 +4,17 @@ Each window's output is its maximum; its gradient goes to one input only, the fi
 of the window in row-major order (torch's max_pool2d keeps that index: on a tie the later
 values do not replace it). Windows that overlap add their gradients.
 
-    cols = unfold(x, padded with -inf)           (N·C, HH·WW, L)
-    k    = argmax over the window (first max)    (N·C, 1, L)
-    out  = cols[k]                               (N, C, H', W')
-    dL/dcols = dout scattered to k, 0 elsewhere; dL/dx = fold(dL/dcols) without the padding
+    win  = the windows of x padded with -inf     (N, C, H', W', HH·WW)   (windows.py)
+    k    = argmax over each window (first max)   (N, C, H', W', 1)
+    out  = win[k]                                (N, C, H', W')
+    dL/dwin = dout at k, 0 elsewhere;  dL/dx = each window's gradient added back where read
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from handgrad.engine.layers.windows import windows, windows_backward
 
 Tensor = torch.Tensor
 
@@ -26,25 +27,21 @@ def maxpool2d_forward(x: Tensor, kernel_size: int, stride: int | None = None,
     if not 0 <= 2 * padding <= kernel_size:
         raise ValueError(f"maxpool2d: padding must be at most half the kernel size "
                          f"({kernel_size}), got {padding}")
-    N, C, H, W = x.shape
+    H, W = x.shape[2:]
     if H + 2 * padding < kernel_size or W + 2 * padding < kernel_size:
         raise ValueError(f"maxpool2d: a {kernel_size}x{kernel_size} window does not fit a "
                          f"{H}x{W} input")
-    padded = F.pad(x, (padding,) * 4, value=float("-inf")) if padding else x
-    H_p, W_p = padded.shape[2:]
-    cols = F.unfold(padded.reshape(N * C, 1, H_p, W_p), kernel_size, stride=stride)
-    k = cols.argmax(dim=1, keepdim=True)                          # (N·C, 1, L) first max
-    out = cols.gather(1, k)                                       # (N·C, 1, L)
-    H_out = (H_p - kernel_size) // stride + 1
-    W_out = (W_p - kernel_size) // stride + 1
-    cache = (k, cols.shape, x.shape, kernel_size, stride, padding)
-    return out.view(N, C, H_out, W_out), cache
+    win = windows(x, (kernel_size, kernel_size), stride, padding, float("-inf"))
+    win = win.flatten(4)                                     # (N, C, H', W', HH·WW)
+    k = win.argmax(dim=4, keepdim=True)                      # the first maximum
+    out = win.gather(4, k).squeeze(4)                        # (N, C, H', W')
+    return out, (k, win.shape, x.shape, kernel_size, stride, padding)
 
 
 def maxpool2d_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, dict[str, Tensor]]:
     """dout (N, C, H', W') -> dL/dx (N, C, H, W): each window's gradient to its first max,
     overlapping windows summed; no parameters."""
-    k, cols_shape, (N, C, H, W), kernel_size, stride, p = cache
-    dcols = dout.new_zeros(cols_shape).scatter_(1, k, dout.reshape(N * C, 1, -1))
-    dx = F.fold(dcols, (H + 2 * p, W + 2 * p), kernel_size, stride=stride)
-    return dx[..., p:p + H, p:p + W].reshape(N, C, H, W), {}
+    k, win_shape, x_shape, kernel_size, stride, padding = cache
+    dwin = dout.new_zeros(win_shape).scatter_(4, k, dout.unsqueeze(4))
+    dwin = dwin.unflatten(4, (kernel_size, kernel_size))     # (N, C, H', W', HH, WW)
+    return windows_backward(dwin, x_shape, stride, padding), {}

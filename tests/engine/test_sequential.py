@@ -46,12 +46,14 @@ def test_manual_backward_matches_autograd_through_the_same_layers(model, image, 
                          seed)
     x, y = _batch(ours, N, C, seed)
     loss = get_loss("cross_entropy")
-    value_t = loss.torch_value(theirs(x), y)
+    x_t = x.clone().requires_grad_()
+    value_t = loss.torch_value(theirs(x_t), y)
     value_t.backward()
     with torch.no_grad():
         value, dL_dy = loss.value_and_grad(ours(x), y)
-    ours.backward(dL_dy)
+    dx = ours.backward(dL_dy, input_grad=True)
     assert scaled_err(value, value_t.detach()) < TOL
+    assert scaled_err(dx, x_t.grad) < TOL
     for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         assert scaled_err(p.grad, q.grad) < TOL, name
     for (name, b), c in zip(ours.named_buffers(), theirs.buffers(), strict=True):
@@ -73,7 +75,7 @@ def test_network_matches_its_torch_nn_twin(build, training):
     expected.backward()
     with torch.no_grad():
         value, dL_dy = loss.value_and_grad(net(x), y)
-    net.backward(dL_dy)
+    assert net.backward(dL_dy) is None          # dL/dx not needed for training: skipped
     assert scaled_err(value, expected.detach()) < TOL
     for p, q in zip(net.parameters(), twin.parameters(), strict=True):
         assert scaled_err(p.grad, q.grad) < TOL

@@ -47,7 +47,8 @@ class Layer(nn.Module):
     """A hand-written layer: `layer_forward(x) -> (out, cache)` and the pure
     `layer_backward(dout, cache) -> (dx, grads)` it wraps."""
 
-    layer_backward: Callable[[Tensor, object], tuple[Tensor, dict[str, Tensor]]]  # per layer
+    layer_backward: Callable[..., tuple[Tensor | None, dict[str, Tensor]]]  # per layer
+    skips_input_grad = False  # True: layer_backward takes input_grad (affine, conv2d)
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,11 +65,15 @@ class Layer(nn.Module):
         """The torch.nn module that computes the same (state dict names alike)."""
         raise NotImplementedError
 
-    def backward(self, dout: Tensor) -> Tensor:
-        """dL/dx from dL/dout of the last forward; each parameter's .grad = its gradient."""
+    def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:
+        """dL/dx from dL/dout of the last forward; each parameter's .grad = its gradient.
+        input_grad=False: dL/dx may be skipped (None) where the layer can skip it."""
         if self.cache is NO_FORWARD:
             raise RuntimeError(f"{type(self).__name__}.backward before any forward")
-        dx, grads = self.layer_backward(dout, self.cache)
+        if self.skips_input_grad:
+            dx, grads = self.layer_backward(dout, self.cache, input_grad)
+        else:
+            dx, grads = self.layer_backward(dout, self.cache)
         for name, grad in grads.items():
             getattr(self, name).grad = grad
         return dx
@@ -78,6 +83,7 @@ class Linear(Layer):
     """z = x Wᵀ + b: (N, D) -> (N, H), initialised as nn.Linear."""
 
     layer_backward = staticmethod(affine_backward)
+    skips_input_grad = True
 
     def __init__(self, D: int, H: int, dtype=None, device=None) -> None:
         super().__init__()
@@ -115,6 +121,7 @@ class Conv2d(Layer):
     """(N, C, H, W) -> (N, F, H', W'), initialised as nn.Conv2d."""
 
     layer_backward = staticmethod(conv2d_backward)
+    skips_input_grad = True
 
     def __init__(self, C: int, F: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  dtype=None, device=None) -> None:
@@ -284,11 +291,16 @@ class Sequential(nn.Module):
         return twin.to(next(self.parameters()).device).train(self.training)
 
     @torch.no_grad()
-    def backward(self, dL_dy: Tensor) -> Tensor:
-        """From dL/dy (N, C) down to dL/dx (N, D); sets .grad of every parameter."""
-        for layer in reversed(self.layers):
-            dL_dy = layer.backward(dL_dy)
-        return dL_dy
+    def backward(self, dL_dy: Tensor, input_grad: bool = False) -> Tensor | None:
+        """From dL/dy (N, C) down, setting .grad of every parameter. Below the first layer
+        with parameters nothing is needed for training: dL/dx (N, D) is computed, and
+        returned, only with `input_grad` (else None)."""
+        first = min((i for i, layer in enumerate(self.layers)
+                     if next(layer.parameters(), None) is not None), default=0)
+        stop = 0 if input_grad else first
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            dL_dy = self.layers[i].backward(dL_dy, input_grad=input_grad or i > first)
+        return dL_dy if input_grad else None
 
 
 TORCH_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "sigmoid": nn.Sigmoid,

@@ -16,8 +16,10 @@ def affine_forward(x: Tensor, W: Tensor, b: Tensor) -> tuple[Tensor, tuple]:
     return F.linear(x, W, b), (x, W)
 
 
-def affine_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, dict[str, Tensor]]:
-    """dout = dL/dz (N, H) -> dL/dx (N, D), {"weight": dL/dW (H, D), "bias": dL/db (H,)}."""
+def affine_backward(dout: Tensor, cache: tuple, input_grad: bool = True,
+                    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+    """dout = dL/dz (N, H) -> dL/dx (N, D) (None without `input_grad`),
+    {"weight": dL/dW (H, D), "bias": dL/db (H,)}."""
     x, W = cache
-    dx, dW, db = linear_backward(dout, x, W)
+    dx, dW, db = linear_backward(dout, x, W, input_grad)
     return dx, {"weight": dW, "bias": db}

@@ -1,23 +1,26 @@
-"""2-D convolution (cross-correlation, as torch.nn.Conv2d) over sliding windows (windows.py):
+"""2-D convolution (cross-correlation, as torch.nn.Conv2d) by im2col: every receptive field
+of the padded input unfolded into a column, then one matrix product with the filters.
 
-    out[n, f, h, w] = Σ_c Σ_i Σ_j  x_pad[n, c, h·s + i, w·s + j] W[f, c, i, j] + b[f]
+    cols = unfold(x)                  (N, C·HH·WW, L)     L = H'·W' positions
+    out  = W_r cols + b               (N, F, L) -> (N, F, H', W')    W_r = W as (F, C·HH·WW)
 
-Backward, each a contraction over what the forward summed (s the stride):
+Backward, with dout_r = dout as (N, F, L):
 
-    dL/db[f]          = Σ_n Σ_h Σ_w dout[n, f, h, w]
-    dL/dW[f, c, i, j] = Σ_n Σ_h Σ_w dout[n, f, h, w] x_pad[n, c, h·s + i, w·s + j]
-    dL/dx_pad[n, c, h·s + i, w·s + j] += Σ_f dout[n, f, h, w] W[f, c, i, j]
+    dL/db = Σ_n Σ_positions dout                         (F,)
+    dL/dW = Σ_n dout_r colsᵀ                              (F, C, HH, WW)  the input ⋆ dout
+    dL/dx = fold(W_rᵀ dout_r)                             (N, C, H, W)
 
-dL/dW correlates the input with dout; dL/dx is the transposed convolution of dout with the
-same filters, each window's gradient added back where the window was read (padding cut off).
-No Python loop over pixels; the cached windows (a view of x) are reused for dL/dW.
+fold adds each column back into the receptive field it was read from (overlaps summed, the
+padding cut off): dL/dx is the transposed convolution of dout with the same filters, which
+`conv_transpose2d` computes in one kernel (3-8× faster than fold on the CPU, same sums).
+No Python loop over pixels; the cached columns are reused for dL/dW, and the input gradient
+is skipped when not needed (the first layer of a network).
 """
 
 from __future__ import annotations
 
 import torch
-
-from handgrad.engine.layers.windows import windows, windows_backward
+import torch.nn.functional as F
 
 Tensor = torch.Tensor
 
@@ -27,23 +30,36 @@ def conv2d_forward(x: Tensor, W: Tensor, b: Tensor, stride: int = 1, padding: in
     """out = x ⋆ W + b (F.conv2d). x (N, C, H, W), W (F, C, HH, WW), b (F,) ->
     out (N, F, H', W') with H' = (H + 2·padding - HH) // stride + 1 (W' alike)."""
     N, C, H, Wd = x.shape
-    HH, WW = W.shape[2:]
+    Fn, _, HH, WW = W.shape
     if W.shape[1] != C:
         raise ValueError(f"conv2d: input has {C} channels, the filters {W.shape[1]}")
     if H + 2 * padding < HH or Wd + 2 * padding < WW:
         raise ValueError(f"conv2d: a {HH}x{WW} kernel does not fit a {H}x{Wd} input with "
                          f"padding {padding}")
-    win = windows(x, (HH, WW), stride, padding)                      # (N, C, H', W', HH, WW)
-    out = torch.einsum("nchwij,fcij->nfhw", win, W) + b.view(1, -1, 1, 1)
-    return out, (win, W, x.shape, stride, padding)
+    H_out, W_out = (H + 2 * padding - HH) // stride + 1, (Wd + 2 * padding - WW) // stride + 1
+    cols = F.unfold(x, (HH, WW), padding=padding, stride=stride)   # (N, C·HH·WW, L)
+    out = W.reshape(Fn, -1) @ cols + b.view(1, Fn, 1)               # (N, F, L)
+    return out.view(N, Fn, H_out, W_out), (cols, W, x.shape, stride, padding)
 
 
-def conv2d_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, dict[str, Tensor]]:
-    """dout (N, F, H', W') -> dL/dx (N, C, H, W), {"weight": dL/dW (F, C, HH, WW),
-    "bias": dL/db (F,)}."""
-    win, W, x_shape, stride, padding = cache
-    db = dout.sum((0, 2, 3))                                         # (F,)
-    dW = torch.einsum("nfhw,nchwij->fcij", dout, win)                # (F, C, HH, WW)
-    dwin = torch.einsum("nfhw,fcij->nchwij", dout, W)                # (N, C, H', W', HH, WW)
-    dx = windows_backward(dwin, x_shape, stride, padding)            # (N, C, H, W)
+def conv2d_backward(dout: Tensor, cache: tuple, input_grad: bool = True,
+                    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+    """dout (N, F, H', W') -> dL/dx (N, C, H, W) (None without `input_grad`),
+    {"weight": dL/dW (F, C, HH, WW), "bias": dL/db (F,)}."""
+    cols, W, x_shape, stride, padding = cache
+    N, Fn = dout.shape[:2]
+    dout_r = dout.reshape(N, Fn, -1)                                # (N, F, L)
+    db = dout_r.sum((0, 2))                                         # (F,)
+    dW = (dout_r @ cols.transpose(1, 2)).sum(0).view(W.shape)       # (F, C, HH, WW)
+    dx = _transposed_conv(dout, W, x_shape, stride, padding) if input_grad else None
     return dx, {"weight": dW, "bias": db}
+
+
+def _transposed_conv(dout: Tensor, W: Tensor, x_shape: torch.Size, stride: int,
+                     padding: int) -> Tensor:
+    """fold(W_rᵀ dout_r): dout (N, F, H', W') spread back through the filters onto the
+    input (N, C, H, W); output_padding restores the rows and columns that no window read."""
+    (H, Wd), (HH, WW), (H_out, W_out) = x_shape[2:], W.shape[2:], dout.shape[2:]
+    extra = (H - ((H_out - 1) * stride - 2 * padding + HH),
+             Wd - ((W_out - 1) * stride - 2 * padding + WW))
+    return F.conv_transpose2d(dout, W, stride=stride, padding=padding, output_padding=extra)

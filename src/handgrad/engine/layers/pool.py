@@ -5,8 +5,7 @@ of the window in row-major order (torch's max_pool2d keeps that index: on a tie 
 values do not replace it). Windows that overlap add their gradients.
 
     win  = the windows of x padded with -inf     (N, C, H', W', HH·WW)   (windows.py)
-    k    = argmax over each window (first max)   (N, C, H', W', 1)
-    out  = win[k]                                (N, C, H', W')
+    out, k = max over each window, k the index of its first maximum     (N, C, H', W')
     dL/dwin = dout at k, 0 elsewhere;  dL/dx = each window's gradient added back where read
 """
 
@@ -33,9 +32,8 @@ def maxpool2d_forward(x: Tensor, kernel_size: int, stride: int | None = None,
                          f"{H}x{W} input")
     win = windows(x, (kernel_size, kernel_size), stride, padding, float("-inf"))
     win = win.flatten(4)                                     # (N, C, H', W', HH·WW)
-    k = win.argmax(dim=4, keepdim=True)                      # the first maximum
-    out = win.gather(4, k).squeeze(4)                        # (N, C, H', W')
-    return out, (k, win.shape, x.shape, kernel_size, stride, padding)
+    out, k = win.max(dim=4, keepdim=True)                    # k: the first maximum
+    return out.squeeze(4), (k, win.shape, x.shape, kernel_size, stride, padding)
 
 
 def maxpool2d_backward(dout: Tensor, cache: tuple) -> tuple[Tensor, dict[str, Tensor]]:

@@ -16,6 +16,7 @@ from handgrad.engine.layers import (
     maxpool2d_backward,
     maxpool2d_forward,
 )
+from handgrad.engine.layers.conv import im2col
 from support import autograd_vjp, scaled_err, seeds
 
 TOL = 1e-10
@@ -110,3 +111,12 @@ def test_maxpool2d_tiling_and_ragged_windows_match_torch(shape, k):
     expected, (dx_t,) = autograd_vjp(lambda x: F.max_pool2d(x, k), (x,), dout)
     dx, _ = maxpool2d_backward(dout, cache)
     assert torch.equal(out, expected) and torch.equal(dx, dx_t)
+
+
+@settings(max_examples=30)
+@given(conv_cases())
+def test_im2col_is_unfold(case):
+    x_shape, (_, _, HH, WW), stride, padding, seed = case
+    x = torch.randn(x_shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
+    assert torch.equal(im2col(x, (HH, WW), stride, padding),
+                       F.unfold(x, (HH, WW), padding=padding, stride=stride))

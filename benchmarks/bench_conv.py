@@ -16,7 +16,7 @@ first rotating); a ratio is contender / manual within one repeat, reported as th
 (and range) over the repeats.
 
     .venv/bin/python benchmarks/bench_conv.py [--batch 64] [--steps 10] [--repeats 5]
-        [--device cpu|cuda]
+        [--device cpu|cuda] [--threads N]
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def measure(batch: int, steps: int, repeats: int, device: str) -> dict:
     ratios = {n: [a / m for a, m in zip(times[n], times["manual"], strict=True)]
               for n in names if n != "manual"}
     return {"batch": batch, "steps": steps, "repeats": repeats, "device": device,
+            "threads": torch.get_num_threads(),
             "step_ms": {n: 1e3 * median(v) for n, v in times.items()},
             "ratio_over_manual": {n: {"median": median(r), "min": min(r), "max": max(r)}
                                   for n, r in ratios.items()}}
@@ -100,7 +101,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         save("conv_cuda", {"skipped": "no CUDA device"})
         print("skipped: no CUDA device")

@@ -69,6 +69,8 @@ def build_model(config: TrainConfig, D: int, num_classes: int,
     if config.model == "mlp":
         model = MLP(sizes_for(config, D, num_classes), activation=config.activation,
                     dtype=config.torch_dtype)
+    elif image_shape is None:
+        raise ValueError(f"model {config.model!r} needs the images' shape (C, H, W)")
     else:
         model = build_network(config.model, image_shape, config.hidden, num_classes,
                               config.activation, config.seed, config.torch_dtype)

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from handgrad.data import Dataset, load_dataset
+
 settings.register_profile("ci", deadline=None, max_examples=60, derandomize=True)
 settings.load_profile("ci")
 
@@ -25,3 +27,9 @@ def cifar_root() -> Path:
             pytest.fail(message + " (CI is set: the real images are required)")
         pytest.skip(message)
     return CIFAR_ROOT
+
+
+@pytest.fixture(scope="session")
+def digits() -> Dataset:
+    """The embedded digits, 3 vs 8, split with seed 0 (read-only: tests must not change it)."""
+    return load_dataset("digits", seed=0)

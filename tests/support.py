@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from handgrad import ACTIVATIONS, LOSSES
 from handgrad.check.reference import autograd_reference
 
+DIGITS = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]  # a quick run
+
 activations = st.sampled_from(sorted(ACTIVATIONS))
 losses = st.sampled_from(sorted(LOSSES))
 seeds = st.integers(0, 2**31 - 1)

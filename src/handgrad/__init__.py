@@ -5,7 +5,8 @@
     >>> y_pred = model(torch.rand(64, 3072))
     >>> handgrad.backpropagation(model, torch.randn(64, 2), y_pred)   # fills model.dL_dw
 
-Whole runs (`train`, `compare`, `sweep`, `reproduce`, `load_run`, in `handgrad.api`) and the
+Whole runs (`train`, `compare`, `sweep`, `reproduce`, `load_run`, in `handgrad.api`), the
+autograder (`grade_submissions`; the package `handgrad.grade` holds its parts) and the
 configs they take (`TrainConfig`, `SweepSpec`) are imported on first use, so that
 `import handgrad` stays light.
 """
@@ -31,7 +32,7 @@ _LAZY = {
     "sweep": "handgrad.api",
     "reproduce": "handgrad.api",
     "load_run": "handgrad.api",
-    "grade": "handgrad.grade.batch",
+    "grade_submissions": "handgrad.api",
     "TrainConfig": "handgrad.run.config",
     "SweepSpec": "handgrad.run.sweep_spec",
 }
@@ -47,7 +48,7 @@ __all__ = [
     "compare",
     "get_activation",
     "get_loss",
-    "grade",
+    "grade_submissions",
     "gradcheck",
     "load_run",
     "optim",

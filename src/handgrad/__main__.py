@@ -1,3 +1,5 @@
+"""`python -m handgrad`: the `handgrad` command."""
+
 from handgrad.cli import run
 
 run()

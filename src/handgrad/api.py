@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from handgrad.grade.batch import grade as grade_submissions  # noqa: F401  (public API)
 from handgrad.run.config import TrainConfig
 
 if TYPE_CHECKING:  # imported where used: it loads Optuna, which train() does not need
@@ -47,27 +48,30 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None,
     Train and validation metrics only, unless `test` (keep the test set for the end, like
     `handgrad train --test`). `progress`: a bar and a line per epoch (`tqdm.auto`).
     """
+    from handgrad.report.summaries import printed
     from handgrad.run.train import train as train_run
 
-    return train_run(config_from(config, **settings), out_dir=out,
-                     observer=observer or _epoch_progress(progress), evaluate_test=test)
+    return printed(train_run(config_from(config, **settings), out_dir=out,
+                             observer=observer or _epoch_progress(progress),
+                             evaluate_test=test))
 
 
 def compare(config: TrainConfig | None = None, *, out: str | Path | None = None,
             observer=None, **settings: Any):
     """Train the manual and the autograd engine from one start. -> `Comparison`"""
+    from handgrad.report.summaries import printed
     from handgrad.run.compare import compare_engines
 
     if "engine" in settings:
         raise TypeError("compare trains both engines; it takes no engine setting")
-
-    return compare_engines(config_from(config, **settings), out_dir=out, observer=observer)
+    return printed(compare_engines(config_from(config, **settings), out_dir=out,
+                                   observer=observer))
 
 
 def _epoch_progress(progress: bool):
     if not progress:
         return None
-    from handgrad.report.progress import EpochProgress
+    from handgrad.report.progress_bars import EpochProgress
 
     return EpochProgress()
 
@@ -75,7 +79,7 @@ def _epoch_progress(progress: bool):
 def _run_progress(progress, **kw):
     """`progress` itself (a `handgrad.run.progress.Progress`), a bar and lines for True."""
     if progress is True:
-        from handgrad.report.progress import RunProgress
+        from handgrad.report.progress_bars import RunProgress
 
         return RunProgress(**kw)
     return progress or None
@@ -117,7 +121,7 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
     keywords are those of `sweep_spec`. `progress=True`: one bar and a line per finished
     config (`tqdm.auto`: a widget in Jupyter).
     """
-    from handgrad.run.summaries import SweepSummary
+    from handgrad.report.summaries import printed
     from handgrad.run.sweep import run_sweep
 
     spec = sweep_spec(spec, **settings)
@@ -128,7 +132,7 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
     finally:
         if hasattr(shown, "close"):
             shown.close()
-    return SweepSummary(summary)
+    return printed(summary)
 
 
 def reproduce(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path,
@@ -138,30 +142,34 @@ def reproduce(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path,
     the sweep, selection, test, report.md). -> `ReproduceResult`
 
     `progress=True`: one bar, and a line per phase and per config, numbered as report.md."""
+    from handgrad.report.markdown import PrintedReproduce, write_report
     from handgrad.run.reproduce import PHASES
     from handgrad.run.reproduce import reproduce as reproduce_run
 
     spec = sweep_spec(spec, **settings)
     shown = _run_progress(progress, phases=PHASES, sweep_prefix="3. sweep ")
     try:
-        return reproduce_run(spec, Path(out), workers=workers, storage=storage,
-                             select_by=select_by, progress=shown)
+        result = reproduce_run(spec, Path(out), workers=workers, storage=storage,
+                               select_by=select_by, progress=shown)
     finally:
         if hasattr(shown, "close"):
             shown.close()
+    write_report(result)
+    return PrintedReproduce.of(result)
 
 
 def load_run(run_dir: str | Path, weights: bool = True):
     """A run directory read back and checked: config, per-epoch history, status, test
     metrics, and (when `weights` and the run completed) `.model` with its saved weights.
     -> `RunResult`"""
+    from handgrad.report.summaries import printed
     from handgrad.run.rundir import RunDir
 
     run = RunDir(run_dir)
     result = run.load_result()
     if weights and result.status == "completed":
         result.model = run.load_model()
-    return result
+    return printed(result)
 
 
 def _as_list(value: Any) -> list:

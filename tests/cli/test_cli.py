@@ -9,8 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from handgrad.cli.main import main
 from handgrad.run.rundir import read_json
-
-DIGITS = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]
+from support import DIGITS
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

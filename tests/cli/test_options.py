@@ -247,3 +247,22 @@ def test_gradcheck_bad_values_are_one_line(capsys, args, message):
     assert main(["gradcheck", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_library_errors_name_settings_and_the_cli_writes_flags():
+    from handgrad.cli.exits import flag_message
+    from handgrad.engine.errors import SettingError
+
+    error = SettingError("nesterov needs optimizer sgd and momentum > 0, got 'momentum'",
+                         "nesterov", "optimizer", "momentum")
+    assert flag_message(error) == ("--nesterov needs --optimizer sgd and --momentum > 0, got "
+                                   "'momentum'")  # a quoted value stays as it was
+    try:
+        try:
+            raise SettingError("weight_decay must be >= 0, got -1", "weight_decay")
+        except ValueError as e:
+            raise ValueError(f"config weight_decay=-1: {e}") from None
+    except ValueError as wrapped:
+        assert flag_message(wrapped) == ("config weight_decay=-1: --weight-decay must be >= 0, "
+                                         "got -1")
+    assert flag_message(ValueError("unknown optimizer 'rmsprop'")) == "unknown optimizer 'rmsprop'"

@@ -105,7 +105,7 @@ def test_bad_class_lists_are_named(cifar_root, classes, message):
 
 
 def test_missing_folder_says_where_and_how(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py.*--download"):
+    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py.*set download"):
         load_dataset("cifar10", root=tmp_path / "nowhere")
 
 

@@ -15,8 +15,7 @@ import pytest
 from handgrad.cli.main import main
 from handgrad.run.rundir import RunDir, lock_folder, read_json
 from handgrad.run.train import Observer, train
-
-DIGITS = ["--dataset", "digits", "--hidden", "16", "--epochs", "2", "--quiet"]
+from support import DIGITS
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +233,8 @@ def test_a_huge_weight_decay_is_named_when_the_run_diverges(tmp_path, capsys):
     out = tmp_path / "r"
     main(["train", *DIGITS, "--epochs", "1", "--optimizer", "adamw", "--weight-decay", "1e30",
           "--out", str(out)])
-    assert "--weight-decay" in read_json(out / "results.json")["message"]
+    assert "weight_decay" in read_json(out / "results.json")["message"]  # the library's words
+    assert "lower --weight-decay than 1e+30" in capsys.readouterr().err  # the CLI's
 
 
 def test_evaluate_on_a_sweep_folder_points_to_its_runs(tmp_path, capsys):

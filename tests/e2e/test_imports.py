@@ -1,4 +1,10 @@
-"""The package's import graph: no cycles, and `import handgrad` stays light."""
+"""The package's import graph: arrows point down the layers, no cycles, and `import
+handgrad` stays light.
+
+The layers, from the bottom: engine < check < data < run < report < cli < the top
+(`handgrad/__init__.py`, `api.py`, `__main__.py`); grade sits beside run and, like it, may
+import engine, check and data only. A module may import its own subpackage and any layer
+below its own, never one above or beside it."""
 
 from __future__ import annotations
 
@@ -59,6 +65,34 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+LAYERS = {"engine": 0, "check": 1, "data": 2, "run": 3, "grade": 3, "report": 4, "cli": 5,
+          "": 6}  # "": handgrad itself, api and __main__
+# TEMPORARY, until the sweep's rewrite (run/sweep/) lands: the sweep's own modules still
+# render their results.md through report.tables. Keyed by module; handgrad.run.sweep* only.
+SWEEP_ALLOWED = {"handgrad.run.sweep_results": {"handgrad.report.tables"}}
+
+
+TOP = ("handgrad", "handgrad.api", "handgrad.__main__")
+
+
+def layer(module: str) -> str:
+    """'run' for handgrad.run.train, '' for handgrad, handgrad.api and handgrad.__main__."""
+    return "" if module in TOP else module.split(".")[1]
+
+
+def upward_edges(graph: dict[str, set[str]],
+                 allowed: dict[str, set[str]] | None = None) -> list[str]:
+    """'a -> b (run -> report)' for every import of a layer above or beside a's own."""
+    allowed = allowed or {}
+    bad = []
+    for a in sorted(graph):
+        for b in sorted(graph[a] - allowed.get(a, set())):
+            la, lb = layer(a), layer(b)
+            if la != lb and LAYERS[la] <= LAYERS[lb]:
+                bad.append(f"{a} -> {b} ({la or 'top'} -> {lb or 'top'})")
+    return bad
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """A cycle as [a, b, ..., a], or None (depth-first search with three colours)."""
     state: dict[str, int] = {}
@@ -94,6 +128,34 @@ def test_imports_for_type_hints_only_are_not_edges(tmp_path):
                       "def f():\n    from handgrad.c import Y\n")
     modules = {"handgrad.a", "handgrad.b", "handgrad.c"}
     assert _imports(source, modules) == {"handgrad.b", "handgrad.c"}
+
+
+def test_the_layer_rule_finds_every_arrow_that_points_up_or_sideways():
+    graph = {"handgrad.engine.model": set(), "handgrad.check.gradcheck": {"handgrad.engine.model"},
+             "handgrad.run.train": {"handgrad.engine.model", "handgrad.report.tables",
+                                    "handgrad.grade.judge"},
+             "handgrad.grade.judge": {"handgrad.check.gradcheck"},
+             "handgrad.report.tables": {"handgrad.run.train"},
+             "handgrad.cli.parser": {"handgrad"}, "handgrad": {"handgrad.cli.parser"},
+             "handgrad.api": {"handgrad.run.train"}}
+    assert upward_edges(graph) == [
+        "handgrad.cli.parser -> handgrad (cli -> top)",
+        "handgrad.run.train -> handgrad.grade.judge (run -> grade)",
+        "handgrad.run.train -> handgrad.report.tables (run -> report)"]
+    allowed = {"handgrad.run.train": {"handgrad.report.tables"}}
+    assert upward_edges(graph, allowed) == [
+        "handgrad.cli.parser -> handgrad (cli -> top)",
+        "handgrad.run.train -> handgrad.grade.judge (run -> grade)"]
+    assert [layer(m) for m in ("handgrad", "handgrad.api", "handgrad.__main__", "handgrad.data",
+                               "handgrad.grade.sandbox.runner")] == ["", "", "", "data", "grade"]
+
+
+def test_every_arrow_points_down_the_layers():
+    graph = import_graph()
+    assert {layer(m) for m in graph} == set(LAYERS), "a module the rule does not place"
+    assert all(m.startswith("handgrad.run.sweep") for m in SWEEP_ALLOWED)
+    bad = upward_edges(graph, SWEEP_ALLOWED)
+    assert not bad, "imports that point up or sideways:\n" + "\n".join(bad)
 
 
 def test_no_import_cycle_in_the_package():

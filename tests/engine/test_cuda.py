@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from handgrad import MLP, backpropagation, gradcheck, optim
 from handgrad.cli.main import main
-from handgrad.data import load_dataset
 from handgrad.engine.flat import flatten
 from handgrad.run.config import TrainConfig
 from handgrad.run.evaluate import evaluate_run
@@ -28,11 +27,6 @@ from support import activations, architectures, autograd_grads, losses, make_tar
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
 CUDA = torch.device("cuda")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 @settings(max_examples=30)

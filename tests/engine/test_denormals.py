@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
 from handgrad.data import load_dataset
 from handgrad.engine.denormals import (
     all_threads_flush,
-    count_subnormals,
-    denormals_mode,
     flush_denormals,
 )
 from handgrad.run.config import TrainConfig
@@ -22,24 +24,42 @@ def restore_mode():
     flush_denormals(False)
 
 
-def test_flush_reaches_every_thread_and_can_be_turned_off(restore_mode):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(threads, 2))  # make the probe's operation really parallel
-    try:
+def _in_a_fresh_process(body: str) -> str:
+    """Run `body` in a new interpreter and return what it prints. The FPU mode is a property
+    of each thread, and OpenMP teams started by earlier tests in this process (from other
+    threads) keep modes of their own, so these checks start from a process of their own."""
+    code = "import torch\nfrom handgrad.engine.denormals import *\n" + textwrap.dedent(body)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_flush_reaches_every_thread_and_can_be_turned_off():
+    out = _in_a_fresh_process("""
+        torch.set_num_threads(max(torch.get_num_threads(), 2))  # a really parallel probe
         if not flush_denormals(True):
-            pytest.skip("this CPU or torch build cannot flush subnormals on every thread")
-        assert all_threads_flush()
-        assert not flush_denormals(False) or not all_threads_flush()
-        assert count_subnormals(torch.tensor([1e-40, 0.0, 1e-30, -1e-41])) == 2
-    finally:
-        torch.set_num_threads(threads)
+            print("unsupported")
+        else:
+            assert all_threads_flush()
+            assert not flush_denormals(False) or not all_threads_flush()
+            assert count_subnormals(torch.tensor([1e-40, 0.0, 1e-30, -1e-41])) == 2
+            print("ok")
+    """)
+    if out == "unsupported":
+        pytest.skip("this CPU or torch build cannot flush subnormals on every thread")
+    assert out == "ok"
 
 
-def test_the_mode_is_restored_after_the_block(restore_mode):
-    flush_denormals(False)
-    with denormals_mode(True) as everywhere:
-        assert all_threads_flush() == everywhere
-    assert not all_threads_flush()
+def test_the_mode_is_restored_after_the_block():
+    out = _in_a_fresh_process("""
+        flush_denormals(False)
+        with denormals_mode(True) as everywhere:
+            assert all_threads_flush() == everywhere
+        assert not all_threads_flush()
+        print("ok")
+    """)
+    assert out == "ok"
 
 
 def test_flush_changes_float64_training_only_below_the_smallest_normal(restore_mode):

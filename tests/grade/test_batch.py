@@ -191,8 +191,8 @@ def test_no_network_in_the_child(tmp_path):
 
 
 def test_python_api_grades_a_batch(tmp_path):
-    batch = handgrad.grade([SUBMISSIONS / "correct_einsum.py", SUBMISSIONS / "bug_mean_bias.py"],
-                           jobs=2, limits=Limits(timeout=10))
+    paths = [SUBMISSIONS / "correct_einsum.py", SUBMISSIONS / "bug_mean_bias.py"]
+    batch = handgrad.grade_submissions(paths, jobs=2, limits=Limits(timeout=10))
     assert [e["passed"] for e in batch.entries] == [True, False]
     assert batch.entries[1]["kind"] == "mean"
 

@@ -86,13 +86,14 @@ def test_reproduce_progress_lines_and_report_are_numbered_alike(tmp_path, capsys
 
 
 def test_reproduce_through_the_python_api_prints_nothing(tmp_path, capsys):
-    from handgrad.run.reproduce import ReproduceResult, reproduce
+    import handgrad
+    from handgrad.run.reproduce import ReproduceResult
     from handgrad.run.sweep_spec import SweepSpec
     from handgrad.run.train import TrainConfig
 
     base = TrainConfig(dataset="digits", hidden=(16,), epochs=2)
     spec = SweepSpec(base, grid={"lr": [0.01, 0.05], "momentum": [0.9]})
-    result = reproduce(spec, tmp_path / "r", workers=1)
+    result = handgrad.reproduce(spec, out=tmp_path / "r", workers=1)
     assert capsys.readouterr() == ("", "")
     assert isinstance(result, ReproduceResult) and result.passed
     assert result.report_path.is_file() and set(result.figures) == {"sweep", "engines",

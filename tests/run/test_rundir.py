@@ -6,14 +6,13 @@ import math
 import pytest
 import torch
 
-from handgrad.data import load_dataset
+import handgrad
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import (
     RunDir,
     atomic_write_bytes,
     load_model,
     load_result,
-    load_run,
     load_weights,
     read_curves,
     read_json,
@@ -56,11 +55,6 @@ def test_weights_round_trip_and_a_corrupt_file_is_named(tmp_path):
 # ---- the run directory's format -----------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
 def finished(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "r"
     config = TrainConfig(dataset="digits", hidden=(8,), epochs=2, lr=0.05)
@@ -85,16 +79,18 @@ def test_a_finished_run_reads_back_as_it_was(finished):
         [(m.epoch, m.train_loss, m.val_loss, m.val_accuracy) for m in result.history]
     assert all(m.seconds > 0 for m in loaded.history)
     assert loaded.test == result.test
-    assert read_curves(out) == {"train": [m.train_loss for m in result.history],
-                                "val": [m.val_loss for m in result.history]}
+    assert read_curves(out) == {k: [getattr(m, k) for m in result.history]
+                                for k in ("train_loss", "val_loss", "train_accuracy",
+                                          "val_accuracy")}
     model = load_model(out)
     for name, value in result.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
-    assert "completed" in repr(load_run(out)) and len(repr(load_run(out))) < 200
+    assert "completed" in repr(handgrad.load_run(out)) and len(repr(handgrad.load_run(out))) < 200
 
 
 def test_read_curves_of_a_run_not_started_is_empty_and_of_a_corrupt_file_an_error(tmp_path):
-    assert read_curves(tmp_path) == {"train": [], "val": []}
+    assert read_curves(tmp_path) == {"train_loss": [], "val_loss": [], "train_accuracy": [],
+                                     "val_accuracy": []}
     (tmp_path / "metrics.csv").write_text("epoch,train_loss,train_accuracy,val_loss,val_accuracy"
                                           "\n1,abc,0.5,0.1,0.5\n")
     with pytest.raises(ValueError, match="metrics.csv: row 1 is not numbers"):
@@ -116,7 +112,7 @@ def test_a_diverged_run_has_no_weights_to_load(digits, tmp_path):
 @pytest.mark.parametrize("files,message", [
     ({"notes.txt": "mine"}, "not a handgrad run directory"),
     ({"results.json": "{}"}, "but no config.json"),
-    ({"config.json": "{"}, "config.json: not valid JSON.*use another --out"),
+    ({"config.json": "{"}, "config.json: not valid JSON.*use another out"),
 ])
 def test_a_folder_that_is_not_a_run_of_these_settings_is_never_written(digits, tmp_path,
                                                                          files, message):

@@ -6,16 +6,10 @@ import json
 import pytest
 import torch
 
-from handgrad.data import load_dataset
 from handgrad.run.compare import compare_engines
 from handgrad.run.config import TrainConfig
 from handgrad.run.rundir import read_json
 from handgrad.run.train import train
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 @pytest.mark.parametrize("engine", ["manual", "autograd"])

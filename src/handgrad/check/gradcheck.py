@@ -140,7 +140,7 @@ def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy"
                              tensors)
     if dtype == torch.float32:
         report.warnings.append("float32: compared with autograd at 1e-3 and with float64 finite "
-                               "differences at 2e-3; use --dtype float64 for the sharp check")
+                               "differences at 2e-3; use float64 for the sharp check")
     skipped = sum(t.kinks_skipped for t in tensors)
     if skipped:
         report.warnings.append(f"{skipped} sampled entries skipped: their finite difference "

@@ -14,11 +14,11 @@ import torch
 
 from handgrad.check.gradcheck import gradcheck
 from handgrad.check.reference import random_problem
-from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
+from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK, as_flags
 from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
 from handgrad.report import figures, plots
-from handgrad.report.progress import EpochProgress, RunProgress, print_line
+from handgrad.report.progress_bars import EpochProgress, RunProgress, print_line
 from handgrad.report.tables import (
     confusion_table,
     fixed_text,
@@ -28,14 +28,16 @@ from handgrad.report.tables import (
     sweep_table,
     text_table,
 )
-from handgrad.run.budget import check_fits, network_bytes
 from handgrad.run.compare import compare_engines
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.evaluate import evaluate_run
+from handgrad.run.memory_estimate import check_fits, network_bytes
 from handgrad.run.rundir import CURVES, RunDir, default_run_dir
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_spec import fingerprint
 from handgrad.run.train import train
+
+DIVERGED_SETTINGS = ("lr", "weight_decay")  # what a diverged run's message says to lower
 
 
 def say(text: str = "") -> None:
@@ -61,7 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         plots.save(figures.run_figure(result), RunDir(out).file(CURVES))
     say(f"run directory: {out}")
     if result.status == "diverged":
-        print(f"handgrad: diverged: {result.message}", file=sys.stderr)
+        print(f"handgrad: diverged: {as_flags(result.message, DIVERGED_SETTINGS)}",
+              file=sys.stderr)
         return EXIT_DIVERGED
     return EXIT_OK
 
@@ -135,16 +138,19 @@ def fetch_data(config: TrainConfig, quiet: bool) -> None:
         download_cifar10(Path(config.data_dir), progress=not quiet)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def grid_out(args: argparse.Namespace, command: str) -> Path:
+    """The folder of a sweep or reproduce: --out, or one named after the settings (the same
+    for the same command); the data fetched first when --download asks."""
     spec = args.spec
     fetch_data(spec.base, args.quiet)
-    out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
-    progress = RunProgress(args.quiet)
-    try:
-        summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
+    return args.out or Path("runs") / f"{command}-{spec.base.dataset}-{fingerprint(spec)}"
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    out = grid_out(args, "sweep")
+    with RunProgress(args.quiet) as progress:
+        summary = run_sweep(out, args.spec, workers=args.workers, storage=args.storage,
                             select_by=args.select_by, progress=progress)
-    finally:
-        progress.close()
     render_sweep(summary)
     plot = plots.save(figures.sweep_figure(summary), Path(out) / "sweep_curves.png")
     say(f"results: {out / 'results.md'}; plot: {plot}")
@@ -152,17 +158,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from handgrad.report.markdown import reproduce_text
+    from handgrad.report.markdown import reproduce_text, write_report
     from handgrad.run.reproduce import PHASES, reproduce
 
-    spec = args.spec
-    fetch_data(spec.base, args.quiet)
-    out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
-    progress = RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ")
-    try:
-        result = reproduce(spec, out, workers=args.workers, storage=args.storage,
+    out = grid_out(args, "reproduce")
+    with RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ") as progress:
+        result = reproduce(args.spec, out, workers=args.workers, storage=args.storage,
                            select_by=args.select_by, progress=progress)
-    finally:
-        progress.close()
+    write_report(result)
     say(reproduce_text(result))
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED

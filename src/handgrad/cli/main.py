@@ -18,6 +18,7 @@ from handgrad.cli.exits import (
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     CLIError,
+    flag_message,
 )
 from handgrad.cli.parser import parse
 from handgrad.grade.grader import SubmissionError
@@ -70,9 +71,5 @@ def _silence_output() -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
+    text = " ".join(flag_message(e).split())
     return text or type(e).__name__
-
-
-if __name__ == "__main__":
-    run()

@@ -12,8 +12,8 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 
-from handgrad import __version__
 from handgrad.cli import argtypes, commands, grading
 from handgrad.cli.exits import EXIT_BAD_INPUT, CLIError
 from handgrad.engine.losses import LOSSES
@@ -232,7 +232,7 @@ def add_check_parsers(sub: SubParsers) -> None:
 def build_parser() -> Parser:
     parser = Parser(
         prog="handgrad", description="Backpropagation written by hand, proven against autograd.")
-    parser.add_argument("--version", action="version", version=f"handgrad {__version__}")
+    parser.add_argument("--version", action="version", version=f"handgrad {version('handgrad')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_parsers(sub)
     add_check_parsers(sub)

@@ -31,12 +31,18 @@ def batches_dir(root: Path) -> Path:
     return Path(root) / FOLDER
 
 
+class CifarNotFound(FileNotFoundError):
+    """CIFAR-10 is not where `data_dir` points; the message names the settings to change."""
+
+    settings = ("data_dir", "download")  # as SettingError's: the CLI writes them as flags
+
+
 def missing_message(root: Path) -> str:
     """Where we looked, the layout we expect, and how to download."""
     return (
         f"CIFAR-10 not found at {batches_dir(root)}: expected {FOLDER}/"
-        f"{{data_batch_1..5, test_batch, batches.meta}} under --data-dir {root} "
-        "(torchvision's layout); pass --download to fetch it"
+        f"{{data_batch_1..5, test_batch, batches.meta}} under data_dir {root} "
+        "(torchvision's layout); set download to fetch it"
     )
 
 
@@ -105,7 +111,7 @@ def read_split(root: Path, train: bool, classes: list[int]) -> list[tuple[np.nda
 def _existing(root: Path, name: str) -> Path:
     folder = batches_dir(root)
     if not folder.is_dir():
-        raise FileNotFoundError(missing_message(root))
+        raise CifarNotFound(missing_message(root))
     path = folder / name
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-10 file missing: {path}")

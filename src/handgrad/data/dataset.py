@@ -19,6 +19,7 @@ import torch
 from handgrad.data import cifar10
 from handgrad.data.download import download_cifar10
 from handgrad.data.memory import release_free_memory
+from handgrad.engine.errors import SettingError
 
 Tensor = torch.Tensor
 DATASETS = ("cifar10", "digits")
@@ -133,7 +134,8 @@ def stratified_split(y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor,
         k = int(round(val_fraction * len(members)))
         if val_fraction > 0 and not 0 < k < len(members):
             split = "training" if k else "validation"
-            raise ValueError(_split_error(val_fraction, y, split, len(members)))
+            raise SettingError(_split_error(val_fraction, y, split, len(members)),
+                               "val_fraction")
         val.append(members[:k])
         train.append(members[k:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(val)).values
@@ -144,8 +146,8 @@ def _split_error(val_fraction: float, y: Tensor, split: str, n: int) -> str:
     give every class of `y` at least one image in both splits."""
     smallest = min(c for c in torch.bincount(y).tolist() if c > 0)
     low, high = 0.5 / smallest, (smallest - 0.5) / smallest  # round(f n) is 1 and n - 1 there
-    return (f"--val-fraction {val_fraction:g}: the {split} split would have 0 of the {n} "
-            f"images of a class (rounded per class); use a --val-fraction above {low:.4g} and "
+    return (f"val_fraction {val_fraction:g}: the {split} split would have 0 of the {n} "
+            f"images of a class (rounded per class); use a val_fraction above {low:.4g} and "
             f"below {high:.4g}, so that each class has images in both splits")
 
 

@@ -12,13 +12,15 @@ The batch is summed only where a parameter gradient is formed: dL/da keeps one r
 sample all the way down, which is what makes this right for every batch size.
 
 Each layer's backward is a pure function in the CS231n form: `linear_backward` here and
-`Activation.backward` in activations.py. `backpropagation` and `MLPFunction` call them;
-the training step's fast path (flat.py) calls their in-place twins, `linear_backward_into`
-and `Activation.backward_`, on buffers it owns.
+`Activation.backward` in activations.py, joined in `layer_backward`; `backward_layers` is
+the loop over the layers, for `backpropagation`, `HandBackward` and the training step's fast
+path (flat.py), which runs it with `layer_backward_`, their in-place twins on buffers it
+owns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -69,28 +71,50 @@ def check_buffer(buf: Tensor, shape: torch.Size, like: Tensor, name: str) -> Non
 
 
 class Layer(NamedTuple):
-    """What the backward pass needs of layer l: W_l (H_l, H_{l-1}), its activation, and the
-    stored z[l], a[l] (N, H_l)."""
+    """What the backward pass needs of layer l: W_l (H_l, H_{l-1}), its activation, the
+    stored z[l], a[l] (N, H_l), and for the in-place step the buffers dL/dW_l, dL/db_l."""
 
     W: Tensor
     act: Activation
     z: Tensor
     a: Tensor
+    dL_dW: Tensor | None = None
+    dL_db: Tensor | None = None
+
+
+LayerStep = Callable[[Tensor, Tensor, Layer, bool], tuple[Tensor | None, Tensor, Tensor]]
+
+
+def layer_backward(dL_da: Tensor, a_prev: Tensor, layer: Layer, input_grad: bool,
+                   ) -> tuple[Tensor | None, Tensor, Tensor]:
+    """One layer, activation then linear map, as new tensors: dL/da[l] (N, H_l), a[l-1]
+    (N, H_{l-1}) -> dL/da[l-1] (None unless `input_grad`), dL/dW_l, dL/db_l."""
+    dL_dz = layer.act.backward(dL_da, layer.z, layer.a)                       # (N, H_l)
+    return linear_backward(dL_dz, a_prev, layer.W, input_grad)
+
+
+def layer_backward_(dL_da: Tensor, a_prev: Tensor, layer: Layer, input_grad: bool,
+                    ) -> tuple[Tensor | None, Tensor, Tensor]:
+    """`layer_backward` in place: dL/dz written over `dL_da`, dL/dW_l and dL/db_l into the
+    layer's buffers (the training step's fast path, flat.py)."""
+    dL_dz = layer.act.backward_(dL_da, layer.z, layer.a)                      # (N, H_l)
+    dL_da_prev = linear_backward_into(dL_dz, a_prev, layer.W, layer.dL_dW, layer.dL_db,
+                                      input_grad)
+    return dL_da_prev, layer.dL_dW, layer.dL_db
 
 
 def backward_layers(dL_da: Tensor, x: Tensor, layers: list[Layer], input_grad: bool = False,
-                    ) -> tuple[Tensor | None, Grads]:
+                    step: LayerStep = layer_backward) -> tuple[Tensor | None, Grads]:
     """The equations above, from dL/da[L] (N, H_L) down to layer 1; x = a[0] (N, D).
 
     Returns dL/dx (N, D) (None unless `input_grad`) and [(dL/dW_l, dL/db_l) for l = 1..L].
-    Reads its arguments only.
+    step: one layer's backward, `layer_backward` (reads its arguments only) or
+    `layer_backward_` (writes over dL/da and into the layers' buffers).
     """
     grads: Grads = [None] * len(layers)  # type: ignore[list-item]
     for l in range(len(layers), 0, -1):
-        W, act, z, a = layers[l - 1]
         a_prev = layers[l - 2].a if l > 1 else x
-        dL_dz = act.backward(dL_da, z, a)                                      # (N, H_l)
-        dL_da, dL_dW, dL_db = linear_backward(dL_dz, a_prev, W, l > 1 or input_grad)
+        dL_da, dL_dW, dL_db = step(dL_da, a_prev, layers[l - 1], l > 1 or input_grad)
         grads[l - 1] = (dL_dW, dL_db)
     return dL_da, grads
 

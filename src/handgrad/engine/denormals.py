@@ -1,19 +1,13 @@
 """Flush-to-zero for subnormal floats, on every thread that does torch's CPU arithmetic.
 
-A subnormal float (below 1.2e-38 in float32, 2.2e-308 in float64) sends many x86 CPUs
-down a slow microcode path, for every vector that holds one. Training makes them: the
-momentum of a unit that no longer gets a gradient decays by μ every step until it is
-subnormal; after 20 CIFAR-10 epochs (lr 0.01, momentum 0.9, batch 64) 4 % of the momentum
-entries are (benchmarks/NOTES.md has the counts, and the times: this project's AMD EPYC
-computes on them at full speed, so the mode matters on CPUs that do not).
-
-The cure is the CPU's flush-to-zero and denormals-are-zero modes (MXCSR FTZ/DAZ), which
-`torch.set_flush_denormal` sets. But MXCSR belongs to a thread: set on the main thread it
-leaves torch's intra-op OpenMP workers as they were, and they do half of every large
-operation. `flush_denormals` therefore runs `torch.set_flush_denormal` inside an OpenMP
-parallel region of torch's own OpenMP runtime, once on each of its threads; threads
-created later copy the mode of the thread that creates them. Results change only where a
-value would have been below the smallest normal float (about 1e-38 in float32).
+Training makes subnormal floats (below 1.2e-38 in float32): the momentum of a unit that no
+longer gets a gradient decays until it is one, and many x86 CPUs compute on them down a slow
+microcode path (benchmarks/NOTES.md has the counts and the times). The CPU's flush-to-zero
+and denormals-are-zero modes (MXCSR FTZ/DAZ), which `torch.set_flush_denormal` sets, belong
+to a thread: set on the main thread they leave torch's intra-op OpenMP workers as they were.
+`flush_denormals` therefore runs it inside an OpenMP parallel region of torch's own runtime,
+once on each of its threads (threads created later copy their creator's mode). Results
+change only where a value would have been below the smallest normal float.
 """
 
 from __future__ import annotations

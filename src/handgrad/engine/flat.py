@@ -4,19 +4,16 @@
 every gradient buffer (`model.dL_dw[l]`, `model.dL_db[l]`, also bound to `param.grad`)
 into one tensor `g` (P,). An optimizer given the single parameter `θ` (whose `.grad` is
 `g`) then updates the whole network in one pass per operation instead of one Python-level
-call per tensor: the manual engine's fast path. Its `backward` is backprop.py's equations
-with the in-place twins of the pure layer functions, writing straight into `g`; it raises
+call per tensor: the manual engine's fast path. Its `backward` is backprop.py's layer loop
+with the in-place layer step (`layer_backward_`), writing straight into `g`; it raises
 instead of allocating when a buffer no longer fits the model (moved, cast or re-assigned
 after flattening), since a gradient written elsewhere would silently stop the training.
 
 With several torch threads, each weight W_l (H_l, H_{l-1}) is stored transposed, as a
-contiguous (H_{l-1}, H_l) block seen through `.t()`: same shape and values, another memory
-layout for the three products of a step (a W_lᵀ forward, dL/dzᵀ a for dL/dW, dL/dz W for
-dL/da). Measured on the project's 2-core machine (epochs of the exercise's network, batch
-64): with 2 threads it is as fast when the host is quiet and 15 % faster when it is busy
-(each product splits better between the threads); with 1 thread it is 4-9 % slower, so a
-single-threaded process (a sweep worker) keeps nn.Linear's layout, and so does a model on a
-GPU, where the thread count says nothing about how a product is split.
+contiguous (H_{l-1}, H_l) block seen through `.t()`: same shape and values, a memory layout
+whose three products of a step (a W_lᵀ forward, dL/dzᵀ a for dL/dW, dL/dz W for dL/da)
+split better between the threads (benchmarks/NOTES.md has the measurements). A
+single-threaded process (a sweep worker) and a model on a GPU keep nn.Linear's layout.
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from handgrad.engine.backprop import Grads, check_buffer, linear_backward_into
+from handgrad.engine.backprop import Grads, Layer, backward_layers, check_buffer, layer_backward_
 from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
@@ -71,11 +68,9 @@ class FlatParams:
         which it overwrites (as it does every dL/da and dL/dz below it)."""
         model = self.model
         self.check()
-        for l in range(model.L, 0, -1):
-            dL_dz = model.act[l].backward_(dL_da, model.z[l], model.a[l])      # (N, H_l)
-            dL_dW, dL_db = self.grads[l - 1]
-            dL_da = linear_backward_into(dL_dz, model.a[l - 1], self.weight(l), dL_dW,
-                                         dL_db, input_grad=l > 1)              # (N, H_{l-1})
+        layers = [Layer(self.weight(l), model.act[l], model.z[l], model.a[l], *self.grads[l - 1])
+                  for l in range(1, model.L + 1)]
+        backward_layers(dL_da, model.a[0], layers, step=layer_backward_)
 
     def write_grads(self, grads: Grads) -> None:
         """Copy [(dL/dW_l, dL/db_l)] into g; ValueError when one does not fit its view."""

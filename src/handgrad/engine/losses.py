@@ -83,42 +83,32 @@ def mse_grad(y_pred: Tensor, y_true: Tensor) -> Tensor:
     return (2.0 / y_pred.numel()) * (y_pred - y_true)
 
 
-def cross_entropy(y_pred: Tensor, y_true: Tensor) -> Tensor:
-    """L = -(1/N) Σ_n Σ_c t_nc log softmax(y_n)_c. y_pred (N, C); y_true (N,) or (N, C)."""
-    y_pred, y_true = _as_batch(y_pred, y_true)
-    log_p = y_pred - torch.logsumexp(y_pred, dim=1, keepdim=True)
-    if _is_index_target(y_pred, y_true):
-        return -log_p.gather(1, y_true.unsqueeze(1)).mean()
-    return -(y_true * log_p).sum() / y_pred.shape[0]
-
-
-def cross_entropy_grad(y_pred: Tensor, y_true: Tensor) -> Tensor:
-    """dL/dy = (softmax(y) Σ_c t - t) / N. Returns the shape of y_pred: (N, C) or (C,)."""
-    shape = y_pred.shape
-    y_pred, y_true = _as_batch(y_pred, y_true)
-    N = y_pred.shape[0]
-    dL_dy = torch.softmax(y_pred, dim=1)
-    if _is_index_target(y_pred, y_true):
-        dL_dy[torch.arange(N, device=y_pred.device), y_true] -= 1
-    else:
-        dL_dy.mul_(y_true.sum(dim=1, keepdim=True)).sub_(y_true)
-    return dL_dy.div_(N).reshape(shape)
-
-
 def cross_entropy_value_and_grad(y_pred: Tensor, y_true: Tensor) -> tuple[Tensor, Tensor]:
-    """(L, dL/dy) of cross_entropy from one log-softmax: what a training step needs."""
+    """L = -(1/N) Σ_n Σ_c t_nc log softmax(y_n)_c and dL/dy = (softmax(y) Σ_c t - t) / N,
+    from one log-softmax. y_pred (N, C) or (C,); y_true (N,) indices or (N, C)
+    probabilities. Returns L (scalar) and dL/dy in the shape of y_pred."""
     shape = y_pred.shape
     y_pred, y_true = _as_batch(y_pred, y_true)
     N = y_pred.shape[0]
     log_p = torch.log_softmax(y_pred, dim=1)
     if _is_index_target(y_pred, y_true):
         value = -log_p.gather(1, y_true.unsqueeze(1)).mean()
-        dL_dy = log_p.exp_()
+        dL_dy = log_p.detach().exp()  # a new tensor: L stays differentiable by autograd
         dL_dy[torch.arange(N, device=y_pred.device), y_true] -= 1
     else:
         value = -(y_true * log_p).sum() / N
-        dL_dy = log_p.exp_().mul_(y_true.sum(dim=1, keepdim=True)).sub_(y_true)
+        dL_dy = log_p.detach().exp().mul_(y_true.sum(dim=1, keepdim=True)).sub_(y_true)
     return value, dL_dy.div_(N).reshape(shape)
+
+
+def cross_entropy(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """L of `cross_entropy_value_and_grad`. y_pred (N, C); y_true (N,) or (N, C) -> scalar."""
+    return cross_entropy_value_and_grad(y_pred, y_true)[0]
+
+
+def cross_entropy_grad(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """dL/dy of `cross_entropy_value_and_grad`, in the shape of y_pred: (N, C) or (C,)."""
+    return cross_entropy_value_and_grad(y_pred, y_true)[1]
 
 
 def bce_with_logits(y_pred: Tensor, y_true: Tensor) -> Tensor:

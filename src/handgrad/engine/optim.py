@@ -124,6 +124,14 @@ class EagerOptimizer(Optimizer):
             unwrapped(self, param_group)
 
 
+def _refuse(*checks: tuple[bool, str]) -> None:
+    """ValueError with the message of the first check that fails (`(bad, message)`, in
+    torch.optim's order and words)."""
+    for bad, message in checks:
+        if bad:
+            raise ValueError(message)
+
+
 class SGD(EagerOptimizer):
     """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
 
@@ -143,14 +151,11 @@ class SGD(EagerOptimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        _refuse((lr < 0.0, f"Invalid learning rate: {lr}"),
+                (momentum < 0.0, f"Invalid momentum value: {momentum}"),
+                (weight_decay < 0.0, f"Invalid weight_decay value: {weight_decay}"),
+                (nesterov and (momentum <= 0 or dampening != 0),
+                 "Nesterov momentum requires a momentum and zero dampening"))
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
             nesterov=nesterov, maximize=maximize,
@@ -197,16 +202,11 @@ class Adam(EagerOptimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if eps < 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _refuse((lr < 0.0, f"Invalid learning rate: {lr}"),
+                (eps < 0.0, f"Invalid epsilon value: {eps}"),
+                (not 0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}"),
+                (not 0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}"),
+                (weight_decay < 0.0, f"Invalid weight_decay value: {weight_decay}"))
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             maximize=maximize,

@@ -99,6 +99,7 @@ def _backward_variant(model: MLP, x: Tensor, y: Tensor, loss: str, batch_sum: bo
     model(x.reshape(-1, x.shape[-1]))
     dL_da = get_loss(loss).grad(model.a[model.L], y.reshape(model.a[model.L].shape))
     grads = {}
+    # A loop of its own, not engine.backprop's: it makes the students' mistakes on purpose.
     for l in range(model.L, 0, -1):
         z, a = model.z[l], model.a[l]
         factor = {"z": model.df[l](z), "a": model.df[l](a), "none": 1.0, "f": a}[derivative]

@@ -1,33 +1,21 @@
-"""handgrad's figures from its results: a run's curves, a sweep's configs, the engines'
-comparison and a confusion matrix. Each returns a matplotlib `Figure` (shown inline in a
-notebook); `plots.save(fig, path)` writes it."""
+"""handgrad's results as figures: a run's curves, a sweep's configs, the engines' comparison
+and a selected config's confusion matrix. Each takes a result (a `RunResult`, a
+`Comparison`, a sweep's summary) and returns a matplotlib `Figure` (shown inline in a
+notebook), drawn by `plots`, which knows only numbers; `plots.save(fig, path)` writes it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from handgrad.report import plots
 from handgrad.report.tables import config_label, fmt
-from handgrad.run.rundir import METRICS, RunDir
+from handgrad.run.run_result import history_curves
+from handgrad.run.rundir import read_curves
 
-CURVE_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 ENGINE_LABELS = {"manual": "manual + handgrad.optim", "autograd": "autograd + torch.optim"}
-
-
-def history_curves(history: Sequence[Any]) -> dict[str, list[float]]:
-    """{train_loss, val_loss, train_accuracy, val_accuracy: [one value an epoch]} of a
-    run's `history` (`EpochMetrics`)."""
-    return {k: [getattr(m, k) for m in history] for k in CURVE_KEYS}
-
-
-def read_curves(run_dir: str | Path) -> dict[str, list[float]]:
-    """The same from a run directory's metrics.csv (empty lists when it has none yet)."""
-    run = RunDir(run_dir)
-    return history_curves(run.read_history() if run.file(METRICS).exists() else [])
 
 
 def run_figure(result: Any, title: str | None = None) -> Figure:
@@ -65,4 +53,5 @@ def confusion_figure(selected: Mapping[str, Any], title: str = "selected config 
                      ) -> Figure:
     """The confusion matrix of a sweep's selected config (or any dict with
     `confusion_matrix` and `class_names`)."""
-    return plots.confusion_figure(selected["confusion_matrix"], selected["class_names"], title)
+    return plots.confusion_matrix_figure(selected["confusion_matrix"], selected["class_names"],
+                                         title)

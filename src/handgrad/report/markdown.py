@@ -1,6 +1,7 @@
 """The exercise's report: report.md with its figures, and the same sections as text (the
-console) and HTML (a notebook). Sections are numbered as `reproduce` numbers its phases:
-1. gradient check, 2. engines, 3. sweep, 4. test set."""
+console) and HTML (a notebook), and `PrintedReproduce`, the `ReproduceResult` the API
+returns. Sections are numbered as `reproduce` numbers its phases: 1. gradient check,
+2. engines, 3. sweep, 4. test set."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.report import figures, plots
+from handgrad.report.summaries import copy_as, printed
 from handgrad.report.tables import (
     config_label,
     confusion_table,
@@ -23,6 +25,7 @@ from handgrad.report.tables import (
     sweep_table,
     text_table,
 )
+from handgrad.run.reproduce import ReproduceResult
 from handgrad.run.rundir import atomic_write_bytes
 
 TITLES = {1: "Gradient check (float64, a real batch)",
@@ -135,3 +138,23 @@ def reproduce_html(result: Any) -> str:
     lines = [html.escape(x) for x in reproduce_summary(result)]
     return (f"<p><b>{lines[0]}</b></p><ul>" + "".join(f"<li>{x}</li>" for x in lines[1:-1])
             + f"</ul>{html_table(*sweep_table(result.results))}<p>{lines[-1]}</p>")
+
+
+class PrintedReproduce(ReproduceResult):
+    """A `ReproduceResult` that prints one line a section (what `handgrad.reproduce`
+    returns)."""
+
+    def __str__(self) -> str:
+        return "\n".join(reproduce_summary(self))
+
+    def __repr__(self) -> str:
+        sel = self.selected
+        chosen = config_label(sel, self.results["swept"]) if sel else None
+        return f"ReproduceResult(out={str(self.out)!r}, passed={self.passed}, selected={chosen!r})"
+
+    def _repr_html_(self) -> str:
+        return reproduce_html(self)
+
+    @classmethod
+    def of(cls, result: ReproduceResult) -> PrintedReproduce:
+        return copy_as(cls, result, comparison=printed(result.comparison))

@@ -1,5 +1,7 @@
-"""Figures by matplotlib's object API: each function returns a `Figure` (a notebook shows it
-inline), and `save` writes one to a PNG file atomically.
+"""Drawing from plain numbers (curves, gaps, a matrix) by matplotlib's object API: each
+function returns a `Figure` (a notebook shows it inline), and `save` writes one to a PNG
+file atomically. It knows nothing of handgrad's results; `figures` turns those into the
+numbers drawn here.
 
 No pyplot state and no backend switch: a `Figure` gets its own Agg canvas, so calling
 handgrad leaves a notebook's inline plots as they were. Epochs are integer ticks, and every
@@ -122,7 +124,7 @@ def engines_figure(curves: Curves, gaps: Sequence[Mapping[str, float]], title: s
     return fig
 
 
-def confusion_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
+def confusion_matrix_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
                      title: str, unit: str = "test images") -> Figure:
     """matrix[i][j]: images of true class i predicted as class j, written in each cell."""
     k = len(class_names)

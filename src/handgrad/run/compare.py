@@ -1,5 +1,5 @@
 """Train both engines from one start and measure how far their curves drift apart (the data;
-`handgrad.report.figures.comparison_figure` draws it)."""
+`handgrad.report.figures.comparison_figure` draws it, `handgrad.report.summaries` prints it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from handgrad.data import Dataset
-from handgrad.run import summaries
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.rundir import check_folder_holds, check_out, lock_folder, write_json
 from handgrad.run.train import Observer, RunResult, preflight, train
@@ -43,12 +42,6 @@ class Comparison:
         pairs = zip(self.manual.model.parameters(), self.autograd.model.parameters(),
                     strict=True)
         return max(float((m - a).abs().max()) for m, a in pairs)
-
-    def __repr__(self) -> str:
-        return summaries.comparison_line(self)
-
-    def _repr_html_(self) -> str:
-        return summaries.comparison_html(self)
 
 
 def compare_engines(config: TrainConfig, dataset: Dataset | None = None,

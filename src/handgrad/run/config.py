@@ -12,6 +12,7 @@ import torch
 
 from handgrad.data import DATASETS, Dataset, load_dataset
 from handgrad.engine.activations import ACTIVATIONS
+from handgrad.engine.errors import SettingError
 from handgrad.engine.losses import LOSSES
 from handgrad.engine.networks import MODELS
 
@@ -68,24 +69,25 @@ class TrainConfig:
         _choice("dtype", self.dtype, DTYPES)
         self._validate_types()
         self._validate_dtype_range()
-        _check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
-        _check(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
-        _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _check(not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
-               "--nesterov needs --optimizer sgd and --momentum > 0")
+               "nesterov needs optimizer sgd and momentum > 0", "optimizer", "momentum")
         _check(self.optimizer == "sgd" or self.momentum == 0,
-               f"--momentum applies to sgd only (adam uses betas), got {self.momentum}")
-        _check(all(0 <= b < 1 for b in self.betas), f"--betas must be in [0, 1), got {self.betas}")
-        _check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+               f"momentum applies to sgd only (adam uses betas), got {self.momentum}")
+        _check(all(0 <= b < 1 for b in self.betas), f"betas must be in [0, 1), got {self.betas}")
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(0 < self.val_fraction < 1,
-               f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        _check(all(h >= 1 for h in self.hidden), f"--hidden widths must be >= 1, got {self.hidden}")
+               f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _check(all(h >= 1 for h in self.hidden), f"hidden widths must be >= 1, got {self.hidden}")
         check_seed(self.seed)
         _check(isinstance(self.keep_denormals, bool),
                f"keep_denormals must be true or false, got {self.keep_denormals!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: CUDA is not available here (try --device auto)")
+            raise SettingError("device cuda: CUDA is not available here (try device auto)",
+                               "device")
         return self
 
     def _validate_types(self) -> None:
@@ -97,18 +99,18 @@ class TrainConfig:
             _integer(name, getattr(self, name))
         for name in ("download", "standardize", "nesterov"):
             _check(isinstance(getattr(self, name), bool),
-                   f"--{_option(name)} must be true or false, got {getattr(self, name)!r}")
-        _check(isinstance(self.hidden, tuple), f"--hidden must be widths, got {self.hidden!r}")
+                   f"{name} must be true or false, got {getattr(self, name)!r}")
+        _check(isinstance(self.hidden, tuple), f"hidden must be widths, got {self.hidden!r}")
         for h in self.hidden:
             _integer("hidden", h)
         _check(isinstance(self.betas, tuple) and len(self.betas) == 2,
-               f"--betas must be two numbers, got {self.betas!r}")
+               f"betas must be two numbers, got {self.betas!r}")
         for b in self.betas:
             _real("betas", b)
         _check(self.classes is None or (isinstance(self.classes, tuple)
                                         and all(isinstance(c, str) for c in self.classes)),
-               f"--classes must be class names or indices, got {self.classes!r}")
-        _check(isinstance(self.data_dir, str), f"--data-dir must be a path, got {self.data_dir!r}")
+               f"classes must be class names or indices, got {self.classes!r}")
+        _check(isinstance(self.data_dir, str), f"data_dir must be a path, got {self.data_dir!r}")
         _check(_json_object(self.extra),
                f"extra must be a dict of JSON values (it is saved in config.json), got "
                f"{self.extra!r}")
@@ -119,7 +121,7 @@ class TrainConfig:
         top = torch.finfo(DTYPES[self.dtype]).max
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
-            _check(abs(value) <= top, f"--{_option(name)} {value!r} is beyond the largest "
+            _check(abs(value) <= top, f"{name} {value!r} is beyond the largest "
                    f"{self.dtype} ({top:.4g}); use a smaller value")
 
     @property
@@ -167,30 +169,28 @@ def load_data(config: TrainConfig, progress: bool | None = None) -> Dataset:
                         config.seed, config.standardize, config.download, progress)
 
 
-def _choice(option: str, value: str, choices) -> None:
+def _choice(setting: str, value: str, choices) -> None:
     if value not in choices:
-        raise ValueError(f"unknown {option} {value!r}; choose from: {', '.join(choices)}")
+        raise ValueError(f"unknown {setting} {value!r}; choose from: {', '.join(choices)}")
 
 
-def _check(ok: bool, message: str) -> None:
+def _check(ok: bool, message: str, *others: str) -> None:
+    """SettingError(message) unless `ok`: the message starts with the bad setting's name and
+    may name `others`."""
     if not ok:
-        raise ValueError(message)
-
-
-def _option(name: str) -> str:
-    return name.replace("_", "-")
+        raise SettingError(message, message.split()[0], *others)
 
 
 def _real(name: str, value: Any) -> None:
     """A finite int or float (bools, strings, NaN and infinities refused)."""
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
           and math.isfinite(value))
-    _check(ok, f"--{_option(name)} must be a finite number, got {value!r}")
+    _check(ok, f"{name} must be a finite number, got {value!r}")
 
 
 def _integer(name: str, value: Any) -> None:
     _check(isinstance(value, int) and not isinstance(value, bool),
-           f"--{_option(name)} must be an integer, got {value!r}")
+           f"{name} must be an integer, got {value!r}")
 
 
 def _json_object(value: Any) -> bool:
@@ -208,5 +208,5 @@ def check_seed(seed: Any) -> int:
     """`seed` if it is an integer in [0, MAX_SEED], which every generator handgrad seeds
     (torch's, and numpy's inside Optuna's sampler) accepts; ValueError otherwise."""
     _check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
-           f"--seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+           f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
     return seed

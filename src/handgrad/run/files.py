@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from handgrad.engine.errors import SettingError
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -135,8 +137,9 @@ def lock_folder(path: str | Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"{path}: another handgrad command is writing this folder right "
-                             "now; wait for it to finish or use another --out") from None
+            raise SettingError(f"{path}: another handgrad command is writing this folder "
+                               "right now; wait for it to finish or use another out",
+                               "out") from None
         yield
     finally:
         os.close(fd)  # releases the lock

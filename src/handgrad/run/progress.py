@@ -1,5 +1,5 @@
 """Progress hooks of sweeps and `reproduce`: the library calls them, a caller draws them
-(`handgrad.report.progress` has bars for a terminal or a notebook and lines for a log).
+(`handgrad.report.progress_bars` has bars for a terminal or a notebook and lines for a log).
 The library itself never prints."""
 
 from __future__ import annotations
@@ -22,6 +22,20 @@ class ConfigDone:
     seconds: float | None     # training time of this config
 
 
+@dataclass(frozen=True)
+class PhaseDone:
+    """A phase of `reproduce` finished: its number as report.md numbers its sections, what
+    it was and what it found (the report layer words it)."""
+
+    number: int               # 1 gradient check, 2 engines, 3 sweep, 4 test set
+    kind: str                 # one of PHASE_KINDS
+    facts: dict[str, Any]     # what the phase found, e.g. {"report": GradcheckReport}
+    seconds: float | None     # its duration, None where it overlapped others'
+
+
+PHASE_KINDS = ("gradcheck", "autograd", "float64", "sweep", "test", "engines")
+
+
 class Progress:
     """What a long computation reports; every hook does nothing unless overridden.
 
@@ -34,6 +48,5 @@ class Progress:
     def config_done(self, event: ConfigDone) -> None:
         """A config finished. May be called from a background thread."""
 
-    def phase_done(self, number: int, title: str, detail: str, seconds: float | None) -> None:
-        """A phase of `reproduce` finished, e.g. (1, "gradient check", "pass", 0.4);
-        seconds: its duration, None where it overlapped others'."""
+    def phase_done(self, event: PhaseDone) -> None:
+        """A phase of `reproduce` finished."""

@@ -7,8 +7,8 @@
 3. the sweep (the exercise's four configs by default), selected on validation;
 4. the selected model evaluated once on the test set.
 
-DIR/report.md (tables and PNG plots, `handgrad.report.markdown`) and DIR/results.json are
-written; a `ReproduceResult` is returned, and nothing is printed.
+DIR/results.json is written and a `ReproduceResult` returned; report.md and its figures are
+drawn from it by `handgrad.report.markdown.write_report` (the API and the CLI call it).
 
 With several sweep workers, 1 and the autograd side of 2 run in this process while the
 workers train, so that both cores are busy from the start to the end.
@@ -28,11 +28,10 @@ import torch
 
 from handgrad.check.gradcheck import GradcheckReport, gradcheck
 from handgrad.data import Dataset
-from handgrad.report.tables import config_label, fmt, selection_text
 from handgrad.run.compare import Comparison, compare_engines
 from handgrad.run.config import load_data
 from handgrad.run.metrics import one_hot
-from handgrad.run.progress import Progress
+from handgrad.run.progress import PhaseDone, Progress
 from handgrad.run.rundir import command_line, load_result, write_json
 from handgrad.run.sweep import Sweep
 from handgrad.run.sweep_spec import SweepSpec
@@ -70,21 +69,6 @@ class ReproduceResult:
     def report_path(self) -> Path:
         return self.out / "report.md"
 
-    def __str__(self) -> str:
-        from handgrad.report.markdown import reproduce_summary
-
-        return "\n".join(reproduce_summary(self))
-
-    def __repr__(self) -> str:
-        sel = self.selected
-        chosen = config_label(sel, self.results["swept"]) if sel else None
-        return f"ReproduceResult(out={str(self.out)!r}, passed={self.passed}, selected={chosen!r})"
-
-    def _repr_html_(self) -> str:
-        from handgrad.report.markdown import reproduce_html
-
-        return reproduce_html(self)
-
 
 def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> GradcheckReport:
     """gradcheck of the sweep's network in float64 on a real batch of training images."""
@@ -98,10 +82,8 @@ def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> Gradch
 def reproduce(spec: SweepSpec, out: str | Path, workers: int = min(2, os.cpu_count() or 1),
               storage: str | None = None, select_by: str = "val_loss",
               progress: Progress | None = None) -> ReproduceResult:
-    """Run the exercise (the module's docstring) in `out`, write report.md and results.json
-    there, and return what it found. `progress` hears of every phase and config."""
-    from handgrad.report.markdown import write_report
-
+    """Run the exercise (the module's docstring) in `out`, write results.json there, and
+    return what it found. `progress` hears of every phase and config."""
     progress = progress or Progress()
     base, out = spec.base, Path(out)
     dataset = load_data(base)
@@ -111,28 +93,24 @@ def reproduce(spec: SweepSpec, out: str | Path, workers: int = min(2, os.cpu_cou
     sweep = Sweep(out / "sweep", spec, workers=workers, storage=storage,
                   select_by=select_by, dataset=dataset, progress=progress)
     with sweep, torch_threads(sweep.threads):
-        with _phase(progress, 1, "gradient check") as phase:
-            report = check_gradients(spec, dataset)
-            phase.detail = _gradcheck_detail(report)
-        with _phase(progress, 2, "autograd + torch.optim trained") as phase:
-            autograd_run = train(compare_config.replace(engine="autograd"), dataset,
-                                 out / "compare" / "autograd", evaluate_test=False,
-                                 command=spec.command)
-            phase.detail = f"{len(autograd_run.history)} epochs, {autograd_run.status}"
-        with _phase(progress, 2, f"both engines in float64, {EXACT_STEPS} steps") as phase:
-            exact = compare_engines(compare_config.replace(dtype="float64", epochs=1),
-                                    dataset.first(EXACT_STEPS * base.batch_size))
-            phase.detail = (f"largest loss gap {fmt(exact.max_gap())}, weight difference "
-                            f"{fmt(exact.max_weight_gap())}")
+        with _phase(progress, 1, "gradcheck") as facts:
+            report = facts["report"] = check_gradients(spec, dataset)
+        with _phase(progress, 2, "autograd") as facts:
+            autograd_run = facts["run"] = train(
+                compare_config.replace(engine="autograd"), dataset,
+                out / "compare" / "autograd", evaluate_test=False, command=spec.command)
+        with _phase(progress, 2, "float64", steps=EXACT_STEPS) as facts:
+            exact = facts["comparison"] = compare_engines(
+                compare_config.replace(dtype="float64", epochs=1),
+                dataset.first(EXACT_STEPS * base.batch_size))
     summary = sweep.summary
-    _sweep_phases(progress, summary)
-    with _phase(progress, 2, "engines compared, one start") as phase:
-        comparison = compare_engines(compare_config, dataset, out / "compare",
-                                     done=[*_sweep_runs(summary), autograd_run])
-        phase.detail = f"largest gap ({base.dtype}) {fmt(comparison.max_gap())}"
+    for number, kind in ((3, "sweep"), (4, "test")):
+        progress.phase_done(PhaseDone(number, kind, {"summary": summary}, None))
+    with _phase(progress, 2, "engines") as facts:
+        comparison = facts["comparison"] = compare_engines(
+            compare_config, dataset, out / "compare", done=[*_sweep_runs(summary), autograd_run])
     result = ReproduceResult(out, _results(spec, dataset, report, comparison, exact, summary),
                              report, comparison, exact)
-    result.figures = write_report(result)
     write_json(out / "results.json", result.results)
     return result
 
@@ -151,35 +129,13 @@ def _results(spec: SweepSpec, dataset: Dataset, report: GradcheckReport,
             **summary}
 
 
-class _Phase:
-    detail = ""
-
-
 @contextmanager
-def _phase(progress: Progress, number: int, title: str) -> Iterator[_Phase]:
-    """Time the block, then tell `progress` it is done, with the detail the block set."""
-    phase, start = _Phase(), time.perf_counter()
-    yield phase
-    progress.phase_done(number, title, phase.detail, time.perf_counter() - start)
-
-
-def _sweep_phases(progress: Progress, summary: dict[str, Any]) -> None:
-    sel = summary["selected"]
-    if sel is None:
-        progress.phase_done(3, "sweep", "no config completed: nothing selected", None)
-        progress.phase_done(4, "test set", "not used: nothing selected", None)
-        return
-    progress.phase_done(3, "sweep", f"selected {config_label(sel, summary['swept'])} "
-                        f"{selection_text(sel, summary['select_by'])}", None)
-    progress.phase_done(4, "selected config on the test set",
-                        f"loss {fmt(sel['test_loss'])}, accuracy {fmt(sel['test_accuracy'])}",
-                        None)
-
-
-def _gradcheck_detail(report: GradcheckReport) -> str:
-    bad = report.first_failure()
-    verdict = "pass" if bad is None else f"FAIL (first wrong tensor {bad.name})"
-    return f"{verdict}, {len(report.tensors)} tensors in float64"
+def _phase(progress: Progress, number: int, kind: str, **facts: Any,
+           ) -> Iterator[dict[str, Any]]:
+    """Time the block, then tell `progress` it is done, with the facts the block found."""
+    start = time.perf_counter()
+    yield facts
+    progress.phase_done(PhaseDone(number, kind, facts, time.perf_counter() - start))
 
 
 def _sweep_runs(summary: dict[str, Any]) -> list:

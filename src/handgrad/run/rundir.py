@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from handgrad.data import IMAGE_SHAPES
+from handgrad.engine.errors import SettingError
 from handgrad.engine.model import MLP
 from handgrad.engine.networks import build_network
 from handgrad.engine.sequential import Sequential
-from handgrad.run import records
-from handgrad.run.budget import parameter_count
+from handgrad.run import rundir_checks
 from handgrad.run.config import TrainConfig
 from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of the format)
     atomic_write_bytes,
@@ -40,8 +40,9 @@ from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of 
     write_csv,
     write_json,
 )
+from handgrad.run.memory_estimate import parameter_count
 from handgrad.run.metrics import Evaluation
-from handgrad.run.result import EpochMetrics, RunResult
+from handgrad.run.run_result import EpochMetrics, RunResult, history_curves
 from handgrad.run.weights import (  # noqa: F401  (save_weights, load_weights re-exported)
     check_sha,
     load_weights,
@@ -54,12 +55,13 @@ from handgrad.run.weights import (  # noqa: F401  (save_weights, load_weights re
 CONFIG, METRICS, RESULTS = "config.json", "metrics.csv", "results.json"
 WEIGHTS = "weights.safetensors"
 CURVES = "curves.png"  # drawn by `handgrad train` from metrics.csv (handgrad.report.figures)
-METRIC_FIELDS = records.METRIC_FIELDS
+METRIC_FIELDS = rundir_checks.METRIC_FIELDS
 
 
 class RunDir:
     """One run's folder. Write: `start` (config.json), `write_metrics` after each epoch,
-    `finish` (weights, then results.json). Read: `load_result`, `load_model`, `read_curves`."""
+    `finish` (weights, then results.json). Read: `load_result`, `load_model`, `read_curves`
+    (`handgrad.load_run` joins the first two)."""
 
     CONFIG, METRICS, RESULTS, WEIGHTS = CONFIG, METRICS, RESULTS, WEIGHTS
     FILES = (CONFIG, METRICS, RESULTS, WEIGHTS)
@@ -81,29 +83,33 @@ class RunDir:
         if not self.path.exists():
             return
         if not self.path.is_dir():
-            raise ValueError(f"{self.path}: exists and is not a directory; use another --out")
+            raise SettingError(f"{self.path}: exists and is not a directory; use another out",
+                               "out")
         names = {p.name for p in self.path.iterdir()}
         foreign = sorted(n for n in names
                          if n not in (*self.FILES, CURVES) and not _temporary(n))
         if foreign:
-            raise ValueError(f"{self.path}: not empty and not a handgrad run directory (it "
-                             f"holds {', '.join(foreign[:3])}); use another --out")
+            raise SettingError(f"{self.path}: not empty and not a handgrad run directory (it "
+                               f"holds {', '.join(foreign[:3])}); use another out", "out")
         present = names & set(self.FILES)
         if present and CONFIG not in present:
-            raise ValueError(f"{self.path}: holds {', '.join(sorted(present))} but no "
-                             f"{CONFIG}: not a run handgrad can reuse; use another --out")
+            raise SettingError(f"{self.path}: holds {', '.join(sorted(present))} but no "
+                               f"{CONFIG}: not a run handgrad can reuse; use another out", "out")
         if not present:
             return
         try:
-            stored = records.check_record(read_json(self.file(CONFIG)), self.file(CONFIG))
+            stored = rundir_checks.check_config_json(read_json(self.file(CONFIG)),
+                                                     self.file(CONFIG))
         except ValueError as e:
-            raise ValueError(f"{e}; not a run handgrad can reuse: use another --out") from None
-        diff = records.settings_differences(stored["config"], config.to_dict())
+            raise SettingError(f"{e}; not a run handgrad can reuse: use another out",
+                               "out") from None
+        diff = rundir_checks.changed_settings(stored["config"], config.to_dict())
         if stored["class_names"] != list(class_names):
             diff.insert(0, f"classes: {stored['class_names']} there, {list(class_names)} now")
         if diff:
-            raise ValueError(f"{self.path}: holds a run with other settings ({'; '.join(diff)});"
-                             " use another --out, or the same settings to run it again")
+            raise SettingError(f"{self.path}: holds a run with other settings "
+                               f"({'; '.join(diff)}); use another out, or the same settings to "
+                               "run it again", "out")
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -132,7 +138,8 @@ class RunDir:
         })
 
     def write_metrics(self, history: Sequence[EpochMetrics]) -> None:
-        write_csv(self.file(METRICS), [records.metrics_row(m) for m in history], METRIC_FIELDS)
+        write_csv(self.file(METRICS), [rundir_checks.metrics_row(m) for m in history],
+                  METRIC_FIELDS)
 
     def finish(self, result: RunResult) -> None:
         """metrics.csv, the weights when completed, and last results.json with their sha256."""
@@ -141,7 +148,7 @@ class RunDir:
         if result.status == "completed" and result.model is not None:
             sha = save_weights(self.file(WEIGHTS), result.model.state_dict(), weights_metadata(
                 result.config, result.model, result.class_names))
-        config_sha = records.config_sha256(read_json(self.file(CONFIG)))
+        config_sha = rundir_checks.config_sha256(read_json(self.file(CONFIG)))
         write_json(self.file(RESULTS), {**result.summary(), "weights_sha256": sha,
                                         "config_sha256": config_sha})
 
@@ -155,7 +162,7 @@ class RunDir:
             raise ValueError(f"{self.path}: is a sweep folder, not a run; give one of its runs "
                              f"({self.path / 'configs'}/<name>/, the selected one is named "
                              "in its results.md)")
-        return records.check_record(read_json(self.file(CONFIG)), self.file(CONFIG))
+        return rundir_checks.check_config_json(read_json(self.file(CONFIG)), self.file(CONFIG))
 
     def read_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.read_record()["config"])
@@ -168,20 +175,20 @@ class RunDir:
                 raise FileNotFoundError(f"{self.path}: no such run directory")
             raise FileNotFoundError(f"{self.path}: no {RESULTS}: the run did not finish "
                                     "(run the same command again)")
-        return records.check_results(read_json(path), path)
+        return rundir_checks.check_results_json(read_json(path), path)
 
     def read_history(self) -> list[EpochMetrics]:
-        return records.read_metrics(self.file(METRICS))
+        return rundir_checks.read_metrics(self.file(METRICS))
 
     def read_curves(self) -> dict[str, list[float]]:
-        """{"train": [...], "val": [...]} mean losses per epoch (empty before the first)."""
-        history = self.read_history() if self.file(METRICS).exists() else []
-        return {"train": [m.train_loss for m in history], "val": [m.val_loss for m in history]}
+        """`history_curves` of metrics.csv: train and validation loss and accuracy per epoch
+        (empty lists before the first)."""
+        return history_curves(self.read_history() if self.file(METRICS).exists() else [])
 
     def load_result(self) -> RunResult:
         """The finished run (settings, history, status, test metrics), without its weights."""
         record, results = self.read_record(), self.read_results()
-        records.check_config_sha(record, results, self.file(RESULTS))
+        rundir_checks.check_config_sha(record, results, self.file(RESULTS))
         history = self.read_history()
         if len(history) != results["epochs_completed"]:
             raise ValueError(f"{self.file(METRICS)}: {len(history)} epochs, but {RESULTS} "
@@ -216,19 +223,12 @@ class RunDir:
                  if meta.get(k) != v]
         if wrong:
             raise ValueError(f"{path}: metadata does not match {CONFIG}: {', '.join(wrong)}")
-        records.check_config_sha(record, results, self.file(RESULTS))
+        rundir_checks.check_config_sha(record, results, self.file(RESULTS))
         check_sha(path, data, results.get("weights_sha256"), RESULTS)
         model = _network(config, record["sizes"], "cpu")
         model.load_state_dict({k: v.to(config.torch_dtype) if v.is_floating_point() else v
                                for k, v in state.items()})
         return model
-
-    def load_run(self) -> RunResult:
-        """`load_result` with the model loaded (`load_model`)."""
-        result = self.load_result()
-        result.model = self.load_model()
-        return result
-
 
 def load_result(path: str | Path) -> RunResult:
     return RunDir(path).load_result()
@@ -236,10 +236,6 @@ def load_result(path: str | Path) -> RunResult:
 
 def load_model(path: str | Path) -> MLP:
     return RunDir(path).load_model()
-
-
-def load_run(path: str | Path) -> RunResult:
-    return RunDir(path).load_run()
 
 
 def read_curves(path: str | Path) -> dict[str, list[float]]:
@@ -251,14 +247,14 @@ def check_folder_holds(path: str | Path, names: set[str]) -> None:
     of them (a folder of another command is never written into)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: exists and is not a directory; use another --out")
+        raise SettingError(f"{path}: exists and is not a directory; use another out", "out")
     if not path.exists():
         return
     foreign = sorted(p.name for p in path.iterdir() if p.name not in names and not any(
         p.name.startswith(f".{n}.") or p.name.startswith(f".{Path(n).stem}.") for n in names))
     if foreign:
-        raise ValueError(f"{path}: not empty and not a folder of this command (it holds "
-                         f"{', '.join(foreign[:3])}); use another --out")
+        raise SettingError(f"{path}: not empty and not a folder of this command (it holds "
+                           f"{', '.join(foreign[:3])}); use another out", "out")
 
 
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:

@@ -73,9 +73,10 @@ class SweepSpec:
             if unknown:
                 raise ValueError(f"cannot sweep {sorted(unknown)}; sweepable: {SWEEPABLE}")
             error = _error_of(self.config_for(values))
+            if error is not None and str(error) == str(base_error):
+                raise error
             if error is not None:  # named by its config when the swept values cause it
-                raise ValueError(error if error == base_error
-                                 else f"config {config_key(values)}: {error}")
+                raise ValueError(f"config {config_key(values)}: {error}") from error
         return self
 
     def check_fits(self, dataset: Dataset) -> None:
@@ -158,11 +159,11 @@ def fixed_settings(spec: SweepSpec, columns: Sequence[str]) -> dict[str, Any]:
     return {k: v for k, v in base.items() if k not in columns and k not in unused}
 
 
-def _error_of(config: TrainConfig) -> str | None:
+def _error_of(config: TrainConfig) -> ValueError | None:
     try:
         config.validate()
     except ValueError as e:
-        return str(e)
+        return e
     return None
 
 

@@ -26,13 +26,13 @@ from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
 from handgrad.engine.networks import build_network
 from handgrad.engine.sequential import Sequential
-from handgrad.run.budget import check_fits, training_bytes
 from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.memory_estimate import check_fits, training_bytes
 from handgrad.run.metrics import evaluate, one_hot, per_sample_sum
-from handgrad.run.result import EpochMetrics, RunResult
+from handgrad.run.run_result import EpochMetrics, RunResult
 from handgrad.run.rundir import RunDir, check_out
 
-__all__ = ["EpochMetrics", "Observer", "RunResult", "train"]  # the results live in result.py
+__all__ = ["EpochMetrics", "Observer", "RunResult", "train"]  # the results live in run_result.py
 
 Tensor = torch.Tensor
 CHECK_EVERY = 25
@@ -157,9 +157,9 @@ def _lower_hint(config: TrainConfig) -> str:
     """What to lower: the learning rate, and the weight decay when it is large enough to be
     the likely cause (lr x weight decay >= 1 makes the decay step overshoot)."""
     if config.weight_decay > 0 and config.lr * config.weight_decay >= 1:
-        return (f"try a lower --weight-decay than {config.weight_decay:g} or a lower "
-                f"learning rate than --lr {config.lr:g}")
-    return f"try a lower learning rate than --lr {config.lr:g}"
+        return (f"try a lower weight_decay than {config.weight_decay:g} or a lower "
+                f"learning rate than lr {config.lr:g}")
+    return f"try a lower learning rate than lr {config.lr:g}"
 
 
 def train_epoch(epoch: int, step_fn, dataset: Dataset, config: TrainConfig, loss: Loss,
@@ -239,8 +239,8 @@ def preflight(config: TrainConfig, dataset: Dataset, out_dir: str | Path | None
     sizes = sizes_for(config, dataset.D, dataset.num_classes)
     batch = min(config.batch_size, max(len(dataset.train), 1))
     check_fits(training_bytes(sizes, config.torch_dtype, config.optimizer, max(batch, 256)),
-               config.resolved_device(), f"--hidden {' '.join(map(str, config.hidden))} (a "
-               f"{'-'.join(map(str, sizes))} network)")
+               config.resolved_device(), f"hidden {' '.join(map(str, config.hidden))} (a "
+               f"{'-'.join(map(str, sizes))} network)", "hidden")
     out_dir = check_out(out_dir)
     if out_dir is None:
         return None

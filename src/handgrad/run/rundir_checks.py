@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.run.config import TrainConfig
-from handgrad.run.result import EpochMetrics
+from handgrad.run.run_result import EpochMetrics
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 STATUSES = ("completed", "diverged")
@@ -29,7 +29,7 @@ MAX_METRICS_BYTES = 64 << 20
 NOT_SETTINGS = ("download", "classes")  # classes: compared as the resolved class names
 
 
-def check_record(record: Any, path: Path) -> dict[str, Any]:
+def check_config_json(record: Any, path: Path) -> dict[str, Any]:
     """config.json: a dict with valid settings, sizes and class names that agree."""
     _expect(isinstance(record, dict), path, f"expected a JSON object, got {_kind(record)}")
     missing = [k for k in ("config", "sizes", "class_names") if k not in record]
@@ -71,7 +71,7 @@ def check_config_sha(record: dict[str, Any], results: dict[str, Any], path: Path
             "train again")
 
 
-def check_results(results: Any, path: Path) -> dict[str, Any]:
+def check_results_json(results: Any, path: Path) -> dict[str, Any]:
     """results.json: status, metrics, confusion matrix and weights' hash, each checked."""
     _expect(isinstance(results, dict), path, f"expected a JSON object, got {_kind(results)}")
     status = results.get("status")
@@ -104,7 +104,7 @@ def check_results(results: Any, path: Path) -> dict[str, Any]:
     return r
 
 
-def settings_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """'name: A there, B now' for each setting (as JSON) that differs."""
     current = json.loads(json.dumps(current))
     keys = sorted((set(stored) | set(current)) - set(NOT_SETTINGS))

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handgrad.engine.model import MLP
-from handgrad.run import summaries
 from handgrad.run.config import TrainConfig
 from handgrad.run.metrics import Evaluation
 
@@ -22,6 +21,15 @@ class EpochMetrics:
     val_loss: float
     val_accuracy: float
     seconds: float
+
+
+CURVE_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def history_curves(history: list[EpochMetrics]) -> dict[str, list[float]]:
+    """{train_loss, val_loss, train_accuracy, val_accuracy: [one value an epoch]} of a run's
+    `history`: the curves a figure draws."""
+    return {k: [getattr(m, k) for m in history] for k in CURVE_KEYS}
 
 
 @dataclass
@@ -51,12 +59,3 @@ class RunResult:
             "confusion_matrix": test.confusion if test else None,
             "class_names": list(self.class_names),
         }
-
-    def __repr__(self) -> str:
-        return summaries.run_line(self)
-
-    def __str__(self) -> str:
-        return summaries.run_text(self)
-
-    def _repr_html_(self) -> str:
-        return summaries.run_html(self)

@@ -1,11 +1,14 @@
 """How results print: a line for `repr`, a few lines for `str`, a small table in a notebook.
 
-`RunResult`, `Comparison` and a sweep's summary hold every epoch, the model and the test
-confusion matrix; printing them shows what ran and how it ended, never a dump of all that.
+The run layer's results (`RunResult`, `Comparison`, a sweep's summary dict) are plain data;
+`printed(result)`, which the API applies to what it returns, gives the same data in a
+subclass that prints what ran and how it ended, never a dump of every epoch, the model and
+the confusion matrix (`ReproduceResult`'s: `handgrad.report.markdown.PrintedReproduce`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from typing import Any
 
@@ -17,6 +20,8 @@ from handgrad.report.tables import (
     sweep_table,
     text_table,
 )
+from handgrad.run.compare import Comparison
+from handgrad.run.run_result import RunResult
 
 RUN_METRICS = ("epochs_completed", "train_loss", "val_loss", "val_accuracy", "test_loss",
                "test_accuracy")
@@ -96,6 +101,18 @@ def sweep_html(summary: dict[str, Any]) -> str:
             + (f"<p>{html.escape(fixed)}</p>" if fixed else "") + html_table(*sweep_table(summary)))
 
 
+class PrintedRun(RunResult):
+    """A `RunResult` that prints as a summary (what `handgrad.train` and `load_run` return)."""
+
+    __repr__, __str__, _repr_html_ = run_line, run_text, run_html
+
+
+class PrintedComparison(Comparison):
+    """A `Comparison` that prints as a summary (what `handgrad.compare` returns)."""
+
+    __repr__, _repr_html_ = comparison_line, comparison_html
+
+
 class SweepSummary(dict):
     """A sweep's results, results.json's content: a plain dict (`["configs"]`,
     `["selected"]`, …) that prints as a short summary."""
@@ -108,11 +125,23 @@ class SweepSummary(dict):
     def configs(self) -> list[dict[str, Any]]:
         return self["configs"]
 
-    def __repr__(self) -> str:
-        return sweep_line(self)
+    __repr__, __str__, _repr_html_ = sweep_line, sweep_text, sweep_html
 
-    def __str__(self) -> str:
-        return sweep_text(self)
 
-    def _repr_html_(self) -> str:
-        return sweep_html(self)
+def printed(result: Any) -> Any:
+    """`result` of the run layer (a `RunResult`, `Comparison` or a sweep's summary dict) as
+    the API returns it: the same data, in the class above that prints it."""
+    if isinstance(result, RunResult):
+        return copy_as(PrintedRun, result)
+    if isinstance(result, Comparison):
+        return PrintedComparison(printed(result.manual), printed(result.autograd))
+    if isinstance(result, dict):
+        return SweepSummary(result)
+    raise TypeError(f"no printed form for {type(result).__name__}")
+
+
+def copy_as(cls: type, result: Any, **changes: Any) -> Any:
+    """The dataclass `result` as an instance of its subclass `cls` (fields shared, not
+    copied), with `changes`."""
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    return cls(**{**fields, **changes})

@@ -3,10 +3,12 @@ from __future__ import annotations
 import io
 
 import pytest
+import torch
 
-from handgrad.report.progress import EpochProgress, RunProgress, config_line
+from handgrad import MLP, gradcheck
+from handgrad.report.progress_bars import EpochProgress, RunProgress, config_line
 from handgrad.run.config import TrainConfig
-from handgrad.run.progress import ConfigDone, Progress
+from handgrad.run.progress import ConfigDone, PhaseDone, Progress
 from handgrad.run.sweep import run_sweep
 from handgrad.run.sweep_spec import SweepSpec
 from handgrad.run.train import EpochMetrics
@@ -53,17 +55,26 @@ def test_a_sweep_reports_every_finished_config_once(tmp_path, workers):
     assert again.starts == [(4, 4)] and again.done == []
 
 
+def checked():
+    """A real gradient check of a small network: 4 tensors, all passing."""
+    x = torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    return gradcheck(MLP([3, 4, 2], dtype=torch.float64), x, torch.zeros(3, 2, dtype=x.dtype),
+                     "sse")
+
+
 def test_run_progress_piped_writes_one_line_per_event_and_no_bar():
     out = io.StringIO()
     p = RunProgress(bar=False, phases=1, sweep_prefix="3. sweep ", out=out)
     p.sweep_start(2, 0)
     p.config_done(ConfigDone(1, 2, {"lr": 0.1}, "completed", 0.5, 0.75, 1.0))
-    p.phase_done(1, "gradient check", "pass", 0.25)
-    p.phase_done(4, "test", "loss 0.3", None)
+    p.phase_done(PhaseDone(1, "gradcheck", {"report": checked()}, 0.25))
+    p.phase_done(PhaseDone(4, "test", {"summary": {"selected": {"test_loss": 0.3,
+                                                                "test_accuracy": 0.5}}}, None))
     p.close()
     assert out.getvalue().splitlines() == [
         "3. sweep [1/2] lr=0.1: val loss 0.5, acc 0.75, 1.0 s",
-        "1. gradient check: pass (0.2 s)", "4. test: loss 0.3"]
+        "1. gradient check: pass, 4 tensors in float64 (0.2 s)",
+        "4. selected config on the test set: loss 0.3, accuracy 0.5"]
     assert p.bar is None
 
 
@@ -82,7 +93,7 @@ def test_run_progress_bar_counts_configs_and_phases():
     p = RunProgress(bar=True, phases=2, out=io.StringIO())
     p.sweep_start(3, 1)
     p.config_done(ConfigDone(2, 3, {"lr": 0.1}, "completed", 0.5, 0.75, 1.0))
-    p.phase_done(1, "gradient check", "pass", 0.1)
+    p.phase_done(PhaseDone(1, "gradcheck", {"report": checked()}, 0.1))
     assert (p.bar.n, p.bar.total) == (3, 5)
     p.close()
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from handgrad.engine.errors import SettingError
+
 OPTIMIZER_STATE = {"sgd": 1, "adam": 2, "adamw": 2}  # parameter-sized buffers (sgd: momentum)
 
 
@@ -39,12 +41,14 @@ def available_bytes(device: torch.device) -> int | None:
     return min(known) if known else None
 
 
-def check_fits(needed: int, device: torch.device, what: str) -> None:
-    """ValueError when `needed` bytes exceed what `device` has free."""
+def check_fits(needed: int, device: torch.device, what: str, *settings: str) -> None:
+    """SettingError (naming `settings`) when `needed` bytes exceed what `device` has free;
+    what: the network, as the message names it ('hidden 512 128 32 (a ... network)')."""
     free = available_bytes(torch.device(device))
     if free is not None and needed > free:
-        raise ValueError(f"{what}: needs about {_size(needed)} of memory, {_size(free)} is "
-                         f"free on {torch.device(device).type}; use smaller widths")
+        raise SettingError(f"{what}: needs about {_size(needed)} of memory, {_size(free)} is "
+                           f"free on {torch.device(device).type}; use smaller widths",
+                           *settings)
 
 
 def _meminfo_available() -> int | None:

@@ -17,8 +17,8 @@ from typing import TextIO
 import torch
 from tqdm.auto import tqdm
 
-from handgrad.report.tables import config_label, fmt
-from handgrad.run.progress import ConfigDone, Progress
+from handgrad.report.tables import config_label, fmt, selection_text
+from handgrad.run.progress import ConfigDone, PhaseDone, Progress
 from handgrad.run.train import EpochMetrics, Observer
 
 
@@ -97,6 +97,51 @@ def config_line(e: ConfigDone, prefix: str = "") -> str:
     return f"{prefix}[{e.done}/{e.total}] {config_label(e.values)}: {result}{seconds}"
 
 
+def phase_line(e: PhaseDone) -> str:
+    """'1. gradient check: pass, 8 tensors in float64 (0.7 s)': a phase of `reproduce`."""
+    title, detail = _PHASE_WORDS[e.kind](**e.facts)
+    took = "" if e.seconds is None else f" ({e.seconds:.1f} s)"
+    return f"{e.number}. {title}: {detail}{took}"
+
+
+def _gradcheck_words(report) -> tuple[str, str]:
+    bad = report.first_failure()
+    verdict = "pass" if bad is None else f"FAIL (first wrong tensor {bad.name})"
+    return "gradient check", f"{verdict}, {len(report.tensors)} tensors in {report.dtype}"
+
+
+def _sweep_words(summary) -> tuple[str, str]:
+    sel = summary["selected"]
+    if sel is None:
+        return "sweep", "no config completed: nothing selected"
+    return "sweep", (f"selected {config_label(sel, summary['swept'])} "
+                     f"{selection_text(sel, summary['select_by'])}")
+
+
+def _test_words(summary) -> tuple[str, str]:
+    sel = summary["selected"]
+    if sel is None:
+        return "test set", "not used: nothing selected"
+    return ("selected config on the test set",
+            f"loss {fmt(sel['test_loss'])}, accuracy {fmt(sel['test_accuracy'])}")
+
+
+_PHASE_WORDS = {  # PhaseDone.kind: its facts -> (title, detail)
+    "gradcheck": _gradcheck_words,
+    "autograd": lambda run: ("autograd + torch.optim trained",
+                             f"{len(run.history)} epochs, {run.status}"),
+    "float64": lambda comparison, steps: (
+        f"both engines in float64, {steps} steps",
+        f"largest loss gap {fmt(comparison.max_gap())}, weight difference "
+        f"{fmt(comparison.max_weight_gap())}"),
+    "sweep": _sweep_words,
+    "test": _test_words,
+    "engines": lambda comparison: (
+        "engines compared, one start",
+        f"largest gap ({comparison.manual.config.dtype}) {fmt(comparison.max_gap())}"),
+}
+
+
 class RunProgress(Progress):
     """One overall bar for a sweep or `reproduce` (when `bar`, default: interactive), and a
     line per finished config and phase unless `quiet`.
@@ -122,15 +167,20 @@ class RunProgress(Progress):
         with self._lock:
             self._advance(1, config_line(event, self.sweep_prefix))
 
-    def phase_done(self, number: int, title: str, detail: str, seconds: float | None) -> None:
-        took = "" if seconds is None else f" ({seconds:.1f} s)"
+    def phase_done(self, event: PhaseDone) -> None:
         with self._lock:
-            self._advance(1, f"{number}. {title}: {detail}{took}")
+            self._advance(1, phase_line(event))
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def __enter__(self) -> RunProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _advance(self, n: int, line: str | None) -> None:
         if self.quiet:

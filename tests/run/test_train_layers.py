@@ -44,10 +44,10 @@ def test_run_directory_saves_reloads_and_evaluates(digits, model, tmp_path):
                          epochs=2, batch_size=32)
     result = train(config, digits, out_dir=tmp_path / "run")
     run = RunDir(tmp_path / "run")
-    loaded = run.load_run()
-    assert loaded.config.model == model and isinstance(loaded.model, Sequential)
+    loaded = run.load_model()
+    assert run.load_result().config.model == model and isinstance(loaded, Sequential)
     for (name, a), b in zip(result.model.state_dict().items(),
-                            loaded.model.state_dict().values(), strict=True):
+                            loaded.state_dict().values(), strict=True):
         assert torch.equal(a.cpu(), b), name
     assert read_weights(run.file(run.WEIGHTS))[2]["model"] == model
     again = evaluate_run(tmp_path / "run", data=digits)

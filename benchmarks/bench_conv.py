@@ -48,18 +48,8 @@ def contenders(batch: int, device: str) -> dict:
                              momentum=0.9, device=device)
         model = build_model(config, 3 * 32 * 32, 2, IMAGE)
         steps[engine] = make_step(config, model, loss)
-    twin = model.to_torch()
-    opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
-
-    def torch_nn_step(x, t):
-        opt.zero_grad(set_to_none=True)
-        y = twin(x)
-        value = F.cross_entropy(y, t)
-        value.backward()
-        opt.step()
-        return y.detach(), value.detach()
-
-    steps["torch.nn"] = torch_nn_step
+    # torch.nn: the autograd step (F.cross_entropy, torch.optim.SGD) on torch.nn modules
+    steps["torch.nn"] = make_step(config, model.to_torch(), loss)
     return steps
 
 

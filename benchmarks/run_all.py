@@ -26,6 +26,7 @@ SCRIPTS = [
     ["bench_aged.py", "--threads", "1"],
     ["bench_aged.py", "--device", "cuda"],
     ["bench_subnormals.py"],
+    ["bench_health.py"],
     ["bench_conv.py"],
 ]
 
@@ -124,13 +125,29 @@ def subnormal_section(sub: dict) -> list[str]:
             f"state, medians of pairs on copies of it: {steps}.", ""]
 
 
+def health_section(health: dict) -> list[str]:
+    if not health.get("rows"):
+        return []
+    lines = ["", "## 7. Gradient health per layer: its cost", "",
+             f"`benchmarks/bench_health.py` ({health['machine']['date']}, "
+             f"{health['repeats']} pairs): one epoch of the exercise's network on the CIFAR-10 "
+             "pair, batch 64, with and without the per-layer records (run/health.py). "
+             "*paired* is the median ratio of epochs with/without, *inside* the recorder's own "
+             "calls timed within the recording epochs (target: under 3 %).", "",
+             "| engine | epoch (s) | with / without (paired) | recorder's share (inside) |",
+             "|---|---|---|---|"]
+    lines += [f"| {r['engine']} | {r['epoch_s']:.2f} | {r['paired_ratio']:.3f} | "
+              f"**{100 * r['inside_share']:.2f} %** |" for r in health["rows"]]
+    return lines
+
+
 def conv_section(conv: dict) -> list[str]:
     """bench_conv.py: the hand-written conv net's step against autograd and eager torch.nn."""
     if not conv.get("step_ms"):
         return []
     m = conv["machine"]
     ratios = conv["ratio_over_manual"]
-    lines = ["", "## 7. The conv net: hand-written layers against autograd and torch.nn", "",
+    lines = ["", "## 8. The conv net: hand-written layers against autograd and torch.nn", "",
              f"`benchmarks/bench_conv.py` ({m.get('date')}, {conv['device']}, "
              f"{conv.get('threads', m.get('torch_threads'))} torch thread(s)): `handgrad "
              f"train --model cnn`'s network on CIFAR-10's shapes, float32, SGD momentum 0.9, "
@@ -197,6 +214,7 @@ def render() -> str:
                   f"{mem['target_mb']:.0f} MB ({'met' if mem['met'] else 'not met'}); "
                   f"`handgrad --help` alone peaks at {mem['import_only_rss_mb']:.0f} MB."]
     lines += aged_section(load("aged_cpu")) + subnormal_section(load("subnormals"))
+    lines += health_section(load("health"))
     lines += conv_section(load("conv_cpu"))
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""Regenerate the figures of docs/backprop.md from real handgrad runs.
+"""Regenerate the figures of docs/backprop.md: the backward-pass diagram, and figures from
+real handgrad runs.
 
     .venv/bin/python docs/make_figures.py            # embedded digits, a minute on 2 cores
     .venv/bin/python docs/make_figures.py --data-dir ../shared/data/cifar10 --dataset cifar10
@@ -16,6 +17,7 @@ import torch
 from handgrad.data import load_dataset
 from handgrad.engine.losses import get_loss
 from handgrad.report import plots
+from handgrad.report.diagram import diagram
 from handgrad.run.config import TrainConfig
 from handgrad.run.metrics import evaluate, one_hot
 from handgrad.run.train import build_model, make_step
@@ -50,12 +52,20 @@ def figure(path: Path, runs: dict[str, dict], key: str, ylabel: str, title: str)
     plots.save(fig, path)
 
 
+def backward_svg() -> Path:
+    """The exercise's network, forward and backward (tests/report/test_diagram.py checks it
+    is what handgrad draws)."""
+    return diagram([3072, 512, 128, 32, 2], "relu", loss="cross_entropy").save(
+        OUT / "backward.svg")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--epochs", type=int, default=40)
     args = p.parse_args()
+    backward_svg()
     data = load_dataset(args.dataset, args.data_dir, seed=0)
     base = TrainConfig(dataset=args.dataset, epochs=args.epochs, lr=0.01)
     OUT.mkdir(exist_ok=True)

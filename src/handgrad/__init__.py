@@ -33,6 +33,7 @@ _LAZY = {
     "reproduce": "handgrad.api",
     "load_run": "handgrad.api",
     "grade_submissions": "handgrad.api",
+    "diagram": "handgrad.report.diagram",
     "TrainConfig": "handgrad.run.config",
     "SweepSpec": "handgrad.run.sweep_spec",
 }
@@ -46,6 +47,7 @@ __all__ = [
     "backpropagation",
     "check_backprop",
     "compare",
+    "diagram",
     "get_activation",
     "get_loss",
     "grade_submissions",

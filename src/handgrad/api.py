@@ -47,13 +47,18 @@ def train(config: TrainConfig | None = None, *, out: str | Path | None = None,
     `config` and/or `TrainConfig` fields as keywords: `train(dataset="digits", lr=0.1)`.
     Train and validation metrics only, unless `test` (keep the test set for the end, like
     `handgrad train --test`). `progress`: a bar and a line per epoch (`tqdm.auto`).
+    With `out`, also its report.html.
     """
     from handgrad.report.summaries import printed
     from handgrad.run.train import train as train_run
 
-    return printed(train_run(config_from(config, **settings), out_dir=out,
-                             observer=observer or _epoch_progress(progress),
-                             evaluate_test=test))
+    result = train_run(config_from(config, **settings), out_dir=out,
+                       observer=observer or _epoch_progress(progress), evaluate_test=test)
+    if out is not None:
+        from handgrad.report.html import write_run
+
+        write_run(result, out)
+    return printed(result)
 
 
 def compare(config: TrainConfig | None = None, *, out: str | Path | None = None,
@@ -119,7 +124,7 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
 
     `handgrad.sweep(dataset="digits", lr=[0.01, 0.1], epochs=2, out="runs/s")`; the grid
     keywords are those of `sweep_spec`. `progress=True`: one bar and a line per finished
-    config (`tqdm.auto`: a widget in Jupyter).
+    config (`tqdm.auto`: a widget in Jupyter). report.html is written in `out` too.
     """
     from handgrad.report.summaries import printed
     from handgrad.run.sweep import run_sweep
@@ -132,6 +137,9 @@ def sweep(spec: SweepSpec | TrainConfig | None = None, *, out: str | Path, worke
     finally:
         if hasattr(shown, "close"):
             shown.close()
+    from handgrad.report.html import write_sweep
+
+    write_sweep(summary, out)
     return printed(summary)
 
 

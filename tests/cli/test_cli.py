@@ -21,7 +21,8 @@ def test_train_through_main_writes_a_complete_run_dir(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *DIGITS, "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir()} == {"config.json", "metrics.csv", "results.json",
-                                               "weights.safetensors", "curves.png"}
+                                               "weights.safetensors", "curves.png",
+                                               "layers.csv", "report.html"}
     config = read_json(out / "config.json")
     assert config["config"]["dataset"] == "digits" and config["sizes"] == [64, 16, 2]
     assert config["command"] == ["handgrad", "train", *DIGITS, "--out", str(out)]

@@ -142,7 +142,7 @@ def test_rerun_with_the_same_settings_clears_the_old_results_first(run, capsys):
     config = RunDir(run).read_config()
     with pytest.raises(_Killed):
         train(config, out_dir=run, observer=_KillAtEpoch())
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.csv"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "layers.csv", "metrics.csv"]
     assert len(RunDir(run).read_history()) == 1
     one_line_error(capsys, main(["evaluate", str(run)]), "the run did not finish")
 

@@ -30,7 +30,8 @@ def test_notebook_runs_top_to_bottom_in_a_kernel(tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(tmp_path)}}).execute()  # raises on error
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 6  # engines, sweep, confusion, momentum, weight decay, one run
+    assert len(images) >= 7  # engines, sweep, confusion, momentum, weight decay, health, run
+    assert any("image/svg+xml" in o.get("data", {}) for o in outputs)  # handgrad.diagram
     text = "".join(o.get("text", "") for o in outputs)
     assert "FAIL (score" in text and "batch_sum" in text  # the bug, caught and named
     assert "PASS: all" in text

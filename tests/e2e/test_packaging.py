@@ -39,6 +39,8 @@ def test_wheel_installs_in_a_fresh_venv_and_its_command_runs(tmp_path):
     assert "License-Expression: MIT" in meta
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "handgrad/report/plots.py" in names and not any("tests/" in n for n in names)
+    assert {f"handgrad/report/templates/{t}.j2" for t in ("base.html", "dashboard.html",
+                                                          "diagram.svg")} <= set(names)
 
     venv = tmp_path / "venv"
     assert run(sys.executable, "-m", "venv", venv).returncode == 0
@@ -51,6 +53,9 @@ def test_wheel_installs_in_a_fresh_venv_and_its_command_runs(tmp_path):
 
     where = run(python, "-c", "import handgrad; print(handgrad.__file__)", cwd=tmp_path)
     assert where.stdout.startswith(str(venv)), where  # the wheel's copy, not the source tree
+    drawn = run(python, "-c", "import handgrad; print(handgrad.diagram([4, 3, 2]).svg[:4])",
+                cwd=tmp_path)  # the templates are found in the installed package
+    assert drawn.stdout.strip() == "<svg", drawn.stderr[-2000:]
     helped = run(venv / "bin" / "handgrad", "--help", cwd=tmp_path)
     assert helped.returncode == 0 and "reproduce" in helped.stdout, helped.stderr
     version = run(venv / "bin" / "handgrad", "--version", cwd=tmp_path)

@@ -97,7 +97,8 @@ def test_reproduce_through_the_python_api_prints_nothing(tmp_path, capsys):
     assert capsys.readouterr() == ("", "")
     assert isinstance(result, ReproduceResult) and result.passed
     assert result.report_path.is_file() and set(result.figures) == {"sweep", "engines",
-                                                                     "confusion"}
+                                                                     "confusion", "health"}
+    assert (result.out / "report.html").is_file()
     lines = str(result).splitlines()
     assert len(lines) == 6 and lines[1] == "1. gradient check: pass (4 tensors, float64)"
     assert lines[3].startswith("3. sweep of 2 configs: selected lr=")

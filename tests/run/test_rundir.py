@@ -130,7 +130,7 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next(digits, tmp_path):
     config = TrainConfig(dataset="digits", hidden=(8,), epochs=1)
     train(config, digits, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "metrics.csv", "results.json", "weights.safetensors"]
+        "config.json", "layers.csv", "metrics.csv", "results.json", "weights.safetensors"]
 
 
 def test_a_rerun_that_differs_only_in_download_or_class_spelling_is_the_same_run(digits,

@@ -17,7 +17,7 @@ from handgrad.check.reference import random_problem
 from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK, as_flags
 from handgrad.data import download_cifar10
 from handgrad.engine.losses import get_loss
-from handgrad.report import figures, plots
+from handgrad.report import figures, html, plots
 from handgrad.report.progress_bars import EpochProgress, RunProgress, print_line
 from handgrad.report.tables import (
     confusion_table,
@@ -61,6 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         say("test set not used (it is kept for the end: add --test, or run handgrad evaluate)")
     if result.history:
         plots.save(figures.run_figure(result), RunDir(out).file(CURVES))
+    say(f"report: {html.write_run(result, out)}")
     say(f"run directory: {out}")
     if result.status == "diverged":
         print(f"handgrad: diverged: {as_flags(result.message, DIVERGED_SETTINGS)}",
@@ -153,7 +154,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                             select_by=args.select_by, progress=progress)
     render_sweep(summary)
     plot = plots.save(figures.sweep_figure(summary), Path(out) / "sweep_curves.png")
-    say(f"results: {out / 'results.md'}; plot: {plot}")
+    say(f"results: {out / 'results.md'}; plot: {plot}; report: {html.write_sweep(summary, out)}")
     return EXIT_OK
 
 

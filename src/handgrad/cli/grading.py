@@ -25,6 +25,7 @@ from handgrad.grade.grader import grade_file, load_target
 from handgrad.grade.gradescope import gradescope_results
 from handgrad.grade.result import CheckResult
 from handgrad.grade.sandbox.isolate import Limits
+from handgrad.report.dashboard import write_dashboard
 from handgrad.report.tables import text_table
 
 
@@ -141,6 +142,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
                   f"{entry['max_score']:g} {verdict}{note}", flush=True)
     batch = BatchResult([by_id[s.id] for s in subs])
     write_grades(args.out, batch)
+    write_dashboard(args.out, batch.entries)
     _render_summary(batch, args.out)
     return EXIT_OK if batch.passed == len(subs) else EXIT_CHECK_FAILED
 
@@ -156,7 +158,8 @@ def _render_summary(batch: BatchResult, out: Path) -> None:
               f"{len(open_)} submission(s) (e.g. {open_[0]}): see docs/grading.md")
     if s["most_common_mistakes"]:
         print(text_table(["most common mistakes", "submissions"], s["most_common_mistakes"]))
-    print(f"grades: {out / 'grades.csv'}, {out / 'grades.json'}", file=sys.stdout)
+    print(f"grades: {out / 'grades.csv'}, {out / 'grades.json'}; the class at a glance: "
+          f"{out / 'report.html'}", file=sys.stdout)
 
 
 __all__ = ["EXIT_BAD_INPUT", "add_parsers", "cmd_check_backprop", "cmd_grade"]

@@ -1,19 +1,21 @@
-"""handgrad's results as figures: a run's curves, a sweep's configs, the engines' comparison
-and a selected config's confusion matrix. Each takes a result (a `RunResult`, a
-`Comparison`, a sweep's summary) and returns a matplotlib `Figure` (shown inline in a
-notebook), drawn by `plots`, which knows only numbers; `plots.save(fig, path)` writes it."""
+"""handgrad's results as figures: a run's curves, a sweep's configs, the engines' comparison,
+a selected config's confusion matrix and the gradient health per layer. Each takes a result
+(a `RunResult`, a `Comparison`, a sweep's summary, `LayerHealth` rows) and returns a
+matplotlib `Figure` (shown inline in a notebook), drawn by `plots`, which knows only numbers;
+`plots.save(fig, path)` writes it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from handgrad.report import plots
 from handgrad.report.tables import config_label, fmt
+from handgrad.run.health import LAYER_FIELDS
 from handgrad.run.run_result import history_curves
-from handgrad.run.rundir import read_curves
+from handgrad.run.rundir import RunDir, read_curves
 
 ENGINE_LABELS = {"manual": "manual + handgrad.optim", "autograd": "autograd + torch.optim"}
 
@@ -55,3 +57,34 @@ def confusion_figure(selected: Mapping[str, Any], title: str = "selected config 
     `confusion_matrix` and `class_names`)."""
     return plots.confusion_matrix_figure(selected["confusion_matrix"], selected["class_names"],
                                          title)
+
+
+def health_series(layers: Sequence[Any]) -> dict[str, dict[str, list[float]]]:
+    """{layer: {"epoch": [...], "grad_norm": [...], …}} of a run's `LayerHealth` rows
+    (`dead_fraction` empty for a layer without ReLU)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for h in layers:
+        series = out.setdefault(h.layer, {k: [] for k in ("epoch", *LAYER_FIELDS[2:])})
+        for key in ("epoch", *LAYER_FIELDS[2:5]):
+            series[key].append(getattr(h, key))
+        if h.dead_fraction is not None:
+            series["dead_fraction"].append(h.dead_fraction)
+    return out
+
+
+def health_figure(runs: Mapping[str, Sequence[Any]],
+                  title: str = "gradient health per layer, each epoch") -> Figure:
+    """Per run (label: its `LayerHealth` rows, `RunResult.layers` or layers.csv): the norms
+    of dL/dW and W, the last update's size relative to W, and the dead ReLU units."""
+    return plots.health_figure({label: health_series(rows) for label, rows in runs.items()},
+                               title)
+
+
+def sweep_health_figure(summary: Mapping[str, Any], most: int = 8) -> Figure:
+    """`health_figure` of a sweep's configs (results.json's content), read from their run
+    directories; with more than `most` configs, the selected one only."""
+    rows = summary["configs"]
+    if len(rows) > most and summary["selected"]:
+        rows = [r for r in rows if r["run_dir"] == summary["selected"]["run_dir"]]
+    return health_figure({config_label(r, summary["swept"]): RunDir(r["run_dir"]).read_layers()
+                          for r in rows[:most]})

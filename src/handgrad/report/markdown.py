@@ -1,7 +1,7 @@
-"""The exercise's report: report.md with its figures, and the same sections as text (the
-console) and HTML (a notebook), and `PrintedReproduce`, the `ReproduceResult` the API
-returns. Sections are numbered as `reproduce` numbers its phases: 1. gradient check,
-2. engines, 3. sweep, 4. test set."""
+"""The exercise's report: report.md with its figures (and its HTML twin, `report.html`), the
+same sections as text (the console) and HTML (a notebook), and `PrintedReproduce`, the
+`ReproduceResult` the API returns. Sections are numbered as `reproduce` numbers its phases:
+1. gradient check, 2. engines, 3. sweep, 4. test set."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.report import figures, plots
+from handgrad.report.html import page_table, write_reproduce
 from handgrad.report.summaries import copy_as, printed
 from handgrad.report.tables import (
     config_label,
@@ -32,14 +33,18 @@ TITLES = {1: "Gradient check (float64, a real batch)",
           2: "Hand-written vs autograd training, one start",
           3: "Sweep, selected by {select_by} (validation)",
           4: "Selected config on the test set"}
+FIGURES = {2: [("engines", "engines")],  # section: [(alt text, key of `result.figures`)]
+           3: [("every config", "sweep"), ("gradient health per layer", "health")],
+           4: [("confusion matrix", "confusion")]}
 
 
 def write_report(result: Any) -> dict[str, str]:
-    """Draw the figures and write report.md in `result.out`; returns the figures' paths
-    relative to it."""
+    """Draw the figures and write report.md and report.html in `result.out`; returns the
+    figures' paths relative to it."""
     out, sel = Path(result.out), result.selected
     drawn = {"sweep": (figures.sweep_figure(result.results), "sweep_curves.png"),
-             "engines": (figures.comparison_figure(result.comparison), "compare/engines.png")}
+             "engines": (figures.comparison_figure(result.comparison), "compare/engines.png"),
+             "health": (figures.sweep_health_figure(result.results), "layers.png")}
     if sel:
         drawn["confusion"] = (figures.confusion_figure(sel), "confusion.png")
     for fig, name in drawn.values():
@@ -47,11 +52,12 @@ def write_report(result: Any) -> dict[str, str]:
     paths = {key: name for key, (_, name) in drawn.items()}
     result.figures = paths
     atomic_write_bytes(out / "report.md", reproduce_markdown(result).encode())
+    write_reproduce(result, sections(result, page_table, lambda t: f"**{t}**"), FIGURES)
     return paths
 
 
-def _sections(result: Any, table: Callable, strong: Callable[[str], str],
-              ) -> list[tuple[str, list[str]]]:
+def sections(result: Any, table: Callable, strong: Callable[[str], str],
+             ) -> list[tuple[str, list[str]]]:
     """(title, paragraphs) of the four sections, tables drawn by `table(headers, rows)`."""
     r, check = result.results, result.gradcheck
     engines, sel = r["engines"], result.selected
@@ -85,25 +91,21 @@ def _sections(result: Any, table: Callable, strong: Callable[[str], str],
 
 def reproduce_markdown(result: Any) -> str:
     r, figs = result.results, result.figures
-    images = {2: ("engines", "engines"), 3: ("every config", "sweep"),
-              4: ("confusion matrix", "confusion")}
     parts = ["# handgrad: the classic exercise, reproduced\n",
              f"Dataset: **{r['dataset']}**, classes {', '.join(r['class_names'])}.\n",
              "Reproduce with:\n\n```\n" + " ".join(r["command"]) + "\n```\n"]
-    for n, (title, paragraphs) in enumerate(_sections(result, markdown_table,
-                                                      lambda t: f"**{t}**"), start=1):
+    for n, (title, paragraphs) in enumerate(sections(result, markdown_table,
+                                                     lambda t: f"**{t}**"), start=1):
         parts.append(f"## {n}. {title}\n")
         parts += [p + "\n" for p in paragraphs]
-        alt, key = images.get(n, (None, None))
-        if key in figs:
-            parts.append(f"![{alt}]({figs[key]})\n")
+        parts += [f"![{alt}]({figs[key]})\n" for alt, key in FIGURES.get(n, []) if key in figs]
     return "\n".join(parts)
 
 
 def reproduce_text(result: Any) -> str:
     """The four sections for a terminal, then where the report is."""
     out = []
-    for n, (title, paragraphs) in enumerate(_sections(result, text_table, str), start=1):
+    for n, (title, paragraphs) in enumerate(sections(result, text_table, str), start=1):
         wrapped = [p if "\n" in p else textwrap.fill(p, 100) for p in paragraphs]
         out += [f"== {n}. {title[0].lower()}{title[1:]}", *wrapped, ""]
     out.append(f"report: {result.report_path}")

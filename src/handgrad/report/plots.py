@@ -142,3 +142,39 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], class_names: Sequen
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label=unit)
     return fig
+
+
+HEALTH_PANELS = (("grad_norm", "‖dL/dW‖ (last step)", True),
+                 ("weight_norm", "‖W‖", False),
+                 ("update_ratio", "‖ΔW‖ / ‖W‖ (last update)", True),
+                 ("dead_fraction", "dead ReLU units (fraction)", False))
+
+
+def health_figure(runs: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
+                  title: str) -> Figure:
+    """One row a run, one column a quantity, one line a layer, against the epoch.
+
+    runs: {run label: {layer: {"epoch": [...], "grad_norm": [...], "weight_norm": [...],
+    "update_ratio": [...], "dead_fraction": [...] (empty for a non-ReLU layer)}}}."""
+    fig = Figure(figsize=(12, 1.0 + 2.3 * max(len(runs), 1)), layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(max(len(runs), 1), len(HEALTH_PANELS), squeeze=False)
+    for row, (label, layers) in zip(grid, runs.items(), strict=False):
+        for ax, (key, name, log) in zip(row, HEALTH_PANELS, strict=True):
+            for i, (layer, series) in enumerate(layers.items()):
+                values = series.get(key) or []
+                if len(values):
+                    ax.plot(series["epoch"], values, marker="o", markersize=2.5,
+                            color=f"C{i % 10}", label=f"layer {layer}")
+            if log and ax.has_data():
+                ax.set_yscale("log")
+            if key == "dead_fraction":
+                ax.set_ylim(-0.03, 1.03)
+            ax.set_title(f"{label}: {name}" if ax is row[0] else name, fontsize=8)
+            epoch_axis(ax)
+    fig.suptitle(title)
+    handles, labels = grid[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 8),
+                   fontsize=7)
+    return fig

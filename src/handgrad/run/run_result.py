@@ -7,6 +7,7 @@ from typing import Any
 
 from handgrad.engine.model import MLP
 from handgrad.run.config import TrainConfig
+from handgrad.run.health import LayerHealth
 from handgrad.run.metrics import Evaluation
 
 
@@ -41,6 +42,7 @@ class RunResult:
     history: list[EpochMetrics] = field(default_factory=list)
     test: Evaluation | None = None
     model: MLP | None = None
+    layers: list[LayerHealth] = field(default_factory=list)  # per epoch and layer (health.py)
 
     def summary(self) -> dict[str, Any]:
         """Status and final metrics (the content of results.json, less the weights' hash)."""

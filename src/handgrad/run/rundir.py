@@ -2,6 +2,7 @@
 
     DIR/config.json          everything needed to rerun (command, settings, sizes, versions)
     DIR/metrics.csv          one row per epoch (METRIC_FIELDS)
+    DIR/layers.csv           one row per epoch and layer: gradient health (health.py)
     DIR/results.json         status, final metrics and the sha256 of the weights; written last
     DIR/weights.safetensors  the final weights (no pickle), byte-identical for identical runs
 
@@ -40,6 +41,7 @@ from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of 
     write_csv,
     write_json,
 )
+from handgrad.run.health import LAYER_FIELDS, LayerHealth, layer_row, read_layers
 from handgrad.run.memory_estimate import parameter_count
 from handgrad.run.metrics import Evaluation
 from handgrad.run.run_result import EpochMetrics, RunResult, history_curves
@@ -53,8 +55,10 @@ from handgrad.run.weights import (  # noqa: F401  (save_weights, load_weights re
 )
 
 CONFIG, METRICS, RESULTS = "config.json", "metrics.csv", "results.json"
+LAYERS = "layers.csv"
 WEIGHTS = "weights.safetensors"
 CURVES = "curves.png"  # drawn by `handgrad train` from metrics.csv (handgrad.report.figures)
+REPORT = "report.html"  # written by `handgrad train` (handgrad.report.html)
 METRIC_FIELDS = rundir_checks.METRIC_FIELDS
 
 
@@ -63,8 +67,8 @@ class RunDir:
     `finish` (weights, then results.json). Read: `load_result`, `load_model`, `read_curves`
     (`handgrad.load_run` joins the first two)."""
 
-    CONFIG, METRICS, RESULTS, WEIGHTS = CONFIG, METRICS, RESULTS, WEIGHTS
-    FILES = (CONFIG, METRICS, RESULTS, WEIGHTS)
+    CONFIG, METRICS, RESULTS, WEIGHTS, LAYERS = CONFIG, METRICS, RESULTS, WEIGHTS, LAYERS
+    FILES = (CONFIG, METRICS, RESULTS, WEIGHTS, LAYERS)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -87,7 +91,7 @@ class RunDir:
                                "out")
         names = {p.name for p in self.path.iterdir()}
         foreign = sorted(n for n in names
-                         if n not in (*self.FILES, CURVES) and not _temporary(n))
+                         if n not in (*self.FILES, CURVES, REPORT) and not _temporary(n))
         if foreign:
             raise SettingError(f"{self.path}: not empty and not a handgrad run directory (it "
                                f"holds {', '.join(foreign[:3])}); use another out", "out")
@@ -123,7 +127,7 @@ class RunDir:
         metrics and temporaries (results first), then write config.json."""
         self.check_reusable(config, class_names)
         self.path.mkdir(parents=True, exist_ok=True)
-        for name in (RESULTS, WEIGHTS, METRICS, CURVES):
+        for name in (RESULTS, WEIGHTS, METRICS, LAYERS, CURVES, REPORT):
             self.file(name).unlink(missing_ok=True)
         for p in self.path.iterdir():
             if _temporary(p.name):
@@ -137,13 +141,17 @@ class RunDir:
             "versions": versions(),
         })
 
-    def write_metrics(self, history: Sequence[EpochMetrics]) -> None:
+    def write_metrics(self, history: Sequence[EpochMetrics],
+                      layers: Sequence[LayerHealth] = ()) -> None:
+        """metrics.csv, and layers.csv when there are layer records."""
         write_csv(self.file(METRICS), [rundir_checks.metrics_row(m) for m in history],
                   METRIC_FIELDS)
+        if layers:
+            write_csv(self.file(LAYERS), [layer_row(h) for h in layers], LAYER_FIELDS)
 
     def finish(self, result: RunResult) -> None:
         """metrics.csv, the weights when completed, and last results.json with their sha256."""
-        self.write_metrics(result.history)
+        self.write_metrics(result.history, result.layers)
         sha = None
         if result.status == "completed" and result.model is not None:
             sha = save_weights(self.file(WEIGHTS), result.model.state_dict(), weights_metadata(
@@ -180,6 +188,11 @@ class RunDir:
     def read_history(self) -> list[EpochMetrics]:
         return rundir_checks.read_metrics(self.file(METRICS))
 
+    def read_layers(self) -> list[LayerHealth]:
+        """layers.csv's rows (none for a run written before it was recorded)."""
+        path = self.file(LAYERS)
+        return read_layers(path) if path.exists() else []
+
     def read_curves(self) -> dict[str, list[float]]:
         """`history_curves` of metrics.csv: train and validation loss and accuracy per epoch
         (empty lists before the first)."""
@@ -200,7 +213,8 @@ class RunDir:
             test = Evaluation(results["test_loss"], results["test_accuracy"],
                               results["confusion_matrix"])
         return RunResult(TrainConfig.from_dict(record["config"]), tuple(record["class_names"]),
-                         results["status"], results["message"], history, test)
+                         results["status"], results["message"], history, test,
+                         layers=self.read_layers())
 
     def load_model(self) -> MLP | Sequential:
         """The completed run's network with its saved weights, after checking that they are

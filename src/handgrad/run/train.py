@@ -27,6 +27,7 @@ from handgrad.engine.model import MLP
 from handgrad.engine.networks import build_network
 from handgrad.engine.sequential import Sequential
 from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.health import HealthRecorder, model_probe
 from handgrad.run.memory_estimate import check_fits, training_bytes
 from handgrad.run.metrics import evaluate, one_hot, per_sample_sum
 from handgrad.run.run_result import EpochMetrics, RunResult
@@ -163,8 +164,11 @@ def _lower_hint(config: TrainConfig) -> str:
 
 
 def train_epoch(epoch: int, step_fn, dataset: Dataset, config: TrainConfig, loss: Loss,
-                gen: torch.Generator, observer: Observer) -> tuple[float, float]:
-    """One pass over the training split; returns (mean loss, accuracy) over its samples."""
+                gen: torch.Generator, observer: Observer, health: HealthRecorder | None = None,
+                ) -> tuple[float, float]:
+    """One pass over the training split; returns (mean loss, accuracy) over its samples.
+    `health` (when given) sees every step (see health.py)."""
+    health = health or HealthRecorder(list)  # a probe of no layer: records nothing
     n = len(dataset.train)
     steps = -(-n // config.batch_size)
     device, dtype, k = dataset.train.x.device, config.torch_dtype, dataset.num_classes
@@ -172,8 +176,11 @@ def train_epoch(epoch: int, step_fn, dataset: Dataset, config: TrainConfig, loss
     total = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     observer.epoch_start(epoch, steps)
+    health.start_epoch()
     for i, (x, y) in enumerate(dataset.batches(dataset.train, config.batch_size, gen, dtype)):
+        health.before_step(last=i == steps - 1)
         y_pred, value = step_fn(x, one_hot(y, k, dtype))
+        health.after_step()
         step_losses[i] = value
         total += per_sample_sum(loss, value, len(y))
         correct += (y_pred.argmax(dim=1) == y).sum()
@@ -256,11 +263,12 @@ def fit(config: TrainConfig, dataset: Dataset, model: MLP, observer: Observer,
     step_fn = make_step(config, model, loss)
     gen = torch.Generator().manual_seed(config.seed)
     result = RunResult(config, dataset.class_names, model=model)
+    health = HealthRecorder(model_probe(model))
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         try:
             train_loss, train_acc = train_epoch(epoch, step_fn, dataset, config, loss, gen,
-                                                observer)
+                                                observer, health)
         except Diverged as e:
             result.status, result.message = "diverged", str(e)
             break
@@ -273,7 +281,8 @@ def fit(config: TrainConfig, dataset: Dataset, model: MLP, observer: Observer,
             break
         metrics = EpochMetrics(epoch, train_loss, train_acc, val.loss, val.accuracy, seconds)
         result.history.append(metrics)
+        result.layers += health.end_epoch(epoch)
         observer.epoch_end(metrics)
         if run_dir is not None:
-            run_dir.write_metrics(result.history)
+            run_dir.write_metrics(result.history, result.layers)
     return result

@@ -1,0 +1,3 @@
+from handgrad.cli import run
+
+run()

@@ -1,0 +1,169 @@
+"""What each `handgrad` subcommand does: call the library, render its results.
+
+Each handler takes the namespace `parser.parse()` returns, whose `config` (train, compare)
+or `spec` (sweep, reproduce) is already validated, and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from handgrad.check.gradcheck import gradcheck
+from handgrad.check.reference import random_problem
+from handgrad.cli.exits import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_OK
+from handgrad.data import download_cifar10
+from handgrad.engine.losses import get_loss
+from handgrad.report import figures, html, plots
+from handgrad.report.progress import EpochProgress, RunProgress, print_line
+from handgrad.report.tables import (
+    confusion_table,
+    fixed_text,
+    fmt,
+    gap_table,
+    summary_table,
+    sweep_table,
+    text_table,
+)
+from handgrad.run.budget import check_fits, network_bytes
+from handgrad.run.compare import compare_engines
+from handgrad.run.config import TrainConfig, load_data
+from handgrad.run.evaluate import evaluate_run
+from handgrad.run.rundir import CURVES, RunDir, default_run_dir
+from handgrad.run.sweep import run_sweep
+from handgrad.run.sweep_spec import fingerprint
+from handgrad.run.train import train
+
+
+def say(text: str = "") -> None:
+    print_line(text)
+
+
+def confusion_text(matrix, names) -> str:
+    return text_table(*confusion_table(matrix, names))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = args.config
+    out = args.out or default_run_dir(f"{config.dataset}-{config.engine}")
+    result = train(config, load_data(config, progress=not args.quiet), out_dir=out,
+                   observer=EpochProgress(args.quiet), evaluate_test=args.test,
+                   command=args.command_line)
+    say(text_table(*summary_table(result.summary(), test=result.test is not None)))
+    if result.test is not None:
+        say(confusion_text(result.test.confusion, result.class_names))
+    elif result.status == "completed":
+        say("test set not used (it is kept for the end: add --test, or run handgrad evaluate)")
+    if result.history:
+        plots.save(figures.run_figure(result), RunDir(out).file(CURVES))
+    say(f"report: {html.write_run(result, out)}")
+    say(f"run directory: {out}")
+    if result.status == "diverged":
+        print(f"handgrad: diverged: {result.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    config = args.config
+    out = args.out or default_run_dir(f"{config.dataset}-compare")
+    comparison = compare_engines(config, load_data(config, progress=not args.quiet),
+                                 out_dir=out, observer=EpochProgress(args.quiet),
+                                 command=args.command_line)
+    say(text_table(*gap_table(comparison.gaps())))
+    say(f"largest gap over all epochs ({config.dtype}): {fmt(comparison.max_gap())}")
+    plot = plots.save(figures.comparison_figure(comparison), Path(out) / "engines.png")
+    say(f"plot: {plot}")
+    diverged = [r for r in (comparison.manual, comparison.autograd) if r.status != "completed"]
+    return EXIT_DIVERGED if diverged else EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    classes = None if args.classes is None else [c for g in args.classes for c in g]
+    ev = evaluate_run(args.run_dir, args.data_dir, args.dataset, classes, args.device)
+    say(text_table(["metric", "value"], [["test_loss", ev.loss], ["test_accuracy", ev.accuracy]]))
+    names = RunDir(args.run_dir).read_record()["class_names"]
+    say(confusion_text(ev.confusion, names))
+    return EXIT_OK
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    loss = get_loss(args.loss).name
+    if loss == "cross_entropy" and args.sizes[-1] < 2:
+        raise ValueError(f"--loss cross_entropy needs at least 2 outputs, got --sizes ending "
+                         f"in {args.sizes[-1]}: a softmax over one output is constant (every "
+                         "gradient is 0); use 2 or more outputs, or --loss bce_with_logits")
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    check_fits(network_bytes(args.sizes, dtype, args.batch_size, copies=6), torch.device("cpu"),
+               f"gradcheck --sizes {' '.join(map(str, args.sizes))}")
+    problem = random_problem(args.sizes, args.activation, loss, args.batch_size, args.seed, dtype)
+    model, x, y = problem.model, problem.x, problem.y_true
+    report = gradcheck(model, x, y, loss, max_entries=args.max_entries, seed=args.seed)
+    say(f"gradcheck {'-'.join(map(str, args.sizes))} {args.activation} {loss} "
+        f"N={args.batch_size} {report.dtype} (step {report.step:g})")
+    say(text_table(report.HEADERS, report.rows()))
+    for w in report.warnings:
+        say(f"warning: {w}")
+    bad = report.first_failure()
+    say("all gradients agree" if bad is None else f"first wrong tensor: {bad.name}")
+    return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+
+
+def render_sweep(summary: dict) -> None:
+    headers, rows = sweep_table(summary)
+    say(text_table(headers, rows))
+    say(fixed_text(summary))
+    say(f"selected by {summary['select_by']} (* above); training loss is never used")
+    sel = summary["selected"]
+    if sel is None:
+        say("no config completed: nothing to evaluate on the test set")
+        return
+    if sel["test_loss"] is None:
+        say(f"the selected config ran on another machine ({sel['run_dir']}): rerun the sweep "
+            "there to evaluate it on the test set")
+        return
+    say(f"test loss {fmt(sel['test_loss'])}, test accuracy {fmt(sel['test_accuracy'])}")
+    say(confusion_text(sel["confusion_matrix"], sel["class_names"]))
+
+
+def fetch_data(config: TrainConfig, quiet: bool) -> None:
+    """--download for sweep and reproduce, done here where --quiet is known (their library
+    calls then find the data in place)."""
+    if config.download and config.dataset == "cifar10":
+        download_cifar10(Path(config.data_dir), progress=not quiet)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    spec = args.spec
+    fetch_data(spec.base, args.quiet)
+    out = args.out or Path("runs") / f"sweep-{spec.base.dataset}-{fingerprint(spec)}"
+    progress = RunProgress(args.quiet)
+    try:
+        summary = run_sweep(out, spec, workers=args.workers, storage=args.storage,
+                            select_by=args.select_by, progress=progress)
+    finally:
+        progress.close()
+    render_sweep(summary)
+    plot = plots.save(figures.sweep_figure(summary), Path(out) / "sweep_curves.png")
+    say(f"results: {out / 'results.md'}; plot: {plot}; report: {html.write_sweep(summary, out)}")
+    return EXIT_OK
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from handgrad.report.markdown import reproduce_text
+    from handgrad.run.reproduce import PHASES, reproduce
+
+    spec = args.spec
+    fetch_data(spec.base, args.quiet)
+    out = args.out or Path("runs") / f"reproduce-{spec.base.dataset}-{fingerprint(spec)}"
+    progress = RunProgress(args.quiet, phases=PHASES, sweep_prefix="3. sweep ")
+    try:
+        result = reproduce(spec, out, workers=args.workers, storage=args.storage,
+                           select_by=args.select_by, progress=progress)
+    finally:
+        progress.close()
+    say(reproduce_text(result))
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED

@@ -1,0 +1,232 @@
+"""Judging what a submission filled, against autograd, in the grader's own process.
+
+Errors are relative to the true gradient's scale: err(g, r) = max|g - r| / max(max|r|, floor),
+floor = 1e-6 × the largest true gradient entry of the case. The cases are float32 (the
+exercise's dtype), the truth float64 autograd on the same weights:
+
+- PASS_TOL = 1e-4: float32 rounding of a right answer stays below 1e-5 on every case (tested).
+- A wrong layer is named after a classic mistake when it matches that mistake's gradient
+  within MATCH_TOL = 1e-3, and only on a case where that mistake's gradient differs from the
+  truth by at least SEPARATION = 1e-2 in that tensor: on a case where two kinds give the same
+  numbers (N = 1 makes `batch_sum` exact, ReLU makes f'(a) = f'(z)) neither is named.
+
+The mistakes, in the order they are tried (each per tensor: a tensor either is right or
+matches the mistake):
+
+| kind        | the submission's gradient                                              |
+|-------------|------------------------------------------------------------------------|
+| zero        | all zeros: not computed                                                 |
+| wrong_sign  | the negative of the truth                                               |
+| transposed  | dL_dwᵀ (shows on square layers; elsewhere the shape gives it away)      |
+| mean        | the truth / N: a mean over the batch instead of the sum                 |
+| batch_sum   | dL/da summed over the batch before going down a layer                   |
+| activation  | f' taken at a[l] instead of z[l], f' left out, or f instead of f'       |
+| scale       | the truth times another constant (a missing 2 …)                        |
+| values      | none of these                                                           |
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from handgrad.check.reference import autograd_reference
+from handgrad.engine.losses import get_loss
+from handgrad.engine.model import MLP
+from handgrad.grade.cases import CASES, Case
+
+Tensor = torch.Tensor
+PASS_TOL, MATCH_TOL, SEPARATION, FLOOR = 1e-4, 1e-3, 1e-2, 1e-6
+Pairs = list[tuple[Tensor, Tensor]]
+
+
+@dataclass
+class Truth:
+    """A case as the judge sees it: the float32 weights the child got, the float64 truth and
+    the gradients of each classic mistake."""
+
+    case: Case
+    weights: Pairs
+    reference: Pairs
+    variants: dict[str, Pairs]
+    floor: float
+
+
+@dataclass
+class LayerResult:
+    layer: int
+    dw_error: float | None  # err against the truth; None when not comparable
+    db_error: float | None
+    kind: str  # "ok" or a kind of mistake
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.kind == "ok"
+
+
+@functools.cache
+def truth(index: int, loss: str, salt: int = 0) -> Truth:
+    """The truth of CASES[index] under `loss` and the secret `salt` (computed once)."""
+    case = CASES[index]
+    problem = case.problem(loss, salt)
+    weights = [(W.detach().clone(), b.detach().clone())
+               for W, b in problem.model.params_by_layer()]
+    model = problem.model.copy_as(torch.float64)
+    x, y = problem.x.double(), problem.y_true.double()
+    reference = autograd_reference(model, x, y, loss)
+    variants = {name: _backward_variant(model, x, y, loss, **kw)
+                for name, kw in VARIANTS.items()}
+    top = max(t.abs().max().item() for pair in reference for t in pair)
+    return Truth(case, weights, reference, variants, FLOOR * max(top, 1e-30))
+
+
+VARIANTS = {
+    "batch_sum": {"batch_sum": True},
+    "activation at a": {"derivative": "a"},
+    "activation missing": {"derivative": "none"},
+    "activation f": {"derivative": "f"},
+}
+
+
+@torch.no_grad()
+def _backward_variant(model: MLP, x: Tensor, y: Tensor, loss: str, batch_sum: bool = False,
+                      derivative: str = "z") -> Pairs:
+    """A backward pass with one classic mistake switched on, on a batch (N, D).
+    derivative: "z" (right), "a" (f' at a), "none" (no f'), "f" (f(z) in place of f'(z))."""
+    model(x.reshape(-1, x.shape[-1]))
+    dL_da = get_loss(loss).grad(model.a[model.L], y.reshape(model.a[model.L].shape))
+    grads = {}
+    for l in range(model.L, 0, -1):
+        z, a = model.z[l], model.a[l]
+        factor = {"z": model.df[l](z), "a": model.df[l](a), "none": 1.0, "f": a}[derivative]
+        dL_dz = dL_da * factor
+        grads[l] = (dL_dz.T @ model.a[l - 1], dL_dz.sum(0))
+        dL_da = dL_dz @ model.weight(l)
+        if batch_sum:
+            dL_da = dL_da.sum(0, keepdim=True).expand_as(dL_da)
+    return [grads[l] for l in range(1, model.L + 1)]
+
+
+def err(got: Tensor, want: Tensor, floor: float) -> float:
+    """max|got - want| / max(max|want|, floor)."""
+    scale = max(want.abs().max().item(), floor) if want.numel() else floor
+    return (got - want).abs().max().item() / scale if got.numel() else 0.0
+
+
+def check_entry(value: dict, want: Tensor, name: str, layer_dtype: torch.dtype) -> tuple | None:
+    """(kind, detail) when the captured `value` of dL_dw[l] / dL_db[l] cannot be compared
+    with the truth `want`: missing, not a torch tensor, wrong shape, dtype, NaN or inf."""
+    kind = value.get("type")
+    if kind == "missing":
+        return "missing", _missing(name, value.get("keys") or [])
+    if kind == "not_dict":
+        container = name.split("[")[0]
+        return "not_tensor", f"model.{container} is not a dict: store into the model's dict"
+    if kind != "tensor":
+        what = "a numpy array" if kind == "numpy.ndarray" else f"a {str(kind)[:80]}"
+        return "not_tensor", f"{name} is {what}, not a dense torch tensor on the CPU"
+    shape, want_shape = tuple(value.get("shape", ())), tuple(want.shape)
+    if shape != want_shape:
+        transposed = len(want_shape) == 2 and shape == want_shape[::-1]
+        return ("transposed" if transposed else "shape"), (
+            f"{name} has shape {shape}; it must be exactly {want_shape}")
+    t = value.get("value")
+    if t is None:
+        return "shape", f"{name} is too large to read back"
+    if not _plain(t) or tuple(t.shape) != want_shape:
+        return "not_tensor", f"{name} is not a dense torch tensor on the CPU"
+    if t.dtype != layer_dtype:
+        return "dtype", (f"{name} is {str(t.dtype).replace('torch.', '')}; the weights are "
+                         f"{str(layer_dtype).replace('torch.', '')}")
+    if not torch.isfinite(t).all():
+        return "nan", f"{name} contains NaN or inf"
+    return None
+
+
+def _plain(t: object) -> bool:
+    """A dense tensor on the CPU (what the child sends; a forged result may hold others)."""
+    return (type(t) is Tensor and t.layout == torch.strided and t.device.type == "cpu"
+            and not t.is_meta)
+
+
+def _missing(name: str, keys: list) -> str:
+    """What a missing entry's dict holds instead, when that explains it."""
+    key = name.split("[")[1].rstrip("]")
+    if repr(key) in keys:
+        return f"{name} was stored under the string key '{key}', not the number {key}"
+    if "0" in keys:
+        return f"{name} was not set, but [0] was: layers are numbered 1 to L"
+    return f"{name} was not set"
+
+
+def judge_layer(truth: Truth, l: int, dw: dict, db: dict) -> LayerResult:
+    """The verdict on layer l (1-based) of one case."""
+    want_w, want_b = truth.reference[l - 1]
+    dtype = truth.weights[l - 1][0].dtype
+    for value, want, name in ((dw, want_w, f"dL_dw[{l}]"), (db, want_b, f"dL_db[{l}]")):
+        problem = check_entry(value, want, name, dtype)
+        if problem is not None:
+            return LayerResult(l, None, None, *problem)
+    got = (dw["value"].double(), db["value"].double())
+    want = (want_w, want_b)
+    errors = [err(g, w, truth.floor) for g, w in zip(got, want, strict=True)]
+    if max(errors) <= PASS_TOL:
+        return LayerResult(l, *errors, "ok")
+    kind, detail = _kind(truth, l, got, want, errors)
+    return LayerResult(l, *errors, kind, detail)
+
+
+def _kind(truth: Truth, l: int, got: tuple, want: tuple, errors: list[float]) -> tuple:
+    wrong = [i for i in (0, 1) if errors[i] > PASS_TOL]
+    names = ("dL_dw", "dL_db")
+    where = " and ".join(f"{names[i]}[{l}]" for i in wrong)
+    for kind, candidate in _candidates(truth, l, want):
+        if all(_matches(got[i], candidate[i], want[i], truth.floor) for i in wrong):
+            return _named(kind, where)
+    scale = _fitted_scale(got, want, wrong)
+    if scale is not None and all(
+            _matches(got[i], scale * want[i], want[i], truth.floor) for i in wrong):
+        return "scale", f"{where} are the true gradient times {scale:.4g}"
+    return "values", f"{where} are wrong (error {max(errors):.2g})"
+
+
+def _named(kind: str, where: str) -> tuple[str, str]:
+    details = {
+        "zero": f"{where}: all zeros",
+        "wrong_sign": f"{where}: the negative of the gradient",
+        "transposed": f"{where}: the transpose of the gradient",
+        "mean": f"{where}: the gradient divided by the batch size N",
+        "batch_sum": f"{where}: dL/da was summed over the batch above this layer",
+        "activation at a": f"{where}: the activation derivative taken at a[l], not z[l]",
+        "activation missing": f"{where}: the activation derivative left out",
+        "activation f": f"{where}: multiplied by f(z) instead of its derivative f'(z)",
+    }
+    return ("activation" if kind.startswith("activation") else kind), details[kind]
+
+
+def _candidates(truth: Truth, l: int, want: tuple):
+    w, b = want
+    yield "zero", (torch.zeros_like(w), torch.zeros_like(b))
+    yield "wrong_sign", (-w, -b)
+    if w.shape[0] == w.shape[1]:
+        yield "transposed", (w.T, b)
+    if truth.case.samples > 1:
+        yield "mean", (w / truth.case.samples, b / truth.case.samples)
+    for name, pairs in truth.variants.items():
+        yield name, pairs[l - 1]
+
+
+def _matches(got: Tensor, candidate: Tensor, want: Tensor, floor: float) -> bool:
+    """got is `candidate`, and `candidate` is far enough from the truth to tell them apart."""
+    return (err(candidate, want, floor) >= SEPARATION
+            and err(got, candidate, floor) <= MATCH_TOL)
+
+
+def _fitted_scale(got: tuple, want: tuple, wrong: list[int]) -> float | None:
+    g = torch.cat([got[i].reshape(-1) for i in wrong])
+    w = torch.cat([want[i].reshape(-1) for i in wrong])
+    denominator = (w @ w).item()
+    return None if denominator == 0 else (g @ w).item() / denominator

@@ -1,0 +1,1 @@
+"""Rendering results: tables, plots and the exercise's report.md."""

@@ -1,0 +1,215 @@
+"""What a sweep is: its configs, their keys and directory names, and its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from handgrad.data import Dataset
+from handgrad.run.config import TrainConfig
+from handgrad.run.train import preflight
+
+SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
+HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
+SELECT_BY = ("val_loss", "val_accuracy")
+EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
+    (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9),
+]
+
+
+class SweepError(RuntimeError):
+    """A sweep could not finish; rerunning the same command resumes it."""
+
+
+class ConfigFailed(SweepError):
+    """A config's training raised an error that a rerun would raise again (its settings
+    cause it): the message says so, and never to rerun."""
+
+    @classmethod
+    def of(cls, key: str, error: BaseException) -> ConfigFailed:
+        why = " ".join(str(error).split()) or type(error).__name__
+        return cls(f"config {key} failed ({type(error).__name__}: {why}); rerunning the same "
+                   "command would fail the same way: change or drop that config")
+
+
+@dataclass
+class SweepSpec:
+    """A base config and the configs to run: a full grid over `grid`, or explicit `points`."""
+
+    base: TrainConfig
+    grid: dict[str, list] = field(default_factory=dict)
+    points: list[dict[str, Any]] | None = None
+    command: list[str] | None = None  # recorded in every config's config.json
+
+    def configs(self) -> list[dict[str, Any]]:
+        """Each config's swept values, in a fixed order (hidden as '512,128,32')."""
+        if self.points is not None:
+            return [dict(p) for p in self.points]
+        keys = [k for k in SWEEPABLE if k in self.grid]
+        return [dict(zip(keys, values, strict=True))
+                for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def search_space(self) -> dict[str, list]:
+        configs = self.configs()
+        return {k: sorted({c[k] for c in configs}, key=str) for k in configs[0]}
+
+    def config_for(self, values: dict[str, Any]) -> TrainConfig:
+        changes = dict(values)
+        if "hidden" in changes:
+            changes["hidden"] = _hidden_tuple(str(changes["hidden"]))
+        return self.base.replace(**changes)
+
+    def validate(self) -> SweepSpec:
+        configs = self.configs()
+        if not configs:
+            raise ValueError("the sweep has no configs")
+        base_error = _error_of(self.base)
+        for values in configs:
+            unknown = set(values) - set(SWEEPABLE)
+            if unknown:
+                raise ValueError(f"cannot sweep {sorted(unknown)}; sweepable: {SWEEPABLE}")
+            error = _error_of(self.config_for(values))
+            if error is not None:  # named by its config when the swept values cause it
+                raise ValueError(error if error == base_error
+                                 else f"config {config_key(values)}: {error}")
+        return self
+
+    def check_fits(self, dataset: Dataset) -> None:
+        """ValueError, naming the config, when a config's network does not fit in memory
+        (train's own check, run before the sweep writes anything)."""
+        for values in self.configs():
+            try:
+                preflight(self.config_for(values), dataset, None)
+            except ValueError as e:
+                raise ValueError(f"config {config_key(values)}: {e}") from None
+
+    def table_columns(self) -> list[str]:
+        """The hyperparameters a table of this sweep shows: HYPERPARAMETERS, and betas and
+        nesterov where some config uses them."""
+        configs = [self.config_for(v) for v in self.configs()]
+        extra = [name for name, used in (
+            ("betas", any(c.optimizer != "sgd" for c in configs)),
+            ("nesterov", any(c.nesterov for c in configs))) if used]
+        return [*HYPERPARAMETERS, *extra]
+
+    @classmethod
+    def from_grid(cls, base: TrainConfig, *, lr: Sequence[float] | None = None,
+                  weight_decay: Sequence[float] | None = None,
+                  momentum: Sequence[float] | None = None,
+                  optimizer: Sequence[str] | None = None,
+                  batch_size: Sequence[int] | None = None,
+                  hidden: Sequence[Sequence[int] | str] | None = None,
+                  command: list[str] | None = None) -> SweepSpec:
+        """The sweep of every combination of the values given, on top of `base`.
+
+        If any of `lr`, `weight_decay`, `momentum` is given, their full grid (one missing
+        takes `base`'s value); otherwise the exercise's four (lr, weight decay, momentum)
+        points. `optimizer`, `batch_size` and `hidden` multiply the configs when they hold
+        several values and set `base` when they hold one. Every value given reaches every
+        config, or the spec is refused (ValueError) before anything runs.
+        """
+        core = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum}
+        extra = {"optimizer": optimizer, "batch_size": batch_size,
+                 "hidden": None if hidden is None else [_hidden_text(h) for h in hidden]}
+        for name, values in {**core, **extra}.items():
+            if values is not None and len(values) == 0:
+                raise ValueError(f"--{name.replace('_', '-')} needs at least one value")
+        extra = {k: list(dict.fromkeys(v)) for k, v in extra.items() if v is not None}
+        fixed = {k: v[0] for k, v in extra.items() if len(v) == 1}
+        if "hidden" in fixed:
+            fixed["hidden"] = _hidden_tuple(fixed["hidden"])
+        base = base.replace(**fixed)
+        swept = {k: v for k, v in extra.items() if len(v) > 1}
+        if any(v is not None for v in core.values()):
+            grid = {k: list(dict.fromkeys(v if v is not None else [getattr(base, k)]))
+                    for k, v in core.items()}
+            return cls(base, grid={**grid, **swept}, command=command).validate()
+        if {base.optimizer, *swept.get("optimizer", [])} & {"adam", "adamw"}:
+            raise ValueError("the exercise's default grid uses SGD momentum 0.9, which adam "
+                             "and adamw do not take: give the grid with --lr and "
+                             "--weight-decay")
+        points = [dict(lr=lr, weight_decay=wd, momentum=m) for lr, wd, m in EXERCISE_GRID]
+        for key, values in swept.items():
+            points = [{**p, key: v} for p in points for v in values]
+        return cls(base, points=points, command=command).validate()
+
+
+def hyperparameters(config: TrainConfig, columns=HYPERPARAMETERS) -> dict[str, Any]:
+    """`config`'s values of `columns`, as a sweep table shows them (hidden as '16,8')."""
+    values = {k: getattr(config, k) for k in columns}
+    values["hidden"] = _hidden_text(config.hidden)
+    if "betas" in values:  # '-' where the optimizer has none
+        values["betas"] = (None if config.optimizer == "sgd"
+                           else ",".join(f"{b:g}" for b in config.betas))
+    return values
+
+
+def fixed_settings(spec: SweepSpec, columns: Sequence[str]) -> dict[str, Any]:
+    """The settings every config shares that its table's `columns` do not show (dataset,
+    classes, activation, loss, epochs, dtype, seed...), as plain JSON; not where it runs."""
+    base = settings(spec)["base"]
+    unused = {"extra"} if not base["extra"] else set()
+    if "betas" not in columns:  # no config uses adam or adamw
+        unused.add("betas")
+    return {k: v for k, v in base.items() if k not in columns and k not in unused}
+
+
+def _error_of(config: TrainConfig) -> str | None:
+    try:
+        config.validate()
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _hidden_text(widths: Sequence[int] | str) -> str:
+    """Hidden widths as the sweep records them: '512,128,32' ('' for no hidden layer)."""
+    parts = widths.split(",") if isinstance(widths, str) else widths
+    try:
+        return ",".join(str(int(w)) for w in parts if str(w).strip())
+    except (TypeError, ValueError):
+        raise ValueError(f"hidden {widths!r} is not a list of widths like 512,128,32") from None
+
+
+def _hidden_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(h) for h in text.split(",") if h)
+
+
+def settings(spec: SweepSpec) -> dict[str, Any]:
+    """Everything that decides the sweep's results, as plain JSON; not where it runs or where
+    its data lives (machines sharing a study may keep CIFAR-10 in different places)."""
+    base = spec.base.to_dict()
+    for where in ("device", "download", "data_dir"):
+        base.pop(where)
+    return {"base": base, "configs": spec.configs()}
+
+
+def fingerprint(spec: SweepSpec) -> str:
+    """8 hex digits that change with any setting of the sweep (not with where it runs), so
+    that the same command finds the same default directory and resumes there."""
+    text = json.dumps(settings(spec), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """'name stored -> wanted' for every setting that differs, base settings first."""
+    base_a, base_b = stored.get("base", {}), wanted["base"]
+    out = [f"{k} {base_a.get(k)!r} -> {base_b.get(k)!r}"
+           for k in sorted(set(base_a) | set(base_b)) if base_a.get(k) != base_b.get(k)]
+    if stored.get("configs") != wanted["configs"]:
+        out.append(f"configs {[config_key(c) for c in stored.get('configs', [])]} -> "
+                   f"{[config_key(c) for c in wanted['configs']]}")
+    return out
+
+
+def config_key(values: dict[str, Any]) -> str:
+    return ",".join(f"{k}={values[k]}" for k in sorted(values))
+
+
+def run_dir_name(values: dict[str, Any]) -> str:
+    return "_".join(f"{k}-{values[k]}" for k in sorted(values)).replace(",", "x")
+

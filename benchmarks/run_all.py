@@ -147,7 +147,7 @@ def conv_section(conv: dict) -> list[str]:
         return []
     m = conv["machine"]
     ratios = conv["ratio_over_manual"]
-    lines = ["", "## 8. The conv net: hand-written layers against autograd and torch.nn", "",
+    lines = ["", "## 9. The conv net: hand-written layers against autograd and torch.nn", "",
              f"`benchmarks/bench_conv.py` ({m.get('date')}, {conv['device']}, "
              f"{conv.get('threads', m.get('torch_threads'))} torch thread(s)): `handgrad "
              f"train --model cnn`'s network on CIFAR-10's shapes, float32, SGD momentum 0.9, "

@@ -55,11 +55,9 @@ def test_every_named_mistake_is_either_exact_or_well_separated_from_the_truth():
     is invisible there (and never named from that case) or at least SEPARATION away."""
     for i in range(len(CASES)):
         t = judge.truth(i, "sse")
-        for pairs in t.variants.values():
-            for got, want in zip((x for p in pairs for x in p),
-                                 (x for p in t.reference for x in p), strict=True):
-                e = judge.err(got, want, t.floor)
-                assert e <= 1e-9 or e >= judge.SEPARATION
+        errors = judge.variant_errors(t)
+        assert len(errors) >= 2 * len(t.reference) * (len(t.variants) - 1)
+        assert all(e <= 1e-9 or e >= judge.SEPARATION for e in errors), i
 
 
 def test_correct_example_passes_with_full_marks():
@@ -285,3 +283,46 @@ def test_forward_ad_dual_numbers_are_autograd_use():
             model.dL_db[1] = model.dL_db[1] + 0 * fwAD.unpack_dual(b).tangent
     d = check_backprop(with_dual).diagnosis()
     assert d.kind == "autograd" and "forward-mode" in d.detail
+
+
+SUBMISSIONS = ROOT / "tests" / "submissions"
+
+
+def test_a_wrong_2d_gradient_heads_the_diagnosis_before_a_1d_exception():
+    """W.T.reshape(W.shape): wrong values at layer 1 on the 2-D cases, and an exception on
+    the 1-D case; the headline is the wrong gradient, the 1-D row keeps its exception."""
+    result = check_backprop(load_function(str(SUBMISSIONS / "bug_scrambled_reshape.py")))
+    d = result.diagnosis()
+    one_d = next(c for c in result.cases if c.batch == 0)
+    assert one_d.error_kind == "error" and not one_d.passed
+    assert d.case != one_d.name and d.layer == 1 and d.kind == "values"
+    assert any(row[0] == one_d.name and "error" in str(row[4]) for row in result.rows())
+
+
+def test_a_factor_that_differs_across_entries_is_an_activation_not_a_scale():
+    """The hidden layers' f' applied on the identity output layer: each output multiplied
+    by its own factor (about 0.25 for sigmoid): `activation` on the last layer."""
+    result = check_backprop(load_function(str(SUBMISSIONS / "bug_hidden_derivative_on_output.py")))
+    kinds = {c.first_wrong().kind for c in result.cases if not c.passed and c.layers}
+    assert kinds == {"activation"}
+    d = result.diagnosis()
+    assert d.kind == "activation" and d.layer == len(next(
+        c for c in result.cases if c.name == d.case).case.sizes) - 1
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0, -3.0])
+def test_one_constant_factor_is_a_scale_and_a_varying_one_is_not(factor):
+    def scaled(model, y_true, y_pred):
+        _right(model, y_true, y_pred)
+        for l in range(1, model.L + 1):
+            model.dL_dw[l] = model.dL_dw[l] * factor
+            model.dL_db[l] = model.dL_db[l] * factor
+
+    def varying(model, y_true, y_pred):
+        _right(model, y_true, y_pred)
+        for l in range(1, model.L + 1):
+            ramp = torch.linspace(0.2496, 0.25, model.dL_db[l].numel())  # 0.16 % apart
+            model.dL_dw[l] = model.dL_dw[l] * ramp[:, None] * factor
+            model.dL_db[l] = model.dL_db[l] * ramp * factor
+    assert _check(scaled).diagnosis().kind == "scale"
+    assert _check(varying).diagnosis().kind == "values"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -35,6 +36,18 @@ def test_atomic_write_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch)
         atomic_write_bytes(target, b"new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_atomic_write_gives_the_mode_of_any_new_file(tmp_path):
+    before = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "report.html", b"<html></html>")
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.json", b"{}")
+    finally:
+        os.umask(before)
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_json_is_strict_with_non_finite_numbers(tmp_path):

@@ -1,4 +1,4 @@
-# expect: fail error
+# expect: fail memory
 """Asks for 6 GB: more than the address space the grader allows a submission (4 GB by
 default), though this machine could give it."""
 

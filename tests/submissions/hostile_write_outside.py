@@ -1,10 +1,9 @@
 # expect: fail error
 """Computes the right gradients, but first writes a file outside its working directory."""
-import os
 
 import torch
 
-TARGET = os.environ.get("HANDGRAD_TEST_OUTSIDE", "/tmp/handgrad-hostile-was-here")
+TARGET = "/usr/handgrad-hostile-was-here"  # /tmp is its own scratch folder: /usr is not
 
 
 def backpropagation(model, y_true, y_pred):

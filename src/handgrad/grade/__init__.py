@@ -1,2 +1,2 @@
-"""The course autograder: a student's backward pass run in a sandbox on salted cases,
-judged against autograd, with a diagnosis of the mistake (docs/grading.md)."""
+"""Grading a class's hand-written backward passes: `grader` orchestrates one submission,
+`judge` judges it, `batch` grades a class, `sandbox/` runs the code confined."""

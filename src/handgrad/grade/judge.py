@@ -1,4 +1,7 @@
-"""Judging what a submission filled, against autograd, in the grader's own process.
+"""Judging what a submission filled, against autograd, in the grader's own process: the
+verdict on each layer (`judge_layer`), on each case and the whole submission
+(`judge_outputs`: untrusted data, checked here), and the cases' secret salt (`case_salt`:
+kept only when every diagnosis is independent of it).
 
 Errors are relative to the true gradient's scale: err(g, r) = max|g - r| / max(max|r|, floor),
 floor = 1e-6 × the largest true gradient entry of the case. The cases are float32 (the
@@ -20,22 +23,29 @@ matches the mistake):
 | transposed  | dL_dwᵀ (shows on square layers; elsewhere the shape gives it away)      |
 | mean        | the truth / N: a mean over the batch instead of the sum                 |
 | batch_sum   | dL/da summed over the batch before going down a layer                   |
-| activation  | f' taken at a[l] instead of z[l], f' left out, or f instead of f'       |
-| scale       | the truth times another constant (a missing 2 …)                        |
+| activation  | f' taken at a[l] instead of z[l], f' left out, f instead of f', or the  |
+|             | hidden layers' f' on the output layer                                   |
+| scale       | the truth times one constant, within float32 rounding (a missing 2 …)   |
 | values      | none of these                                                           |
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from handgrad.check.reference import autograd_reference
+from handgrad.engine.backprop import backpropagation as library_backprop
 from handgrad.engine.losses import get_loss
 from handgrad.engine.model import MLP
 from handgrad.grade.cases import CASES, Case
+from handgrad.grade.result import CaseResult, CheckResult, LayerResult
+from handgrad.grade.sandbox import server
 
 Tensor = torch.Tensor
 PASS_TOL, MATCH_TOL, SEPARATION, FLOOR = 1e-4, 1e-3, 1e-2, 1e-6
@@ -52,19 +62,6 @@ class Truth:
     reference: Pairs
     variants: dict[str, Pairs]
     floor: float
-
-
-@dataclass
-class LayerResult:
-    layer: int
-    dw_error: float | None  # err against the truth; None when not comparable
-    db_error: float | None
-    kind: str  # "ok" or a kind of mistake
-    detail: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.kind == "ok"
 
 
 @functools.cache
@@ -88,21 +85,26 @@ VARIANTS = {
     "activation at a": {"derivative": "a"},
     "activation missing": {"derivative": "none"},
     "activation f": {"derivative": "f"},
+    "activation on output": {"output": "hidden"},
 }
 
 
 @torch.no_grad()
 def _backward_variant(model: MLP, x: Tensor, y: Tensor, loss: str, batch_sum: bool = False,
-                      derivative: str = "z") -> Pairs:
+                      derivative: str = "z", output: str = "own") -> Pairs:
     """A backward pass with one classic mistake switched on, on a batch (N, D).
-    derivative: "z" (right), "a" (f' at a), "none" (no f'), "f" (f(z) in place of f'(z))."""
+    derivative: "z" (right), "a" (f' at a), "none" (no f'), "f" (f(z) in place of f'(z));
+    output "hidden": the last layer multiplied by the hidden layers' f'(z) in place of its
+    own (an activation derivative where the layer has none, when its activation is the
+    identity)."""
     model(x.reshape(-1, x.shape[-1]))
     dL_da = get_loss(loss).grad(model.a[model.L], y.reshape(model.a[model.L].shape))
     grads = {}
     # A loop of its own, not engine.backprop's: it makes the students' mistakes on purpose.
     for l in range(model.L, 0, -1):
         z, a = model.z[l], model.a[l]
-        factor = {"z": model.df[l](z), "a": model.df[l](a), "none": 1.0, "f": a}[derivative]
+        df = model.df[1] if output == "hidden" and l == model.L else model.df[l]
+        factor = {"z": df(z), "a": df(a), "none": 1.0, "f": a}[derivative]
         dL_dz = dL_da * factor
         grads[l] = (dL_dz.T @ model.a[l - 1], dL_dz.sum(0))
         dL_da = dL_dz @ model.weight(l)
@@ -188,8 +190,9 @@ def _kind(truth: Truth, l: int, got: tuple, want: tuple, errors: list[float]) ->
         if all(_matches(got[i], candidate[i], want[i], truth.floor) for i in wrong):
             return _named(kind, where)
     scale = _fitted_scale(got, want, wrong)
-    if scale is not None and all(
-            _matches(got[i], scale * want[i], want[i], truth.floor) for i in wrong):
+    if scale is not None and all(  # one factor for every entry, up to float32 rounding
+            err(scale * want[i], want[i], truth.floor) >= SEPARATION
+            and err(got[i], scale * want[i], truth.floor) <= PASS_TOL for i in wrong):
         return "scale", f"{where} are the true gradient times {scale:.4g}"
     return "values", f"{where} are wrong (error {max(errors):.2g})"
 
@@ -204,6 +207,9 @@ def _named(kind: str, where: str) -> tuple[str, str]:
         "activation at a": f"{where}: the activation derivative taken at a[l], not z[l]",
         "activation missing": f"{where}: the activation derivative left out",
         "activation f": f"{where}: multiplied by f(z) instead of its derivative f'(z)",
+        "activation on output": f"{where}: multiplied by the hidden layers' activation "
+                                "derivative, on a layer whose activation is not theirs (the "
+                                "output layer's, often the identity: no derivative to apply)",
     }
     return ("activation" if kind.startswith("activation") else kind), details[kind]
 
@@ -231,3 +237,158 @@ def _fitted_scale(got: tuple, want: tuple, wrong: list[int]) -> float | None:
     w = torch.cat([want[i].reshape(-1) for i in wrong])
     denominator = (w @ w).item()
     return None if denominator == 0 else (g @ w).item() / denominator
+
+
+# The verdict on a whole submission: what it left on each case, and the salt that makes
+# the cases secret.
+
+def case_salt(losses: tuple[str, ...]) -> int:
+    """This process's secret salt for the cases' weights, inputs and targets: drawn at
+    random, never sent to a child, and redrawn unless handgrad's own float32 backward pass
+    is within PASS_TOL / 10 of the truth on every case of `losses` (right work must always
+    pass) and every classic mistake is exact or well separated there (`_separated`)."""
+    server.start()  # forked before the salt exists, so that no child can find it in memory
+    while not _SALT or not all(_salt_fits(_SALT[-1], loss) for loss in losses):
+        _SALT.append(secrets.randbelow(2**61) + 1)
+    return _SALT[-1]
+
+
+_SALT: list[int] = []
+
+
+@functools.cache
+def _salt_fits(salt: int, loss: str) -> bool:
+    return all(_rounding_ok(i, loss, salt) for i in range(len(CASES)))
+
+
+def _rounding_ok(index: int, loss: str, salt: int) -> bool:
+    t, p = truth(index, loss, salt), CASES[index].problem(loss, salt)
+    with torch.no_grad():
+        library_backprop(p.model, p.y_true, p.model(p.x), loss)
+    rounding = all(err(got.double(), want, t.floor) <= PASS_TOL / 10
+                   for l in range(1, p.model.L + 1)
+                   for got, want in zip((p.model.dL_dw[l], p.model.dL_db[l]),
+                                        t.reference[l - 1], strict=True))
+    return rounding and _separated(t)
+
+
+def _separated(t: Truth) -> bool:
+    """Each classic mistake is either invisible on the case or SEPARATION away from the
+    truth (so that a diagnosis names it, whatever the salt)."""
+    return all(e <= 1e-9 or e >= SEPARATION for e in variant_errors(t))
+
+
+def variant_errors(t: Truth) -> list[float]:
+    """err of each classic mistake's tensors against the truth, on the layers where the
+    mistake can be named: all of them, but for "activation on output", named on the last
+    layer only (below it, the gradients are wrong because the last layer is)."""
+    out = []
+    for name, pairs in t.variants.items():
+        first = len(pairs) - 1 if name == "activation on output" else 0
+        out += [err(got, want, t.floor) for l in range(first, len(pairs))
+                for got, want in zip(pairs[l], t.reference[l], strict=True)]
+    return out
+
+
+def judge_outputs(outputs: list, loss: str, allow_autograd: bool, salt: int = 0) -> CheckResult:
+    """The verdict on what the function left on each case and loss (untrusted data, checked
+    here); `loss` is one name or several joined by commas, in the order they ran."""
+    losses = loss.split(",")
+    if len(outputs) != len(CASES) * len(losses):
+        return CheckResult(loss, [], "the submission returned results for "
+                                     f"{len(outputs)} of {len(CASES) * len(losses)} cases",
+                           "unreadable")
+    cases = [_judge_case(i % len(CASES), out, losses[i // len(CASES)], allow_autograd, salt)
+             for i, out in enumerate(outputs)]
+    if len(losses) > 1:
+        for c in cases:
+            c.show_loss = True
+    return CheckResult(loss, cases, wrong_digest=_wrong_digest(outputs, cases))
+
+
+def _wrong_digest(outputs: list, cases: list[CaseResult]) -> str:
+    """SHA-256 (16 hex digits) of the gradients left on the cases judged wrong, "" when
+    none: two submissions with the same digest made the same mistake with the same numbers."""
+    h, found = hashlib.sha256(), False
+    for out, case in zip(outputs, cases, strict=True):
+        if case.passed or not case.layers:
+            continue
+        for entry in out["dw"] + out["db"]:
+            value = entry.get("value")
+            if _plain(value):
+                h.update(value.contiguous().numpy().tobytes())
+                found = True
+    return h.hexdigest()[:16] if found else ""
+
+
+def _judge_case(index: int, out: Any, loss: str, allow_autograd: bool,
+                salt: int) -> CaseResult:
+    """The verdict on one case; results it cannot read (a forged result file holds
+    anything torch.load accepts) fail the case, they never crash the grader."""
+    try:
+        return _judge_read_case(index, out, loss, allow_autograd, salt)
+    except Exception as e:  # untrusted data that passed the shape checks but not the math
+        result = CaseResult(CASES[index], loss=loss)
+        result.error = f"the case's results could not be read ({type(e).__name__})"
+        result.error_kind = "unreadable"
+        return result
+
+
+def _judge_read_case(index: int, out: Any, loss: str, allow_autograd: bool,
+                     salt: int) -> CaseResult:
+    t = truth(index, loss, salt)
+    result = CaseResult(t.case, loss=loss)
+    if not isinstance(out, dict) or ("error" not in out and not _well_formed(out, t)):
+        result.error, result.error_kind = "the case's results could not be read", "unreadable"
+    elif "error" in out:  # MemoryError: what the address-space limit makes of an allocation
+        text = str(out["error"])[:2000]
+        result.error, result.error_kind = text, ("memory" if text.startswith("MemoryError")
+                                                 else "error")
+    elif (change := _model_change(out["params"], t)) is not None:
+        result.error, result.error_kind = change, "modified"
+    elif out.get("autograd") != [] and not allow_autograd:
+        used = out["autograd"] if isinstance(out.get("autograd"), list) else ["autograd"]
+        result.error = "the function used " + " and ".join(map(str, used))[:300]
+        result.error_kind = "autograd"
+    else:
+        result.layers = [judge_layer(t, l, out["dw"][l - 1], out["db"][l - 1])
+                         for l in range(1, len(t.weights) + 1)]
+        _explain_missing(result, out)
+    return result
+
+
+def _explain_missing(result: CaseResult, out: dict) -> None:
+    """Say where the gradients went when they are not in model.dL_dw / dL_db."""
+    returned, grad_set = out.get("returned"), out.get("grad_set") is True
+    for layer in result.layers:
+        if layer.kind == "missing" and isinstance(returned, str):
+            layer.detail += (f" (the function returned a {returned[:40]}: it must store the "
+                             "gradients in model.dL_dw and model.dL_db)")
+        elif layer.kind == "missing" and grad_set:
+            layer.detail += (" (gradients were put in the parameters' .grad: store them in "
+                             "model.dL_dw and model.dL_db)")
+
+
+def _well_formed(out: dict, t: Truth) -> bool:
+    L = len(t.weights)
+    return (all(isinstance(out.get(k), list) and len(out[k]) == L for k in ("dw", "db"))
+            and all(isinstance(v, dict) for k in ("dw", "db") for v in out[k])
+            and isinstance(out.get("params"), dict))
+
+
+def _model_change(params: dict, t: Truth) -> str | None:
+    """What the call changed in the model's layers, weights or biases, or None."""
+    keys = [str(l) for l in range(1, len(t.weights) + 1)]
+    if sorted(params) != sorted(keys):
+        return f"the function changed the model's layers (now {sorted(params)})"
+    for key, (W, b) in zip(keys, t.weights, strict=True):
+        layer = params[key]
+        if not isinstance(layer, dict) or layer.get("type") != "Linear":
+            return f"the function replaced layer {key}"
+        for name, want in (("weights", W), ("biases", b)):
+            got = layer.get("W" if name == "weights" else "b")
+            same = (_plain(got) and got.shape == want.shape
+                    and got.dtype == want.dtype and torch.equal(got, want))
+            if not same:
+                return f"the function modified the {name} of layer {key}"
+    return None

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handgrad.grade.cases import POINTS, Case
-from handgrad.grade.judge import LayerResult
 
 HINTS = {
     "missing": "set model.dL_dw[l] and model.dL_db[l] for every layer l = 1..L",
@@ -46,12 +45,31 @@ HINTS = {
     "exited": "the program ended before returning: remove sys.exit(), exit() and os._exit()",
     "timeout": "the function did not finish in time: look for an endless loop",
     "cpu": "the function used too much CPU time: look for an endless loop",
+    "memory": "the function asked for more memory than the grader allows (--memory): look "
+              "for a tensor far larger than the layers need (N x N instead of N x H …)",
     "load": "the file could not be run: fix the error shown (its line is given)",
     "no_function": "define the function with the name the assignment asks for",
+    "forged": "return the gradients only by filling model.dL_dw and model.dL_db: a result "
+              "sent to the grader any other way fails",
+    "not_graded": "the grader failed (not the submission): it is graded again on the next run",
     "unreadable": "the submission's results could not be read back",
 }
 ONE_D = " (this case passes one sample as a 1-D x of shape (D,): then y_pred and every " \
         "model.a[l] are 1-D too)"
+
+
+@dataclass
+class LayerResult:
+    layer: int
+    dw_error: float | None  # err against the truth; None when not comparable
+    db_error: float | None
+    kind: str  # "ok" or a kind of mistake
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.kind == "ok"
+
 
 
 @dataclass
@@ -110,6 +128,7 @@ class CheckResult:
     isolation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     submission: str | None = None
+    wrong_digest: str = ""  # of the wrong gradients (`judge._wrong_digest`), "" when none
 
     HEADERS = ("case", "layer", "dL_dw error", "dL_db error", "result")
 
@@ -146,16 +165,18 @@ class CheckResult:
         return float(sum(POINTS.values()))
 
     def diagnosis(self) -> Diagnosis | None:
-        """None when passed. Otherwise the first failing case, 2-D cases first, that names
-        a kind of mistake ("values" only when no case names one)."""
+        """None when passed. Otherwise, in this order: the first failing 2-D case that
+        names a kind of mistake, the first failing 2-D case ("values"), then the same for
+        the 1-D case (x of shape (D,)): a 1-D exception never hides a wrong 2-D gradient."""
         if self.error is not None:
             kind = self.error_kind or "exited"
             return Diagnosis("", None, kind, self.error, HINTS.get(kind, ""))
-        found = [d for c in sorted(self.cases, key=lambda c: c.batch == 0)
-                 if not c.passed for d in [_case_diagnosis(c)]]
-        if not found:
-            return None
-        return next((d for d in found if d.kind != "values"), found[0])
+        for one_d in (False, True):
+            found = [_case_diagnosis(c) for c in self.cases
+                     if not c.passed and (c.batch == 0) is one_d]
+            if found:
+                return next((d for d in found if d.kind != "values"), found[0])
+        return None
 
     def rows(self) -> list[list]:
         rows = []
@@ -201,6 +222,7 @@ class CheckResult:
             "error": self.error, "error_kind": self.error_kind,
             "diagnosis": None if d is None else vars(d).copy(),
             "groups": self.points(), "isolation": self.isolation,
+            "wrong_digest": self.wrong_digest,
             "seconds": round(self.seconds, 3), "output": self.output,
             "cases": [_case_json(c) for c in self.cases]}
 

@@ -1,65 +1,165 @@
-"""Linux namespaces for a grading child: no network, and a read-only file system but for
-its working directory.
+"""Linux namespaces for a grading child: no network, a file system that holds only what the
+child needs (an allow-list), and processes that die with it.
 
-`confine(workdir)` runs in the child before any of the submission's code:
+`enter(allowed, submission, network)` runs in the keeper (our code only, before any of the
+submission's): a new mount and network namespace (and user namespace when not root), then a
+new root on an empty tmpfs, into which are bind-mounted, read-only,
 
-1. a new network namespace (nothing but a down loopback) and a new mount namespace, with a
-   new user namespace too when not root;
-2. in it, an empty tmpfs over each folder of `hide` (/tmp, /var/tmp, /dev/shm and the
-   folder of the grader's fork-server socket: a submission that reached that socket would
-   have the fork server run its code outside every namespace), `workdir` bind-mounted back
-   in place, and every other mount remounted read-only (/proc and /sys excepted: writing
-   there needs privileges the child drops in 3);
-3. a second user and mount namespace on top, which locks those read-only flags: the
-   submission, even as "root" inside it, cannot remount them writable, and holds no
-   capability outside it.
+- each path of `allowed` at its own place (the Python installation and the packages the
+  child imports, wherever they are; the system's libraries), symbolic links as links;
+- the submission (its file, or its folder) at `SUBMISSION`;
+- /dev/null, /dev/zero, /dev/random and /dev/urandom;
 
-`new_pid_namespace()` and `become_pid_one()` then fork the process that runs the submission
-as PID 1 of a new PID namespace: when it ends, or when the process above it is killed, every
-process it started dies with it, whatever session it put itself in. It gets a /proc of its
-own namespace, locked like the rest (it cannot unmount it to see the host's).
+with an empty writable tmpfs at `WORK` (also /tmp, HOME and TMPDIR) and the host's root
+kept at /old until `finish()`. Nothing else is there: not the class folder, not the other
+submissions, not the grader's output, not the user's home.
+
+`finish(proc)` runs in the process that runs the submission, PID 1 of its own PID namespace
+(`new_pid_namespace`): it mounts that namespace's /proc, detaches /old, makes the root
+read-only and locks every mount in a second user and mount namespace (even as "root" inside
+it, the submission cannot unmount or remount them).
 
 Each step reports whether it held; where the system refuses one (no user namespaces, a
-seccomp profile), the child carries on with what it has and says so.
+seccomp profile such as Docker's default), the caller carries on without it and says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
-import signal
+import platform
+import re
 from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
 PR_SET_PDEATHSIG = 1
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
-MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
+MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
+MNT_DETACH = 2
 FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
          "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
-KEEP_WRITABLE = ("/proc", "/sys")
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217}
+WORK, SUBMISSION = "/sandbox/work", "/sandbox/submission"
+DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+WORK_SIZE = "64m"
 
 
-def confine(workdir: str, hide: tuple[str, ...] = ()) -> dict[str, bool]:
-    """{"network": …, "filesystem": …}: whether the child lost the network and whether
-    everything but `workdir` became read-only for it, the folders `hide` empty."""
-    if not Path("/proc/self/ns/net").exists():
-        return {"network": False, "filesystem": False}
-    libc = ctypes.CDLL(None, use_errno=True)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when its parent ends (now, if it already has)."""
+    import signal
+
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def enter(allowed: list[str], submission: str | None, network: bool = False) -> dict[str, bool]:
+    """{"network": …, "filesystem": …}: whether this process lost the network (unless
+    `network`) and now sees the allow-list root described above."""
+    libc = _libc()
     uid, gid = os.geteuid(), os.getegid()
-    first = CLONE_NEWNET | CLONE_NEWNS | (0 if uid == 0 else CLONE_NEWUSER)
-    if libc.unshare(first) != 0:
-        return {"network": libc.unshare(CLONE_NEWNET | _user(uid)) == 0 and _map(uid, gid),
-                "filesystem": False}
-    if uid != 0:
-        _map(uid, gid)
-    read_only = _hide(libc, workdir, hide) and _read_only_except(libc, workdir)
-    locked = libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 and _map(uid, gid)
-    return {"network": True, "filesystem": read_only and locked}
+    flags = CLONE_NEWNS | (0 if network else CLONE_NEWNET) | (0 if uid == 0 else CLONE_NEWUSER)
+    if not Path("/proc/self/ns/mnt").exists() or libc.unshare(flags) != 0:
+        return {"network": False, "filesystem": False}
+    if uid != 0 and not _map(uid, gid):
+        return {"network": not network, "filesystem": False}
+    try:
+        _new_root(libc, allowed, submission)
+    except OSError:
+        return {"network": not network, "filesystem": False}
+    return {"network": not network, "filesystem": True}
 
 
-def _user(uid: int) -> int:
-    return 0 if uid == 0 else CLONE_NEWUSER
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(libc: ctypes.CDLL, source: str | None, target: str, fstype: str | None,
+           flags: int, data: str | None = None) -> None:
+    _check(libc.mount(_bytes(source), target.encode(), _bytes(fstype), flags, _bytes(data)),
+           f"mount {target}")
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
+
+
+def _new_root(libc: ctypes.CDLL, allowed: list[str], submission: str | None) -> None:
+    """pivot_root into an empty tmpfs (the host's root at /old), then bind what is allowed."""
+    number = PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"no pivot_root number known for {platform.machine()}")
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    base = "/tmp" if os.path.isdir("/tmp") else "/mnt"
+    _mount(libc, "tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    os.chdir(base)
+    os.mkdir("old")
+    _check(libc.syscall(number, b".", b"old"), "pivot_root")
+    os.chdir("/")
+    bound: list[str] = []
+    for path in sorted(set(allowed)):
+        covered = any(path == b or path.startswith(b.rstrip("/") + "/") for b in bound)
+        if not covered and _bind(libc, "/old" + path, path):
+            bound.append(path)
+    if submission is not None:
+        _bind(libc, "/old" + submission, SUBMISSION)
+    for device in DEVICES:
+        _bind(libc, "/old" + device, device)
+    os.makedirs(WORK)
+    _mount(libc, "tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV, f"size={WORK_SIZE},mode=700")
+    if not os.path.lexists("/tmp"):
+        os.symlink(WORK, "/tmp")
+    os.makedirs("/proc", exist_ok=True)
+    _read_only(libc)
+
+
+def _bind(libc: ctypes.CDLL, source: str, target: str) -> bool:
+    """`source` (a path under /old) at `target`: a link as the same link, a folder or file
+    bind-mounted (read-only later, by `_read_only`). False when `source` does not exist."""
+    if os.path.islink(source):
+        if not os.path.lexists(target):
+            os.makedirs(os.path.dirname(target) or "/", exist_ok=True)
+            os.symlink(os.readlink(source), target)
+        return False  # its target is bound where the allow-list names it
+    if not os.path.exists(source):
+        return False
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a"):
+            pass
+    _mount(libc, source, target, None, MS_BIND | MS_REC)
+    return True
+
+
+def _read_only(libc: ctypes.CDLL) -> None:
+    """Every bind-mount of the new root read-only, keeping each one's other flags (in a user
+    namespace they are locked: dropping one would be refused)."""
+    for target, options in _mounts("/old/proc/self/mountinfo"):
+        if target in ("/", WORK) or target == "/old" or target.startswith("/old/"):
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags |= sum(bit for name, bit in FLAGS.items() if name in options)
+        _mount(libc, None, target, None, flags)
+
+
+def _mounts(mountinfo: str) -> list[tuple[str, set[str]]]:
+    """(mount point, per-mount options) from a mountinfo file, parents first."""
+    out = []
+    for line in Path(mountinfo).read_text().splitlines():
+        fields = line.split()
+        target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040: " "
+        out.append((target, set(fields[5].split(","))))
+    return out
 
 
 def _map(uid: int, gid: int) -> bool:
@@ -73,71 +173,23 @@ def _map(uid: int, gid: int) -> bool:
     return True
 
 
-def _hide(libc: ctypes.CDLL, workdir: str, hide: tuple[str, ...]) -> bool:
-    """An empty tmpfs over each existing folder of `hide`, then `workdir` bind-mounted on
-    itself (from a descriptor opened before, as a hidden folder may hold it)."""
-    if libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
-        return False
-    keep = os.open(workdir, os.O_PATH | os.O_DIRECTORY)
-    try:
-        hidden: list[str] = []
-        for folder in sorted({os.path.realpath(f) for f in hide if os.path.isdir(f)}):
-            if folder == "/" or any(folder.startswith(h + "/") for h in hidden):
-                continue  # already under an empty tmpfs
-            if libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                          b"size=1m,mode=755") != 0:
-                return False
-            hidden.append(folder)
-        os.makedirs(workdir, exist_ok=True)
-        return libc.mount(f"/proc/self/fd/{keep}".encode(), workdir.encode(), None,
-                          MS_BIND | MS_REC, None) == 0
-    finally:
-        os.close(keep)
-
-
-def _read_only_except(libc: ctypes.CDLL, workdir: str) -> bool:
-    """Every mount read-only but `workdir` (and /proc, /sys); True when all held."""
-    ok = True
-    for target, options in _mounts():
-        inside = target == workdir or target.startswith(workdir.rstrip("/") + "/")
-        if inside or target.startswith(KEEP_WRITABLE):
-            continue
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-        flags |= sum(bit for name, bit in FLAGS.items() if name in options)
-        if libc.mount(None, target.encode(), None, flags, None) != 0:
-            ok = False
-    return ok
-
-
-def _mounts() -> list[tuple[str, set[str]]]:
-    """(mount point, per-mount options) from /proc/self/mountinfo, parents first."""
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        target = fields[4].encode().decode("unicode_escape")
-        out.append((target, set(fields[5].split(","))))
-    return out
-
-
 def new_pid_namespace() -> bool:
     """Put this process's next child in a new PID namespace; False where refused."""
-    return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWPID) == 0
+    return _libc().unshare(CLONE_NEWPID) == 0
 
 
-def become_pid_one() -> bool:
-    """Fork; the child returns as PID 1 of the namespace `new_pid_namespace` made, with its
-    own /proc, locked in place (True when that held). This process waits for it, then ends
-    with the same exit status."""
-    pid = os.fork()
-    if pid == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
-            return False
-        uid, gid = os.geteuid(), os.getegid()
-        return libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 and _map(uid, gid)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-        os.kill(os.getpid(), os.WTERMSIG(status))
-    os._exit(os.waitstatus_to_exitcode(status))
+def finish(own_pids: bool) -> bool:
+    """In the process that runs the submission, after `enter` held: its /proc (when it is
+    PID 1 of its own namespace), the host's root detached, the root read-only, and every
+    mount locked. True when all of it held."""
+    libc = _libc()
+    ok = True
+    if own_pids:
+        ok = libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0
+    ok = libc.umount2(b"/old", MNT_DETACH) == 0 and ok
+    with contextlib.suppress(OSError):
+        os.rmdir("/old")
+    ok = libc.mount(None, b"/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                    None) == 0 and ok
+    uid, gid = os.geteuid(), os.getegid()
+    return libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 and _map(uid, gid) and ok

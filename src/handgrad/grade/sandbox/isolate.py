@@ -1,84 +1,78 @@
-"""Run a submission in a child process, with limits, and bring back what it computed.
+"""Run a submission in a confined child process and bring back what it computed: the
+grader's side of the sandbox.
 
-The children are forked from a multiprocessing fork server that has imported torch and
-handgrad once, so a child starts in tens of milliseconds. Each child:
+Four processes take part: the grader (this one; it judges), the grading server
+(`server.py`, forked from the grader before any secret exists), a keeper a submission
+(`keeper.py`, only our code: it confines itself and relays) and the process that runs the
+submission (`child.py`), PID 1 of its own PID namespace where the system allows. The
+grader gives the keeper a socket and a memory file for the submission's output; over the
+socket it sends the job, then the cases, and reads back the keeper's report and the one
+result the keeper passed on. Nothing the submission writes anywhere else is read.
 
-- starts a new session (its own process group, killed whole at the end), in a fresh empty
-  temporary working directory (also its HOME and TMPDIR), with stdin from /dev/null and
-  stdout and stderr going to a file of which the report keeps the first and last KBs;
-- on Linux, loses the network, sees every file system read-only but its working
-  directory, sees empty folders in place of /tmp, /var/tmp, /dev/shm and the folder of the
-  fork server's socket (a child that reached that socket could have the server run its code
-  outside every namespace), has no pipe to multiprocessing's resource tracker, and runs
-  the submission as PID 1 of its own PID namespace, so that nothing it starts outlives it
-  (`confine.py`); whether each held is reported back before any of the submission's code
-  runs;
-- gets an environment of PATH, the locale and TZ only (HOME and TMPDIR its folder);
-- gets rlimits: address space (what it had mapped at start plus `memory_mb`), CPU time
-  (the wall timeout plus one second), file size (`FILE_LIMIT`), no core dumps;
-- loads the code, runs the function on each case the parent sent and writes what it
-  filled with `torch.save`; the parent reads it back with `torch.load(weights_only=True)`
-  and judges it. A child that ends any other way returns nothing.
+The child sees only what it needs (`confine.py`): the Python installation and the packages
+it imports, read-only, its own submission, read-only, and an empty working folder. It gets
+an environment of PATH, the locale and TZ (HOME and TMPDIR its folder), stdin from
+/dev/null, and rlimits (`rlimits.py`): address space, CPU time, file size, no core dumps.
+`run_isolated` is the entry for backpropagation; `run_sandboxed` runs any entry module with
+the same interface (`load`, `run`, `preflight`, `encode`, as `runner.py`).
 
-What this does not stop: reading any file the user running the grader can read (the
-other submissions included), writing outside the working directory where the namespaces
-are refused (the result says so, and then processes that start a session of their own can
-outlive the child), and using the CPU and memory up to the limits. Run the grader inside a
-container
-(docs/grading.md) for submissions you do not trust.
+Whatever goes wrong before the submission's code starts, or in this process, raises
+`GraderError`: it is never reported as the submission's failure.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import functools
 import json
-import multiprocessing as mp
-import multiprocessing.connection
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
-from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from handgrad.grade.sandbox import runner
-from handgrad.grade.sandbox.confine import become_pid_one, confine, new_pid_namespace
-from handgrad.grade.sandbox.rlimits import close_resource_tracker, redirect_output, set_limits
-from handgrad.grade.submission import NoFunctionError, SubmissionError, load_function
+from handgrad.grade.sandbox import channel, server
+from handgrad.grade.sandbox.keeper import JOB_LIMIT, RESULT_LIMIT
+from handgrad.grade.sandbox.server import GraderError
 
-FILE_LIMIT = 32 * 2**20  # bytes any one file the child writes may reach (its output included)
-RESULT_LIMIT = 256 * 2**20
-KEPT_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
-_CONTEXT: list[Any] = []
-# Process.start() polls the other children (multiprocessing's _cleanup), reading their exit
-# status from the fork server's pipe: a read racing another thread's own read would lose
-# it (returncode 255). Starting and reaping children under one lock keeps the reads apart.
-_LOCK = threading.Lock()
+SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc/ld.so.cache",
+          "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
+HELD = ("network", "filesystem", "processes")
+HANDGRAD = str(Path(__file__).resolve().parents[2])  # the handgrad package's folder
+__all__ = ["ChildOutcome", "GraderError", "Limits", "allowed_paths", "isolation", "probe",
+           "run_isolated", "run_sandboxed"]
 
 
 @dataclass(frozen=True)
 class Limits:
     """Per submission: wall time (s), address space beyond start-up (MB), KB of output kept
-    (half from the start, half from the end), and whether the network stays reachable."""
+    (half from the start, half from the end), whether the network stays reachable, and
+    CPU time (s)."""
 
     timeout: float = 60.0
     memory_mb: int = 4096
     output_kb: int = 4
     network: bool = False
+    cpu_s: int | None = None  # CPU seconds (soft: SIGXCPU; hard, one more: SIGKILL)
+
+    @property
+    def cpu(self) -> int:
+        """The CPU time limit: `cpu_s`, or by default the wall time plus one second."""
+        return self.cpu_s if self.cpu_s is not None else int(self.timeout) + 1
 
 
 @dataclass
 class ChildOutcome:
     """status: "ok" (results holds one dict per case), "load" (the code failed to load),
-    "no_function", "exited", "timeout", "cpu" or "unreadable"."""
+    "no_function", "exited", "timeout", "cpu", "forged" or "unreadable"."""
 
     status: str
     results: list[dict] = field(default_factory=list)
@@ -87,209 +81,234 @@ class ChildOutcome:
     output: str = ""
     confined: dict[str, bool] = field(default_factory=dict)  # network, filesystem, processes
     seconds: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)  # the whole result the entry sent
 
 
-def _context() -> Any:
-    """The fork server context, its server importing torch and handgrad's runner once."""
-    if not _CONTEXT:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "handgrad.grade.sandbox.isolate"])
-        _CONTEXT.append(ctx)
-    return _CONTEXT[0]
+def allowed_paths() -> list[str]:
+    """What a child may see of this machine: the system's libraries, this Python's prefixes,
+    the entries of sys.path that hold installed packages (site-packages, anything under a
+    prefix), and the folders of handgrad and torch (an editable install's source folder
+    holds more than handgrad: only handgrad is shown). Each link's target too."""
+    prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+    return list(_allowed(tuple(sys.path), prefixes))
 
 
-class _Popen(popen_forkserver.Popen):
-    """multiprocessing's fork-server launch, less its re-import of the parent's `__main__`
-    in the child (a script or notebook kernel would be run again in every child)."""
-
-    def _launch(self, process_obj: Any) -> None:
-        prep_data = spawn.get_preparation_data(process_obj._name)
-        prep_data.pop("init_main_from_path", None)
-        prep_data.pop("init_main_from_name", None)
-        buf = io.BytesIO()
-        context.set_spawning_popen(self)
-        try:
-            reduction.dump(prep_data, buf)
-            reduction.dump(process_obj, buf)
-        finally:
-            context.set_spawning_popen(None)
-        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
-        parent_w = os.dup(w)
-        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
-        with open(w, "wb", closefd=True) as f:
-            f.write(buf.getbuffer())
-        self.pid = forkserver.read_signed(self.sentinel)
+@functools.cache
+def _allowed(path: tuple[str, ...], prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    found = set(SYSTEM) | set(prefixes)
+    found |= {p for p in path if p and os.path.isabs(p) and _installed(p, prefixes)}
+    found |= {HANDGRAD, os.path.dirname(torch.__file__)}
+    found |= {os.path.realpath(p) for p in found}
+    return tuple(sorted(p for p in found if os.path.lexists(p) and p != "/"))
 
 
-class _Child(mp.context.ForkServerProcess):
-    @staticmethod
-    def _Popen(process_obj: Any) -> _Popen:
-        return _Popen(process_obj)
+def _installed(path: str, prefixes: tuple[str, ...]) -> bool:
+    under = any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+    return under or "site-packages" in path or "dist-packages" in path
 
 
 def run_isolated(chunks: list[tuple[str, str]], folder: Path | None, function: str,
-                 payload: bytes, limits: Limits) -> ChildOutcome:
-    """Run `function` of the submission `chunks` in a child process on every case of
-    `payload` (the case specs, `runner.encode`d)."""
-    ctx = _context()
-    with _LOCK:
-        forkserver.ensure_running()
-    workdir = Path(os.path.realpath(tempfile.mkdtemp(prefix="handgrad-grade-")))
-    job = {"chunks": chunks, "folder": None if folder is None else str(folder),
-           "function": function, "payload": payload, "workdir": str(workdir),
-           "limits": limits, "hide": _hidden_folders()}
-    receive, send = ctx.Pipe(duplex=False)
-    start = time.perf_counter()
-    child = _Child(target=_child_main, args=(job, send), daemon=True)
-    try:
-        with _LOCK:
-            child.start()
-        send.close()
-        timed_out = not mp.connection.wait([child.sentinel], limits.timeout)
-        _kill_group(child.pid)  # what it left behind, or all of it on a timeout
-        if timed_out:
-            child.kill()
-        mp.connection.wait([child.sentinel])
-        with _LOCK:
-            child.join()
-        outcome = _outcome(child.exitcode, timed_out, workdir, limits)
-        outcome.confined = _confinement(receive)
-        outcome.output = _read_output(workdir / "output.txt", limits.output_kb)
-    finally:
-        receive.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-    outcome.seconds = time.perf_counter() - start
+                 payload: bytes, limits: Limits, submission: Path | None = None,
+                 entry: Callable | None = None) -> ChildOutcome:
+    """Run `function` of the submission `chunks` in a child on every case of `payload` (the
+    case specs, `runner.encode`d). `submission`: the file or folder the child may see
+    (read-only); `folder`: given when the submission's folder is importable. `entry`: a
+    module-level `entry(chunks, folder, function, specs) -> {"status", "results", "error"}`
+    run in the child instead (it gets the cases before it loads the code; an entry module
+    with `load` and `run`, through `run_sandboxed`, gets them after)."""
+    seen = submission if submission is not None else folder
+    job = {"chunks": chunks, "function": function}
+    if entry is not None:
+        job["call"] = f"{entry.__module__}:{entry.__qualname__}"
+    outcome = run_sandboxed("handgrad.grade.sandbox.runner", job, payload, limits,
+                            seen, importable=folder is not None)
+    if outcome.status == "ok":
+        outcome.results = outcome.data.get("results", [])
     return outcome
 
 
-def _kill_group(pid: int | None) -> None:
-    if pid:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-
-
-def _outcome(code: int | None, timed_out: bool, workdir: Path, limits: Limits) -> ChildOutcome:
-    if timed_out:
-        return ChildOutcome("timeout", error=f"the submission did not finish within "
-                                             f"{limits.timeout:g} s (timeout)")
-    result = _read_result(workdir / "result.pt") if code == 0 else None
-    if result is not None:
-        return ChildOutcome(result["status"], result.get("results", []), result.get("error"),
-                            code)
-    if code == -signal.SIGXCPU:
-        return ChildOutcome("cpu", error="the submission used up its CPU time limit",
-                            exit_code=code)
-    if code is not None and code < 0:
-        name = signal.Signals(-code).name
-        return ChildOutcome("exited", error=f"the submission was killed by {name} before "
-                                            "returning gradients", exit_code=code)
-    if code == 0 and (workdir / "result.pt").exists():
-        return ChildOutcome("unreadable", error="the submission's results could not be read",
-                            exit_code=code)
-    return ChildOutcome("exited", error=f"the submission exited with code {code} before "
-                                        "returning gradients", exit_code=code)
-
-
-def _read_result(path: Path) -> dict | None:
-    """The child's result file, or None when absent, too large, or not the expected form."""
+def run_sandboxed(entry: str, job: dict[str, Any], payload: bytes, limits: Limits,
+                  submission: Path | None = None, importable: bool = False) -> ChildOutcome:
+    """Run the entry module `entry` in a confined child: `load(job, folder)` there, then
+    `run(function, payload)`; the dict it returns comes back as `outcome.data` (status
+    "ok", "load" or "no_function" from the entry; the others from the sandbox)."""
+    server.start()
+    path = None if submission is None else os.path.realpath(submission)
+    workdir = server.fallback_workdir()
+    full = {**job, "entry": entry, "allowed": allowed_paths(), "submission": path,
+            "importable": importable, "network": limits.network, "limits": asdict(limits),
+            "cpu_s": limits.cpu, "fallback_workdir": workdir}
+    mine, theirs = socket.socketpair()
+    output = _output_file()
+    start = time.perf_counter()
+    pids: dict[str, int] = {}
+    ended = False
     try:
-        if path.stat().st_size > RESULT_LIMIT:
-            return None
-        data = torch.load(path, weights_only=True)
-    except Exception:  # anything the child left there that is not a readable result
+        server.launch([theirs.fileno(), output])
+        theirs.close()
+        channel.send(mine, b"J", json.dumps(full).encode())
+        report, result = _collect(mine, payload, limits, pids)
+        ended = not report.get("timeout")
+    finally:
+        if not ended:  # a keeper that ended was reaped: its pid may be another's by now
+            _kill(pids)
+        mine.close()
+        theirs.close()
+        text = _read_output(output, limits.output_kb)
+        os.close(output)
+        shutil.rmtree(workdir, ignore_errors=True)
+    outcome = _outcome(report, result, limits)
+    outcome.output, outcome.seconds = text, time.perf_counter() - start
+    return outcome
+
+
+def _output_file() -> int:
+    """A file in memory (nothing on disk to leave behind) for the child's stdout/stderr."""
+    try:
+        return os.memfd_create("handgrad-output")
+    except (AttributeError, OSError):
+        with tempfile.TemporaryFile() as f:
+            return os.dup(f.fileno())
+
+
+def _collect(sock: socket.socket, payload: bytes, limits: Limits,
+             pids: dict[str, int]) -> tuple[dict, bytes | None]:
+    """The keeper's report and the result; a report of only "held" when the wall time ran
+    out ("timeout": True)."""
+    report: dict[str, Any] = {}
+    result = None
+    try:
+        kind, data = _receive(sock, time.monotonic() + 60)  # the keeper's set-up is ours
+        if kind == b"E":
+            raise GraderError(data.decode("utf-8", "replace"))
+        pids.update(json.loads(data))
+        sock.settimeout(60)  # the keeper reads the cases at once: a stall here is ours
+        channel.send(sock, b"C", payload)
+        deadline = time.monotonic() + limits.timeout
+        while kind != b"D" or report.get("results"):
+            kind, data = _receive(sock, deadline + (10 if kind == b"D" else 0))
+            if kind == b"E":
+                raise GraderError(data.decode("utf-8", "replace"))
+            if kind == b"H":
+                report["held"] = json.loads(data)
+            elif kind == b"D":
+                report.update(json.loads(data))
+            elif kind == b"R":
+                return report, data
+    except TimeoutError:
+        if "held" not in report:  # the child never reached the submission's code
+            raise GraderError("the grading child did not start in time") from None
+        return {"held": report["held"], "timeout": True, "started": True}, None
+    except (channel.ChannelClosed, OSError, ValueError) as e:
+        raise GraderError(f"the grading child's keeper ended without a report ({e})") from None
+    return report, result
+
+
+def _receive(sock: socket.socket, deadline: float) -> tuple[bytes, bytes]:
+    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+    return channel.receive(sock, max(JOB_LIMIT, RESULT_LIMIT))
+
+
+def _kill(pids: dict[str, int]) -> None:
+    """The keeper (its child, PID 1 of its namespace, dies with it) and the child's group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError, KeyError):
+        os.killpg(pids["child"], signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError, KeyError):
+        os.kill(pids["keeper"], signal.SIGKILL)
+
+
+def _outcome(report: dict, result: bytes | None, limits: Limits) -> ChildOutcome:
+    held = {k: report.get("held", {}).get(k) is True for k in HELD}
+    if report.get("timeout"):
+        outcome = ChildOutcome("timeout", error=f"the submission did not finish within "
+                                                f"{limits.timeout:g} s (timeout)")
+    elif not report.get("started"):
+        why = report.get("error") or _ended(report)
+        raise GraderError(f"the grading child failed before the submission's code started: "
+                          f"{why}")
+    else:
+        outcome = _judged_end(report, result, limits)
+    outcome.confined = held
+    return outcome
+
+
+def _judged_end(report: dict, result: bytes | None, limits: Limits) -> ChildOutcome:
+    code, sig = report.get("code"), report.get("signal")
+    exit_code = -sig if sig else code
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and
+                                 report.get("cpu", 0) >= limits.cpu - 0.05):
+        return ChildOutcome("cpu", error=f"the submission used up its CPU time limit of "
+                                         f"{limits.cpu} s (cpu)",
+                            exit_code=exit_code)
+    data = None if result is None else _read_result(result)
+    ran = data is not None and data["status"] == "ok"
+    if report.get("results", 0) > 1 or (report.get("early") and ran):
+        return ChildOutcome("forged", error="a result reached the grader that its runner did "
+                                            "not send once, after the function returned",
+                            exit_code=exit_code)
+    if result is not None and code == 0:
+        if data is None:
+            return ChildOutcome("unreadable", error="the submission's results could not be "
+                                                    "read", exit_code=code)
+        return ChildOutcome(data["status"], error=data.get("error"), exit_code=code, data=data)
+    if sig:
+        return ChildOutcome("exited", error=f"the submission was killed by "
+                                            f"{signal.Signals(sig).name} before returning "
+                                            "gradients", exit_code=exit_code)
+    return ChildOutcome("exited", error=f"the submission exited with code {code} before "
+                                        "returning gradients", exit_code=exit_code)
+
+
+def _ended(report: dict) -> str:
+    if report.get("signal"):
+        return f"killed by {signal.Signals(report['signal']).name}"
+    return f"exited with code {report.get('code')}"
+
+
+def _read_result(data: bytes) -> dict | None:
+    """The result the runner sent, or None when it is not the expected form."""
+    try:
+        import io
+
+        result = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception:  # anything the child sent that is not a readable result
         return None
-    ok = (isinstance(data, dict) and data.get("status") in ("ok", "load", "no_function")
-          and isinstance(data.get("results", []), list)
-          and isinstance(data.get("error") or "", str))
-    return data if ok else None
+    ok = (isinstance(result, dict) and result.get("status") in ("ok", "load", "no_function")
+          and isinstance(result.get("results", []), list)
+          and isinstance(result.get("error") or "", str))
+    return result if ok else None
 
 
-def _confinement(receive: Any) -> dict[str, bool]:
-    """What the child reported before the submission's code ran (False when it did not)."""
-    held = {"network": False, "filesystem": False, "processes": False}
-    with contextlib.suppress(Exception):
-        if receive.poll(0):
-            report = json.loads(receive.recv_bytes(256))
-            held = {k: report.get(k) is True for k in held}
-    return held
-
-
-def _read_output(path: Path, kb: int) -> str:
+def _read_output(fd: int, kb: int) -> str:
     """The first and last kb/2 KB of the child's output, with a note of what was cut."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            half = kb * 512
-            if size <= 2 * half:
-                return f.read().decode("utf-8", "replace")
-            head = f.read(half)
-            f.seek(size - half)
-            tail = f.read(half)
+        size = os.fstat(fd).st_size
+        half = kb * 512
+        if size <= 2 * half:
+            return os.pread(fd, size, 0).decode("utf-8", "replace")
+        head, tail = os.pread(fd, half, 0), os.pread(fd, half, size - half)
     except OSError:
         return ""
     cut = f"\n[... {size - 2 * half} bytes of output cut ...]\n"
     return head.decode("utf-8", "replace") + cut + tail.decode("utf-8", "replace")
 
 
-def _child_main(job: dict, send: Any) -> None:
-    """The child: confine itself, report the network state, load, run, write, exit."""
-    workdir, limits = job["workdir"], job["limits"]
-    os.setsid()
-    os.chdir(workdir)
-    kept = {k: v for k, v in os.environ.items() if k in KEPT_ENVIRONMENT}
-    os.environ.clear()  # the grader's own variables (tokens, paths) are not the child's
-    os.environ.update(kept, HOME=workdir, TMPDIR=workdir)
-    redirect_output(os.path.join(workdir, "output.txt"))
-    close_resource_tracker()
-    held = {"network": False, "filesystem": False, "processes": False}
-    if not limits.network:
-        held = {**confine(workdir, job["hide"]), "processes": new_pid_namespace()}
-    if held["processes"]:
-        held["processes"] = become_pid_one()
-    os.chdir(workdir)  # the bind mount, not the read-only folder under it
-    send.send_bytes(json.dumps(held).encode())
-    send.close()
-    set_limits(limits.timeout, limits.memory_mb, FILE_LIMIT)
-    torch.set_num_threads(1)
-    specs = torch.load(_bytes_io(job["payload"]), weights_only=True)
-    folder = None if job["folder"] is None else Path(job["folder"])
-    result = _load_and_run(job["chunks"], folder, job["function"], specs)
-    tmp = os.path.join(workdir, "result.pt.tmp")
-    with open(tmp, "wb") as f:
-        f.write(runner.encode(result))
-    os.replace(tmp, os.path.join(workdir, "result.pt"))
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)
+def probe(limits: Limits | None = None) -> dict[str, bool]:
+    """Which protections hold on this system, from a child that runs no submission:
+    {"no_network", "read_only_files", "own_processes"} as in a result's `isolation`."""
+    job = {"chunks": [("probe", "def backpropagation(*args):\n    pass\n")],
+           "function": "backpropagation"}
+    from handgrad.grade.sandbox.runner import encode
+
+    outcome = run_sandboxed("handgrad.grade.sandbox.runner", job, encode([]),
+                            limits or Limits(timeout=30))
+    if outcome.status != "ok":
+        raise GraderError(f"the sandbox's probe ended with {outcome.status}: {outcome.error}")
+    return isolation(outcome.confined)
 
 
-def _load_and_run(chunks, folder, function, specs) -> dict:
-    """Load under the autograd watch too (the cases are in this process by then: autograd
-    on them while loading is autograd use), then run every case."""
-    try:
-        with runner.watch_autograd() as watch:
-            fn = load_function(chunks, function, folder)
-    except NoFunctionError as e:
-        return {"status": "no_function", "error": str(e)}
-    except SubmissionError as e:
-        return {"status": "load", "error": str(e)}
-    loading = [f"{use} while the submission loaded" for use in sorted(set(watch.used))]
-    results = [runner.run_case(fn, spec) for spec in specs]
-    for result in results:
-        if "autograd" in result:
-            result["autograd"] = loading + result["autograd"]
-    return {"status": "ok", "results": results}
-
-
-def _hidden_folders() -> tuple[str, ...]:
-    """What the child must not see: the temporary folders, the fork server's socket's."""
-    server = forkserver._forkserver._forkserver_address
-    folders = ["/tmp", "/var/tmp", "/dev/shm", tempfile.gettempdir()]
-    if isinstance(server, str) and server.startswith("/"):
-        folders.append(os.path.dirname(server))
-    return tuple(folders)
-
-
-def _bytes_io(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
+def isolation(confined: dict[str, bool]) -> dict[str, bool]:
+    """A result's `isolation` keys from what the keeper reported."""
+    return {"no_network": confined.get("network", False),
+            "read_only_files": confined.get("filesystem", False),
+            "own_processes": confined.get("processes", False)}

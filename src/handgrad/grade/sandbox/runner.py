@@ -1,6 +1,10 @@
 """What runs where the submission runs (the child process, or the notebook for
 `check_backprop`): rebuild each case's model, call the function, and capture what it left.
 
+As the sandbox's entry for backpropagation (`child.run_child`): `preflight()` checks the
+grading code works in the child, `load(job, folder)` loads the submission, `run(fn, cases)`
+runs it on every case, `encode(result)` turns the result into bytes.
+
 Nothing here judges. `run_case` returns plain data (tensors, strings, numbers) that the
 grader's parent process validates and compares; whatever the submission does to this module
 cannot change the verdict, only what is reported back.
@@ -19,13 +23,14 @@ import functools
 import io
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.autograd.variable import Variable
 
 from handgrad.engine.model import MLP
-from handgrad.grade.submission import user_error
+from handgrad.grade.submission import NoFunctionError, SubmissionError, load_function, user_error
 
 Tensor = torch.Tensor
 MAX_ENTRIES = 1_000_000  # a returned tensor larger than this is described, not copied
@@ -214,3 +219,48 @@ def encode(obj: Any) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
+
+
+def preflight() -> None:
+    """Run handgrad's own backward pass once and encode its gradients: if the child cannot
+    (a file of torch or handgrad it cannot see), the grader failed, not the submission."""
+    from handgrad.engine.backprop import backpropagation
+
+    model = MLP([3, 2, 2], "tanh", "sigmoid")
+    x = torch.randn(2, 3)
+    with torch.no_grad():
+        backpropagation(model, torch.randn(2, 2), model(x))
+    encode({"dw": dict(model.dL_dw)})
+    torch.set_num_threads(1)
+
+
+def load(job: dict[str, Any], folder: str | None) -> Callable | dict[str, Any]:
+    """The submission's function; or, when it does not load, the result saying why. Loaded
+    under the autograd watch too (`run` reports what it saw)."""
+    try:
+        with watch_autograd() as watch:
+            fn = load_function(job["chunks"], job["function"], folder and Path(folder))
+    except NoFunctionError as e:
+        return {"status": "no_function", "error": str(e)}
+    except SubmissionError as e:
+        return {"status": "load", "error": str(e)}
+    _LOADING[:] = [f"{use} while the submission loaded" for use in sorted(set(watch.used))]
+    return fn
+
+
+_LOADING: list[str] = []
+
+
+def decode(cases: bytes) -> Any:
+    """What `encode` made, read back with torch.load(weights_only=True)."""
+    return torch.load(io.BytesIO(cases), weights_only=True)
+
+
+def run(fn: Callable, cases: bytes) -> dict[str, Any]:
+    """Run `fn` on every case of `cases` (the case specs, `encode`d)."""
+    specs = decode(cases)
+    results = [run_case(fn, spec) for spec in specs]
+    for result in results:
+        if "autograd" in result:
+            result["autograd"] = _LOADING + result["autograd"]
+    return {"status": "ok", "results": results}

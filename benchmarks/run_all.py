@@ -27,6 +27,7 @@ SCRIPTS = [
     ["bench_aged.py", "--device", "cuda"],
     ["bench_subnormals.py"],
     ["bench_health.py"],
+    ["bench_conv.py"],
 ]
 
 
@@ -140,6 +141,27 @@ def health_section(health: dict) -> list[str]:
     return lines
 
 
+def conv_section(conv: dict) -> list[str]:
+    """bench_conv.py: the hand-written conv net's step against autograd and eager torch.nn."""
+    if not conv.get("step_ms"):
+        return []
+    m = conv["machine"]
+    ratios = conv["ratio_over_manual"]
+    lines = ["", "## 9. The conv net: hand-written layers against autograd and torch.nn", "",
+             f"`benchmarks/bench_conv.py` ({m.get('date')}, {conv['device']}, "
+             f"{conv.get('threads', m.get('torch_threads'))} torch thread(s)): `handgrad "
+             f"train --model cnn`'s network on CIFAR-10's shapes, float32, SGD momentum 0.9, "
+             f"batch {conv['batch']}; {conv['repeats']} repeats of {conv['steps']} steps of "
+             "each contender. A ratio is contender / manual (above 1: manual is faster), the "
+             "median of the repeats (range in brackets).", "",
+             "| contender | ms / step | / manual |", "|---|---|---|"]
+    for name, ms in conv["step_ms"].items():
+        r = ratios.get(name)
+        cell = f"**{r['median']:.2f}** ({r['min']:.2f}…{r['max']:.2f})" if r else "1"
+        lines.append(f"| {name} | {ms:.1f} | {cell} |")
+    return lines
+
+
 def render() -> str:
     step, cuda = load("step_cpu"), load_gpu("step_cuda")
     p1, p2 = load("pipeline_workers1"), load("pipeline_workers2")
@@ -193,6 +215,7 @@ def render() -> str:
                   f"`handgrad --help` alone peaks at {mem['import_only_rss_mb']:.0f} MB."]
     lines += aged_section(load("aged_cpu")) + subnormal_section(load("subnormals"))
     lines += health_section(load("health"))
+    lines += conv_section(load("conv_cpu"))
     return "\n".join(lines) + "\n"
 
 

@@ -43,3 +43,20 @@ def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
 def autograd_grads(model, x, y_true, loss: str):
     """[(dW_l, db_l) for l = 1..L] computed by torch autograd on torch's own loss."""
     return autograd_reference(model, x, y_true, loss)
+
+
+def autograd_vjp(fn, tensors, dout):
+    """fn(*tensors) and the gradients of Σ fn(...) ⊙ dout with respect to every tensor, by
+    torch autograd on fresh leaves (the oracle of the hand-written layers)."""
+    leaves = [t.detach().clone().requires_grad_() for t in tensors]
+    out = fn(*leaves)
+    grads = torch.autograd.grad(out, leaves, dout)
+    return out.detach(), grads
+
+
+def scaled_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |actual - expected| / max(max |expected|, 1): relative for tensors of size >= 1,
+    absolute for tiny ones (a gradient that is 0 in exact arithmetic and rounding noise in
+    torch's)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    return (actual - expected).abs().max().item() / max(expected.abs().max().item(), 1.0)

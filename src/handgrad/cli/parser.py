@@ -17,6 +17,7 @@ from importlib.metadata import version
 from handgrad.cli import argtypes, commands, grading
 from handgrad.cli.exits import EXIT_BAD_INPUT, CLIError
 from handgrad.engine.losses import LOSSES
+from handgrad.engine.networks import MODELS
 from handgrad.run.config import (
     ACTIVATIONS,
     DATASETS,
@@ -88,6 +89,10 @@ def _add_shared_training_args(g: argparse._ArgumentGroup, engine: bool = True) -
 def add_single_run_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
     """train, compare: one value per option."""
     g = p.add_argument_group("model and training")
+    g.add_argument("--model", choices=MODELS, default="mlp",
+                   help="mlp: the exercise's network (default); cnn: conv-relu-pool twice, "
+                        "then the MLP head of --hidden; mlp-bn: the MLP with batch norm and "
+                        "dropout after each hidden layer (engine/networks.py)")
     g.add_argument("--hidden", nargs="*", type=int, default=list(EXERCISE_HIDDEN),
                    help="hidden widths (default: 512 128 32, the exercise's network)")
     g.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)}")
@@ -149,7 +154,7 @@ def _check_betas_used(args: argparse.Namespace, optimizers: Sequence[str]) -> No
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The validated config of a single run (train, compare)."""
     config = _shared_config(args, args.hidden).replace(
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        model=args.model, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, batch_size=args.batch_size).validate()
     _check_betas_used(args, [config.optimizer])
     return config

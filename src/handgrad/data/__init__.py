@@ -3,6 +3,7 @@
 from handgrad.data.dataset import (
     DATASETS,
     DEFAULT_CLASSES,
+    IMAGE_SHAPES,
     Dataset,
     Split,
     load_dataset,
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_CLASSES",
     "Dataset",
     "DownloadError",
+    "IMAGE_SHAPES",
     "Split",
     "download_cifar10",
     "load_dataset",

@@ -25,6 +25,7 @@ Tensor = torch.Tensor
 DATASETS = ("cifar10", "digits")
 DEFAULT_CLASSES = {"cifar10": ("airplane", "automobile"), "digits": ("3", "8")}
 DIGIT_NAMES = tuple(str(i) for i in range(10))
+IMAGE_SHAPES = {"cifar10": cifar10.IMAGE_SHAPE, "digits": (1, 8, 8)}  # (C, H, W) of an image
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ def _read_parts(name: str, root: str | Path, classes: Sequence[str | int] | None
                 cifar10.read_split(root, True, official), cifar10.read_split(root, False, official))
     names = list(DIGIT_NAMES)
     official = resolve_classes(classes, names, name)
-    return (names, official, (1, 8, 8), 16.0, *_digits_parts(official))
+    return (names, official, IMAGE_SHAPES["digits"], 16.0, *_digits_parts(official))
 
 
 def _download_or_leave_nothing(root: Path, progress: bool | None) -> None:

@@ -14,6 +14,7 @@ from handgrad.data import DATASETS, Dataset, load_dataset
 from handgrad.engine.activations import ACTIVATIONS
 from handgrad.engine.errors import SettingError
 from handgrad.engine.losses import LOSSES
+from handgrad.engine.networks import MODELS
 
 ENGINES = ("manual", "autograd")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -36,6 +37,7 @@ class TrainConfig:
     download: bool = False
     classes: tuple[str, ...] | None = None
     standardize: bool = False
+    model: str = "mlp"  # MODELS: the exercise's MLP, or a network of engine/layers
     hidden: tuple[int, ...] = EXERCISE_HIDDEN
     activation: str = "relu"
     loss: str = "cross_entropy"
@@ -58,6 +60,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad setting; return self when all are good."""
         _choice("dataset", self.dataset, DATASETS)
+        _choice("model", self.model, MODELS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("loss", self.loss, LOSSES)
         _choice("engine", self.engine, ENGINES)

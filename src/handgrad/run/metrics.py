@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from handgrad.data import Dataset, Split
 from handgrad.engine.losses import Loss
-from handgrad.engine.model import MLP
 
 Tensor = torch.Tensor
 
@@ -32,11 +32,22 @@ def per_sample_sum(loss: Loss, value: Tensor, batch: int) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: MLP, dataset: Dataset, split: Split, loss: Loss, dtype: torch.dtype,
+def evaluate(model: nn.Module, dataset: Dataset, split: Split, loss: Loss, dtype: torch.dtype,
              batch_size: int = 256) -> Evaluation:
-    """Mean per-sample loss, accuracy and confusion matrix of `model` on `split`, on the
-    model's device (batches are moved there when the data lives elsewhere)."""
-    k, device = dataset.num_classes, model.weight(1).device
+    """Mean per-sample loss, accuracy and confusion matrix of `model` (an MLP or a
+    Sequential) on `split`, on the model's device (batches are moved there when the data
+    lives elsewhere), in evaluation mode (batch norm's running statistics, no dropout)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return _evaluate(model, dataset, split, loss, dtype, batch_size)
+    finally:
+        model.train(was_training)
+
+
+def _evaluate(model: nn.Module, dataset: Dataset, split: Split, loss: Loss, dtype: torch.dtype,
+              batch_size: int) -> Evaluation:
+    k, device = dataset.num_classes, next(model.parameters()).device
     total = torch.zeros((), dtype=torch.float64, device=device)
     counts = torch.zeros(k * k, dtype=torch.int64, device=device)
     for x, y in dataset.batches(split, batch_size, dtype=dtype):

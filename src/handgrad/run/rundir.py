@@ -22,8 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from handgrad.data import IMAGE_SHAPES
 from handgrad.engine.errors import SettingError
 from handgrad.engine.model import MLP
+from handgrad.engine.networks import build_network
+from handgrad.engine.sequential import Sequential
 from handgrad.run import rundir_checks
 from handgrad.run.config import TrainConfig
 from handgrad.run.files import (  # noqa: F401  (re-exported: the primitives of the format)
@@ -211,7 +216,7 @@ class RunDir:
                          results["status"], results["message"], history, test,
                          layers=self.read_layers())
 
-    def load_model(self) -> MLP:
+    def load_model(self) -> MLP | Sequential:
         """The completed run's network with its saved weights, after checking that they are
         the ones the run wrote: shapes, metadata and sha256 against config/results.json."""
         record, results = self.read_record(), self.read_results()
@@ -221,7 +226,7 @@ class RunDir:
         config = TrainConfig.from_dict(record["config"])
         path = self.file(WEIGHTS)
         data, state, meta = read_weights(path, parameter_count(record["sizes"]) * 8 + (1 << 20))
-        shell = MLP(record["sizes"], activation=config.activation, device="meta")  # no memory
+        shell = _network(config, record["sizes"], "meta")  # no memory
         expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
         found = {k: tuple(v.shape) for k, v in state.items()}
         if expected != found:
@@ -234,8 +239,9 @@ class RunDir:
             raise ValueError(f"{path}: metadata does not match {CONFIG}: {', '.join(wrong)}")
         rundir_checks.check_config_sha(record, results, self.file(RESULTS))
         check_sha(path, data, results.get("weights_sha256"), RESULTS)
-        model = MLP(record["sizes"], activation=config.activation, dtype=config.torch_dtype)
-        model.load_state_dict({k: v.to(config.torch_dtype) for k, v in state.items()})
+        model = _network(config, record["sizes"], "cpu")
+        model.load_state_dict({k: v.to(config.torch_dtype) if v.is_floating_point() else v
+                               for k, v in state.items()})
         return model
 
 def load_result(path: str | Path) -> RunResult:
@@ -268,6 +274,16 @@ def check_folder_holds(path: str | Path, names: set[str]) -> None:
 def default_run_dir(name: str, base: str | Path = "runs") -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Path(base) / f"{stamp}-{name}"
+
+
+def _network(config: TrainConfig, sizes: list[int], device: str) -> MLP | Sequential:
+    """An untrained network of the run's architecture, in its dtype, on `device`."""
+    if config.model == "mlp":
+        return MLP(sizes, activation=config.activation, dtype=config.torch_dtype,
+                   device=device)
+    with torch.device(device):
+        return build_network(config.model, IMAGE_SHAPES[config.dataset], sizes[1:-1],
+                             sizes[-1], config.activation, config.seed, config.torch_dtype)
 
 
 def _temporary(name: str) -> bool:

@@ -24,6 +24,8 @@ from handgrad.engine.denormals import denormals_mode
 from handgrad.engine.flat import FlatParams
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
+from handgrad.engine.networks import build_network
+from handgrad.engine.sequential import Sequential
 from handgrad.run.config import TrainConfig, load_data
 from handgrad.run.health import HealthRecorder, model_probe
 from handgrad.run.memory_estimate import check_fits, training_bytes
@@ -59,11 +61,20 @@ def sizes_for(config: TrainConfig, D: int, num_classes: int) -> list[int]:
     return [D, *config.hidden, num_classes]
 
 
-def build_model(config: TrainConfig, D: int, num_classes: int) -> MLP:
-    """The network, initialised from `config.seed` on the CPU (identical on every device)."""
+def build_model(config: TrainConfig, D: int, num_classes: int,
+                image_shape: tuple[int, int, int] | None = None) -> MLP | Sequential:
+    """The network, initialised from `config.seed` on the CPU (identical on every device):
+    the exercise's MLP, or for `config.model` "cnn" / "mlp-bn" a `Sequential` of the
+    hand-written layers for images of `image_shape` (C, H, W)."""
     torch.manual_seed(config.seed)
-    model = MLP(sizes_for(config, D, num_classes), activation=config.activation,
-                dtype=config.torch_dtype)
+    if config.model == "mlp":
+        model = MLP(sizes_for(config, D, num_classes), activation=config.activation,
+                    dtype=config.torch_dtype)
+    elif image_shape is None:
+        raise ValueError(f"model {config.model!r} needs the images' shape (C, H, W)")
+    else:
+        model = build_network(config.model, image_shape, config.hidden, num_classes,
+                              config.activation, config.seed, config.torch_dtype)
     return model.to(config.resolved_device())
 
 
@@ -86,6 +97,8 @@ def make_step(config: TrainConfig, model: MLP, loss: Loss, transposed: bool | No
     (default: `FlatParams`' choice for the device and thread count). `train` runs the steps
     with subnormals flushed to zero on every thread unless `config.keep_denormals`.
     """
+    if config.engine == "manual" and isinstance(model, Sequential):
+        return layers_step(config, model, loss)
     if config.engine == "manual":
         flat = FlatParams(model, transposed)
         opt = build_optimizer(config, [flat.theta])
@@ -111,6 +124,23 @@ def make_step(config: TrainConfig, model: MLP, loss: Loss, transposed: bool | No
         return y_pred.detach(), value.detach()
 
     return autograd_step
+
+
+def layers_step(config: TrainConfig, model: Sequential, loss: Loss,
+                ) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """The manual engine's step for a `Sequential`: every layer's hand-written backward sets
+    its parameters' .grad (no zeroing needed), then a handgrad.engine.optim step."""
+    opt = build_optimizer(config, model.parameters())
+
+    @torch.no_grad()
+    def manual_layers_step(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        y_pred = model(x)
+        value, dL_dy = loss.value_and_grad(y_pred, t)
+        model.backward(dL_dy)   # each layer's *_backward, from the output down
+        opt.step()
+        return y_pred, value
+
+    return manual_layers_step
 
 
 def _check_finite(step_losses: Tensor, upto: int, epoch: int, config: TrainConfig) -> None:
@@ -196,7 +226,7 @@ def _train_into(config: TrainConfig, dataset: Dataset, run_dir: RunDir | None,
         run_dir.start(config, dataset.class_names, sizes_for(config, dataset.D,
                       dataset.num_classes), command)
     dataset = dataset.to(config.resolved_device())
-    model = build_model(config, dataset.D, dataset.num_classes)
+    model = build_model(config, dataset.D, dataset.num_classes, dataset.image_shape)
     # flush-to-zero on every thread while training, the caller's mode restored after
     # (see engine/denormals.py)
     with denormals_mode(flush=not config.keep_denormals):

@@ -13,14 +13,20 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from handgrad.engine.model import MLP
+from handgrad.engine.sequential import Sequential
 from handgrad.run.config import TrainConfig
 from handgrad.run.files import atomic_write_bytes
 
 
-def weights_metadata(config: TrainConfig, model: MLP, class_names: Sequence[str]
-                     ) -> dict[str, str]:
-    return {"sizes": ",".join(map(str, model.sizes)), "activation": model.activation,
+def weights_metadata(config: TrainConfig, model: MLP | Sequential,
+                     class_names: Sequence[str]) -> dict[str, str]:
+    """What the weights were trained for; "model" only for a network other than the MLP
+    (so that an MLP's file is what it always was)."""
+    meta = {"sizes": ",".join(map(str, model.sizes)), "activation": model.activation,
             "dataset": config.dataset, "classes": ",".join(class_names)}
+    if config.model != "mlp":
+        meta["model"] = config.model
+    return meta
 
 
 def weights_bytes(state: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:

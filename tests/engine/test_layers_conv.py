@@ -1,0 +1,123 @@
+"""conv2d against F.conv2d (torch.nn.Conv2d) and maxpool2d against F.max_pool2d in float64:
+values and every gradient, over random shapes, strides and paddings; the pool's ties routed
+exactly as autograd routes them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from handgrad.engine.layers import (
+    conv2d_backward,
+    conv2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+)
+from handgrad.engine.layers.conv import im2col
+from support import autograd_vjp, scaled_err, seeds
+
+TOL = 1e-10
+f64 = torch.float64
+
+
+@st.composite
+def conv_cases(draw):
+    N, C, Fn = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    HH, WW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, padding = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    H = draw(st.integers(max(1, HH - 2 * padding), 9))
+    W = draw(st.integers(max(1, WW - 2 * padding), 9))
+    return (N, C, H, W), (Fn, C, HH, WW), stride, padding, draw(seeds)
+
+
+@settings(max_examples=50)
+@given(conv_cases())
+def test_conv2d_matches_torch_conv2d(case):
+    x_shape, w_shape, stride, padding, seed = case
+    gen = torch.Generator().manual_seed(seed)
+    x, W = (torch.randn(s, generator=gen, dtype=f64) for s in (x_shape, w_shape))
+    b = torch.randn(w_shape[0], generator=gen, dtype=f64)
+    out, cache = conv2d_forward(x, W, b, stride, padding)
+    dout = torch.randn(out.shape, generator=gen, dtype=f64)
+    expected, (dx_t, dW_t, db_t) = autograd_vjp(
+        lambda x, W, b: F.conv2d(x, W, b, stride=stride, padding=padding), (x, W, b), dout)
+    dx, grads = conv2d_backward(dout, cache)
+    assert out.shape == expected.shape
+    assert scaled_err(out, expected) < TOL
+    assert scaled_err(dx, dx_t) < TOL
+    assert scaled_err(grads["weight"], dW_t) < TOL
+    assert scaled_err(grads["bias"], db_t) < TOL
+
+
+def test_conv2d_refuses_mismatched_channels_and_a_kernel_that_does_not_fit():
+    x = torch.randn(1, 3, 4, 4, dtype=f64)
+    with pytest.raises(ValueError, match="3 channels, the filters 2"):
+        conv2d_forward(x, torch.randn(5, 2, 3, 3, dtype=f64), torch.zeros(5, dtype=f64))
+    with pytest.raises(ValueError, match="5x5 kernel does not fit a 4x4 input"):
+        conv2d_forward(x, torch.randn(5, 3, 5, 5, dtype=f64), torch.zeros(5, dtype=f64))
+
+
+@st.composite
+def pool_cases(draw):
+    k = draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 4))
+    padding = draw(st.integers(0, k // 2))
+    H = draw(st.integers(max(1, k - 2 * padding), 9))
+    W = draw(st.integers(max(1, k - 2 * padding), 9))
+    ties = draw(st.booleans())
+    return (draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W), k, stride, padding, ties, \
+        draw(seeds)
+
+
+@settings(max_examples=60)
+@given(pool_cases())
+def test_maxpool2d_matches_torch_including_ties(case):
+    shape, k, stride, padding, ties, seed = case
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen, dtype=f64)
+    if ties:  # a few distinct values: most windows hold tied maxima
+        x = torch.randint(-1, 2, shape, generator=gen).to(f64)
+    out, cache = maxpool2d_forward(x, k, stride, padding)
+    dout = torch.randn(out.shape, generator=gen, dtype=f64)
+    expected, (dx_t,) = autograd_vjp(lambda x: F.max_pool2d(x, k, stride, padding), (x,), dout)
+    dx, grads = maxpool2d_backward(dout, cache)
+    assert grads == {}
+    assert torch.equal(out, expected)
+    assert torch.equal(dx != 0, dx_t != 0)   # the same inputs receive a gradient
+    assert scaled_err(dx, dx_t) < TOL
+
+
+def test_maxpool2d_tie_goes_to_the_first_maximum_in_row_major_order():
+    x = torch.tensor([[[[1.0, 2.0], [2.0, 2.0]]]], dtype=f64)
+    out, cache = maxpool2d_forward(x, 2)
+    dx, _ = maxpool2d_backward(torch.ones_like(out), cache)
+    assert dx.tolist() == [[[[0.0, 1.0], [0.0, 0.0]]]]
+
+
+def test_maxpool2d_refuses_padding_beyond_half_the_kernel():
+    with pytest.raises(ValueError, match="padding must be at most half the kernel size"):
+        maxpool2d_forward(torch.randn(1, 1, 4, 4, dtype=f64), 2, padding=2)
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 8, 8), 2), ((1, 2, 6, 9), 3), ((2, 1, 7, 7), 2)])
+def test_maxpool2d_tiling_and_ragged_windows_match_torch(shape, k):
+    """Windows that tile the image (put back in one copy) and ones that leave a ragged edge."""
+    x = torch.randint(-1, 2, shape).to(f64)
+    out, cache = maxpool2d_forward(x, k)
+    dout = torch.randn(out.shape, dtype=f64)
+    expected, (dx_t,) = autograd_vjp(lambda x: F.max_pool2d(x, k), (x,), dout)
+    dx, _ = maxpool2d_backward(dout, cache)
+    assert torch.equal(out, expected) and torch.equal(dx, dx_t)
+
+
+@settings(max_examples=30)
+@given(conv_cases())
+def test_im2col_is_unfold(case):
+    x_shape, (_, _, HH, WW), stride, padding, seed = case
+    x = torch.randn(x_shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
+    unfolded = F.unfold(x, (HH, WW), padding=padding, stride=stride)   # (N, C·HH·WW, L)
+    assert torch.equal(im2col(x, (HH, WW), stride, padding),
+                       unfolded.transpose(0, 1).reshape(unfolded.shape[1], -1))

@@ -1,3 +1,0 @@
-from handgrad.cli import run
-
-run()

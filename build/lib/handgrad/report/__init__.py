@@ -1,1 +1,0 @@
-"""Rendering results: tables, plots and the exercise's report.md."""

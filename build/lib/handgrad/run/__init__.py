@@ -1,2 +1,0 @@
-"""Training runs: settings, the training loop of both engines, run directories, engine
-comparisons, sweeps and the whole exercise."""

@@ -326,3 +326,15 @@ def test_one_constant_factor_is_a_scale_and_a_varying_one_is_not(factor):
             model.dL_db[l] = model.dL_db[l] * ramp * factor
     assert _check(scaled).diagnosis().kind == "scale"
     assert _check(varying).diagnosis().kind == "values"
+
+
+def test_a_scale_seen_on_one_case_only_is_not_the_headline():
+    """A factor that varies across units looks constant on a case whose output layer has
+    one unit; when another failing case shows wrong values, the headline is `values`."""
+    from handgrad.grade.result import Diagnosis, _headline
+    single = Diagnosis("5-3-1 relu", 2, "scale", "dL_dw[2] are the true gradient times 0.25", "")
+    wide = Diagnosis("5-4-3 tanh", 2, "values", "dL_dw[2] are wrong (error 0.0008)", "")
+    sign = Diagnosis("5-4-3 tanh", 1, "wrong_sign", "…", "")
+    assert _headline([single, wide]).kind == "values"
+    assert _headline([single, Diagnosis("4-2 relu", 1, "scale", "…", "")]).kind == "scale"
+    assert _headline([wide, sign]).kind == "wrong_sign"

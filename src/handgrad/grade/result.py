@@ -175,7 +175,7 @@ class CheckResult:
             found = [_case_diagnosis(c) for c in self.cases
                      if not c.passed and (c.batch == 0) is one_d]
             if found:
-                return next((d for d in found if d.kind != "values"), found[0])
+                return _headline(found)
         return None
 
     def failure_lines(self, group: str) -> list[str]:
@@ -244,6 +244,16 @@ def _note(c: CaseResult) -> str:
         return f"{c.error_kind}: {c.error}"
     wrong = c.first_wrong()
     return f"layer {wrong.layer}: {wrong.kind}" if wrong else ""
+
+
+def _headline(found: list[Diagnosis]) -> Diagnosis:
+    """The first named mistake among failing cases, else the first wrong values. `scale` is
+    named only when no failing case says `values`: one constant factor is wrong on every
+    case alike, while a factor that differs across elements looks constant only on a case
+    whose layer has a single unit (the other cases show it varying)."""
+    varies = any(d.kind == "values" for d in found)
+    named = [d for d in found if d.kind != "values" and not (d.kind == "scale" and varies)]
+    return named[0] if named else next((d for d in found if d.kind == "values"), found[0])
 
 
 def _case_diagnosis(c: CaseResult) -> Diagnosis:

@@ -60,3 +60,21 @@ def scaled_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
     torch's)."""
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     return (actual - expected).abs().max().item() / max(expected.abs().max().item(), 1.0)
+
+
+def sweep_trials(sweep_dir):
+    """The trials of the sweep study in `sweep_dir` (its journal), as Optuna stores them."""
+    import optuna
+
+    from handgrad.run.sweep import open_storage
+    study = optuna.load_study(study_name=None, storage=open_storage(sweep_dir, None))
+    return study.get_trials(deepcopy=False)
+
+
+def started_configs(sweep_dir):
+    """How many times each config of the sweep in `sweep_dir` began training."""
+    from collections import Counter
+
+    from handgrad.run.sweep import config_key
+    return Counter(config_key(t.params) for t in sweep_trials(sweep_dir)
+                   if "started" in t.user_attrs)

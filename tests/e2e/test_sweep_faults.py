@@ -35,19 +35,11 @@ from handgrad.run.sweep.study import (
     has_waiting,
     open_study,
 )
+from support import started_configs, sweep_trials
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=2)
 GRID = {"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.0, 0.9]}
 DIGITS = ["sweep", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--quiet"]
-
-
-def _trials(sweep_dir: Path):
-    study = optuna.load_study(study_name=None, storage=open_storage(sweep_dir, None))
-    return study.get_trials(deepcopy=False)
-
-
-def _started(sweep_dir: Path) -> Counter:
-    return Counter(config_key(t.params) for t in _trials(sweep_dir) if "started" in t.user_attrs)
 
 
 def _metrics(summary: dict) -> list:
@@ -201,7 +193,7 @@ def test_broken_results_are_rerun_not_reported_and_a_stale_journal_lock_is_clear
     assert time.monotonic() - start < 25, "the stale journal lock was waited for"
     assert not Path(f"{journal}.lock").exists()
     assert _metrics(again) == _metrics(first)
-    started = _started(tmp_path)
+    started = started_configs(tmp_path)
     assert {k for k, n in started.items() if n == 2} == set(damaged) == set(started)
     for row in again["configs"]:  # every reported result is the config's own, intact
         assert read_json(Path(row["run_dir"]) / "results.json")["val_loss"] == row["val_loss"]
@@ -214,7 +206,7 @@ def test_a_deleted_run_directory_is_rerun(tmp_path):
 
     shutil.rmtree(first["configs"][1]["run_dir"])
     assert _metrics(run_sweep(tmp_path, spec)) == _metrics(first)
-    assert sorted(_started(tmp_path).values()) == [1, 2]
+    assert sorted(started_configs(tmp_path).values()) == [1, 2]
 
 
 def test_results_do_not_depend_on_the_worker_count(tmp_path):
@@ -253,7 +245,8 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_rerun_finishes(tmp_path, worke
         os.killpg(proc.pid, 0)  # no worker left behind
     assert not (out / "results.json").exists()
     assert main([*SLOW_SWEEP, "--workers", "1", "--out", str(out)]) == 0
-    complete = Counter(config_key(t.params) for t in _trials(out) if t.state.name == "COMPLETE")
+    complete = Counter(config_key(t.params) for t in sweep_trials(out)
+                       if t.state.name == "COMPLETE")
     assert len(complete) == 2 and set(complete.values()) == {1}
 
 
@@ -313,7 +306,7 @@ def test_duplicate_trials_waiting_in_a_finished_sweep_train_nothing(tmp_path):
     for values in spec.configs():
         enqueue(study, values)
     assert _metrics(run_sweep(tmp_path, spec, workers=2)) == _metrics(first)
-    assert set(_started(tmp_path).values()) == {1}
+    assert set(started_configs(tmp_path).values()) == {1}
     assert not has_waiting(study)
 
 

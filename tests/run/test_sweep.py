@@ -18,23 +18,13 @@ from handgrad.run.rundir import read_json
 from handgrad.run.sweep import (
     SweepSpec,
     config_key,
-    open_storage,
     run_sweep,
     start_method,
     study_name,
 )
+from support import started_configs, sweep_trials
 
 BASE = TrainConfig(dataset="digits", hidden=(16,), epochs=3)
-
-
-def _trials(sweep_dir: Path):
-    study = optuna.load_study(study_name=None, storage=open_storage(sweep_dir, None))
-    return study.get_trials(deepcopy=False)
-
-
-def _started(sweep_dir: Path) -> Counter:
-    """How many times each config began training."""
-    return Counter(config_key(t.params) for t in _trials(sweep_dir) if "started" in t.user_attrs)
 
 
 def _comparable(summary: dict) -> list:
@@ -65,7 +55,7 @@ def test_sweep_selects_on_validation_and_evaluates_once(tmp_path):
     # a finished sweep rerun trains nothing again
     again = run_sweep(tmp_path, spec)
     assert _comparable(again) == _comparable(summary)
-    assert set(_started(tmp_path).values()) == {1}
+    assert set(started_configs(tmp_path).values()) == {1}
 
 
 def test_select_by_accuracy(tmp_path):
@@ -89,9 +79,9 @@ def test_two_workers_run_every_config_exactly_once(tmp_path):
     grid = {"lr": [0.001, 0.01, 0.05], "weight_decay": [0.0, 0.01], "momentum": [0.9]}
     spec = SweepSpec(BASE.replace(epochs=20, hidden=(64,)), grid=grid)
     summary = run_sweep(tmp_path, spec, workers=2)
-    started = _started(tmp_path)
+    started = started_configs(tmp_path)
     assert len(started) == 6 and set(started.values()) == {1}
-    pids = {t.user_attrs["started"] for t in _trials(tmp_path) if "started" in t.user_attrs}
+    pids = {t.user_attrs["started"] for t in sweep_trials(tmp_path) if "started" in t.user_attrs}
     assert len(pids) == 2 and os.getpid() not in pids  # real worker processes
     assert all(r["status"] == "completed" for r in summary["configs"])
 
@@ -125,14 +115,15 @@ def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "results.json").exists(), "the sweep finished before it was killed"
-    states = Counter(t.state.name for t in _trials(killed))
+    states = Counter(t.state.name for t in sweep_trials(killed))
     assert states["RUNNING"] == 1  # the dead worker's trial, left behind as Optuna does
     assert main([*SWEEP_ARGS, "--out", str(killed)]) == 0
     assert _comparable(read_json(killed / "results.json")) == _comparable(
         read_json(straight / "results.json"))
-    started = _started(killed)
+    started = started_configs(killed)
     assert sorted(started.values()) == [1, 1, 1, 2]  # only the killed config ran again
-    complete = Counter(config_key(t.params) for t in _trials(killed) if t.state.name == "COMPLETE")
+    complete = Counter(config_key(t.params) for t in sweep_trials(killed)
+                       if t.state.name == "COMPLETE")
     assert set(complete.values()) == {1} and len(complete) == 4
 
 
@@ -162,7 +153,7 @@ def test_same_command_without_out_resumes_in_the_same_directory(tmp_path, monkey
     first = next(p for p in (tmp_path / "runs").iterdir()
                  if len(list(p.glob("configs/*"))) == 2 and "momentum-0.0" in
                  " ".join(q.name for q in p.glob("configs/*")))
-    assert set(_started(first).values()) == {1}  # the second call trained nothing
+    assert set(started_configs(first).values()) == {1}  # the second call trained nothing
 
 
 def test_database_storage_runs_and_resumes(tmp_path):
@@ -212,7 +203,7 @@ def test_resuming_with_other_settings_is_refused_and_changes_nothing(tmp_path, c
     assert main([*args, "--epochs", "2", "--lr", "0.01", "0.1"]) == 2
     assert "configs ['lr=0.01,momentum=0.0,weight_decay=0.0'," in capsys.readouterr().err
     assert main([*args, "--epochs", "1"]) == 0  # the same settings resume
-    assert set(_started(out).values()) == {1}
+    assert set(started_configs(out).values()) == {1}
 
 
 def test_a_study_without_recorded_settings_is_not_resumed(tmp_path):

@@ -1,22 +1,21 @@
-"""2-D convolution (cross-correlation, as torch.nn.Conv2d) by im2col: every receptive field
-of the padded input unfolded into a column, then one matrix product per sample with the
-filters.
+"""2-D convolution (cross-correlation, as torch.nn.Conv2d) and its backward written by hand.
 
     out[n, f, h, w] = Σ_c Σ_i Σ_j x_pad[n, c, h·s + i, w·s + j] W[f, c, i, j] + b[f]
-    cols_n = im2col(x_n)                 (C·HH·WW, L)       L = H'·W' positions of a sample
-    out_n  = W_r cols_n + b              (F, L) = (F, H', W')       W_r = W as (F, C·HH·WW)
 
-Backward, each gradient contracting dout with what the forward multiplied it by:
+The forward is that correlation (`F.conv2d`). Each gradient contracts dout with what the
+forward multiplied it by:
 
-    dL/db = Σ_n Σ_positions dout                          (F,)
-    dL/dW = Σ_n dout_n cols_nᵀ                             (F, C, HH, WW)  x ⋆ dout
-    dL/dx = the transposed convolution of dout with W     (N, C, H, W)
+    dL/db = Σ_n Σ_positions dout                              (F,)
+    dL/dW = Σ_n dout_n cols_nᵀ                                 (F, C, HH, WW)   x ⋆ dout
+    dL/dx = dout, dilated by the stride, ⋆ rot180(W)ᵀ          (N, C, H, W)   full correlation
 
-dL/dW is the correlation of the input with dout: the columns cached by the forward, one
-product per sample, summed over the batch. dL/dx sends each position's dout back through
-the filters onto the pixels its window read: the full correlation of dout, dilated by the
-stride, with every kernel turned by 180° (its channels swapped, (F, C) -> (C, F)), which is
-what `conv_transpose2d` computes. No Python loop over pixels, no autograd graph; the input
+dL/dW is the correlation of the input with dout: with cols_n = im2col(x_n) (C·HH·WW, L)
+(every receptive field of sample n's padded input a column, L = H'·W' positions) and
+dout_n as (F, L), one product per sample, summed over the batch. dL/dx sends each
+position's dout back through the filters onto the pixels its window read: the full
+correlation of dout (zeros inserted between its rows and columns for a stride > 1) with
+every kernel turned by 180° and its channels swapped (F, C) -> (C, F): the transposed
+convolution, `conv_transpose2d`. No Python loop over pixels, no autograd graph; the input
 gradient is skipped when not needed (the first layer of a network).
 """
 
@@ -41,23 +40,21 @@ def conv2d_forward(x: Tensor, W: Tensor, b: Tensor, stride: int = 1, padding: in
     if H + 2 * padding < HH or Wd + 2 * padding < WW:
         raise ValueError(f"conv2d: a {HH}x{WW} kernel does not fit a {H}x{Wd} input with "
                          f"padding {padding}")
-    H_out, W_out = (H + 2 * padding - HH) // stride + 1, (Wd + 2 * padding - WW) // stride + 1
-    cols = im2col(x, (HH, WW), stride, padding)                     # (N, C·HH·WW, L)
-    W_r = W.reshape(Fn, -1).expand(N, -1, -1)                       # (N, F, C·HH·WW)
-    out = torch.baddbmm(b.view(Fn, 1), W_r, cols)                   # (N, F, L)
-    return out.view(N, Fn, H_out, W_out), (cols, W, x.shape, stride, padding)
+    out = F.conv2d(x, W, b, stride=stride, padding=padding)          # (N, F, H', W')
+    return out, (x, W, stride, padding)
 
 
 def conv2d_backward(dout: Tensor, cache: tuple, input_grad: bool = True,
                     ) -> tuple[Tensor | None, dict[str, Tensor]]:
     """dout (N, F, H', W') -> dL/dx (N, C, H, W) (None without `input_grad`),
     {"weight": dL/dW (F, C, HH, WW), "bias": dL/db (F,)}."""
-    cols, W, x_shape, stride, padding = cache
+    x, W, stride, padding = cache
     N, Fn = dout.shape[:2]
     db = dout.sum((0, 2, 3))                                        # (F,)
+    cols = im2col(x, W.shape[2:], stride, padding)                  # (N, C·HH·WW, L)
     dout_r = dout.reshape(N, Fn, -1)                                # (N, F, L)
     dW = (dout_r @ cols.transpose(1, 2)).sum(0).view(W.shape)       # (F, C, HH, WW)
-    dx = _transposed_conv(dout, W, x_shape, stride, padding) if input_grad else None
+    dx = _transposed_conv(dout, W, x.shape, stride, padding) if input_grad else None
     return dx, {"weight": dW, "bias": db}
 
 

@@ -342,7 +342,7 @@ def test_check_backprop_of_one_file_of_a_class_folder_sees_no_classmate(capsys):
 
 def test_a_fifo_named_like_a_submission_is_not_one(tmp_path):
     """Opening a FIFO blocks until someone writes to it: `grade` hung forever hashing one."""
-    from handgrad.grade.batch import find_submissions
+    from handgrad.grade.collect import find_submissions
 
     shutil.copy(SUBMISSIONS / "correct_plain.py", tmp_path / "alice.py")
     os.mkfifo(tmp_path / "fifo.py")
@@ -352,7 +352,7 @@ def test_a_fifo_named_like_a_submission_is_not_one(tmp_path):
 def test_a_link_in_a_class_folder_is_not_followed(tmp_path):
     """A link could make the grader read a classmate's file (and pass with it) or any file
     it can read (shown back in the load error): links are not submissions, nor their files."""
-    from handgrad.grade.batch import find_submissions
+    from handgrad.grade.collect import find_submissions
 
     alice, mallory = tmp_path / "alice", tmp_path / "mallory"
     alice.mkdir()

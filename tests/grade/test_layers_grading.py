@@ -4,9 +4,11 @@ diagnosis its '# expect-layers:' line gives; check-backprop, --functions, Grades
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +147,23 @@ def test_the_class_dashboard_shows_the_layers_mistakes(graded):
     _, _, out = graded
     page = (out / "report.html").read_text()
     assert "no_mean_path" in page and "batchnorm_backward" in page
+
+
+def test_similar_csv_pairs_layers_submissions_with_the_same_wrong_numbers(tmp_path):
+    """Two students who left ReLU's mask out, each in their own words, are paired on their
+    numbers (their code differs); the mistake made otherwise is not."""
+    folder, out = tmp_path / "class", tmp_path / "grades"
+    folder.mkdir()
+    bug = (SUBMISSIONS / "bug_relu_no_mask.py").read_text()
+    (folder / "ana.py").write_text(bug)
+    (folder / "ben.py").write_text(bug.replace("    dx = dout.clone()\n    return dx\n",
+                                               "    return dout * 1.0\n"))
+    shutil.copy(SUBMISSIONS / "bug_relu_mask_at_zero.py", folder / "cleo.py")
+    assert main(["grade", str(folder), "--assignment", "layers", "--functions",
+                 "relu_forward,relu_backward", "--out", str(out), "--quiet"]) == 1
+    rows = list(csv.DictReader((out / "similar.csv").open()))
+    assert [(r["a"], r["b"], r["reason"]) for r in rows] == [
+        ("ana", "ben", "the same wrong gradients on the salted cases")]
+    entries = {e["id"]: e for e in json.loads((out / "grades.json").read_text())["submissions"]}
+    assert entries["ana"]["code_digest"] != entries["ben"]["code_digest"]
+    assert entries["ana"]["kind"] == entries["ben"]["kind"] == "no_mask"

@@ -55,14 +55,19 @@ def floor_of(want: tuple[Tensor, ...]) -> float:
     return FLOOR * max(top, 1e-30)
 
 
+def plain(t: object) -> bool:
+    """A dense float64 CPU tensor: what the child sends (a forged result may hold others)."""
+    return (type(t) is Tensor and t.layout == torch.strided and t.device.type == "cpu"
+            and t.dtype == torch.float64 and not t.is_meta)
+
+
 def value_of(desc: Any, name: str, want: Tensor, case: LayerCase) -> Tensor | tuple:
     """The returned output as a float64 tensor of the truth's shape, or (kind, detail) when
     it cannot be compared: missing, not numbers, a wrong shape, NaN or inf."""
     if not isinstance(desc, dict) or desc.get("type") == "missing":
         return "missing", f"{name} was not returned"
     t = desc.get("value")
-    if not (type(t) is Tensor and t.layout == torch.strided and t.device.type == "cpu"
-            and t.dtype == torch.float64):
+    if not plain(t):
         what = str(desc.get("type", "?"))[:80]
         return "not_tensor", f"{name} is a {what}, not a torch tensor or numpy array of numbers"
     if want.dim() == 0 and t.numel() == 1:

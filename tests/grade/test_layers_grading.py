@@ -17,7 +17,10 @@ import pytest
 
 import handgrad
 from handgrad.cli import main
-from handgrad.grade.layers.contract import LAYERS, POINTS
+from handgrad.grade.layers import dropout, grader
+from handgrad.grade.layers.cases import CASES
+from handgrad.grade.layers.contract import BY_NAME, LAYERS, POINTS
+from handgrad.grade.layers.runner import describe
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions" / "layers"
 SOLUTION = Path(__file__).resolve().parents[2] / "examples" / "layers" / "solution.py"
@@ -49,6 +52,23 @@ def test_the_corpus_has_three_mistakes_per_layer_and_two_correct_solutions():
         functions = {layer.forward, layer.backward}
         kinds = {k for p, k, f in expected.values() if not p and f in functions}
         assert len(kinds) >= 3, layer.name
+
+
+def test_every_mistake_the_judge_computes_has_a_submission_that_makes_it():
+    """Each (function, kind) of `mistakes.py` is made by one file of the corpus, which the
+    grader must then name (the next test): a diagnosis no submission shows is untested."""
+    made = {(function, kind) for passes, kind, function in expectations().values()
+            if not passes}
+    for case in CASES:
+        t, layer = grader.truth(case, 0), BY_NAME[case.layer]
+        backward = t.backward_mistakes
+        if case.layer == "dropout" and case.train:  # judged on the student's own mask
+            x = t.inputs["args"][0]
+            backward = dropout.backward_truth(case, t.inputs["args"], t.inputs["dout"],
+                                              {"out": describe(x)})[1]
+        computed = [(layer.forward, k) for k, _ in t.forward_mistakes] + [
+            (layer.backward, k) for k, _ in backward]
+        assert set(computed) <= made, (case.name, set(computed) - made)
 
 
 def test_every_submission_gets_its_expected_verdict_and_diagnosis(graded):

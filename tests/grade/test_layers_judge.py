@@ -216,3 +216,15 @@ def test_missing_functions_and_autograd_give_no_wrong_digest(solution):
     assert missing.diagnosis().kind == "missing" and missing.wrong_digest == ""
     used = check_layers({"softmax_loss": softmax_loss_by_autograd}, functions=["softmax_loss"])
     assert used.diagnosis().kind == "autograd" and used.wrong_digest == ""
+
+
+@pytest.mark.parametrize("name, function", [("bug_conv_forward_kernel_flip", "conv_forward"),
+                                            ("bug_max_pool_forward_average", "max_pool_forward")])
+def test_a_mistake_named_in_a_forward_is_told_in_the_forward_words(name, function):
+    """kernel_flip and average are named in a forward and in a backward: in the forward,
+    neither the detail nor the hint speaks of dx or of a gradient."""
+    module = _module(ROOT / "tests" / "submissions" / "layers" / f"{name}.py")
+    d = check_layers(module, functions=[function]).diagnosis()
+    assert d.layer == function and d.detail.startswith("out: "), d
+    assert "dx" not in d.detail + d.hint and "gradient" not in d.detail + d.hint, d
+

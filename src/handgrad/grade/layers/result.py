@@ -82,6 +82,12 @@ HINTS = {
     "unnormalised": "softmax divides exp(x - max) by its row sum",
     "no_onehot": "subtract 1 at each sample's true class: dx = (softmax - onehot(y)) / N",
 }
+FORWARD_HINTS = {  # a kind named in a forward and in a backward: the forward's hint
+    "kernel_flip": "a conv layer computes the correlation: out[n, f, i, j] = Σ x_pad[n, :, "
+                   "window] · w[f] + b[f], with w as given (no flip)",
+    "average": "max pooling keeps the maximum of each window: out[n, c, i, j] = "
+               "x[n, c, window].max()",
+}
 GENERIC = ("values", "missing")  # named last (in this order): a specific kind is more useful
 
 
@@ -122,7 +128,7 @@ class LayersResult(Grade):
         if not failing:
             return None
         v = min(failing, key=lambda v: GENERIC.index(v.kind) + 1 if v.kind in GENERIC else 0)
-        return Diagnosis(v.case.name, v.function, v.kind, v.detail, HINTS.get(v.kind, ""))
+        return Diagnosis(v.case.name, v.function, v.kind, v.detail, hint_of(v))
 
     def summary(self) -> str:
         d = self.diagnosis()
@@ -181,8 +187,14 @@ class LayersResult(Grade):
             "cases": [{"function": v.function, "case": v.case.name, "passed": v.passed,
                        "kind": v.kind, "detail": v.detail,
                        "errors": {k: number(e) for k, e in v.errors.items()},
-                       "hint": "" if v.passed else HINTS.get(v.kind, ""),
+                       "hint": "" if v.passed else hint_of(v),
                        # the MLP's case keys, read by the class dashboard
                        "name": v.case.name, "group": v.function, "error": None,
                        "layers": [{"layer": v.function, "kind": v.kind, "detail": v.detail}]}
                       for v in self.cases]}
+
+
+def hint_of(v: Verdict) -> str:
+    """The hint for a verdict's kind, in the words of its function (forward or backward)."""
+    forward = v.function.endswith("_forward") and v.kind in FORWARD_HINTS
+    return FORWARD_HINTS[v.kind] if forward else HINTS.get(v.kind, "")

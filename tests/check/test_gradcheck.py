@@ -184,3 +184,24 @@ def test_a_max_pool_tie_is_skipped_not_failed():
     conv_w = report.tensors[0]
     assert conv_w.kinks_skipped > 0 and any("kink" in w for w in report.warnings)
     assert report.passed
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp-bn"])
+def test_cli_checks_a_network_of_layers(model, capsys):
+    from handgrad.cli.main import main
+
+    assert main(["gradcheck", "--model", model, "--sizes", "32", "5", "3",
+                 "--image-shape", "2", "4", "4", "--max-entries", "6"]) == 0
+    out = capsys.readouterr().out
+    assert f"gradcheck {model} 2x4x4 32-5-3" in out and "all gradients agree" in out
+    assert ("Conv2d1.weight" in out) == (model == "cnn") and "Linear" in out
+
+
+def test_cli_refuses_an_image_shape_that_does_not_fill_the_inputs(capsys):
+    from handgrad.cli.main import main
+
+    assert main(["gradcheck", "--model", "cnn", "--sizes", "48", "2",
+                 "--image-shape", "3", "4", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("handgrad: error: --sizes starts with 48 inputs but --image-shape 3 4 5 "
+                   "has 60")

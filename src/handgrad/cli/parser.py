@@ -28,8 +28,7 @@ from handgrad.run.config import (
     OPTIMIZERS,
     TrainConfig,
 )
-from handgrad.run.sweep.folder import mask_url
-from handgrad.run.sweep.spec import SELECT_BY, SweepSpec
+from handgrad.run.sweep.spec import SELECT_BY, SweepSpec, mask_url
 
 DEFAULT_EPOCHS = {"cifar10": 5, "digits": 40}
 SubParsers = argparse._SubParsersAction

@@ -33,9 +33,8 @@ from handgrad.run.config import load_data
 from handgrad.run.metrics import one_hot
 from handgrad.run.progress import PhaseDone, Progress
 from handgrad.run.rundir import command_line, load_result, write_json
-from handgrad.run.sweep.coordinator import Sweep
+from handgrad.run.sweep.coordinator import Sweep, torch_threads
 from handgrad.run.sweep.spec import SweepSpec
-from handgrad.run.sweep.worker import torch_threads
 from handgrad.run.train import build_model, train
 
 COMPARE_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}

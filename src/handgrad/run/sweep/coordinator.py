@@ -137,8 +137,11 @@ class Sweep:
                 for key, trial in study.done(self.study).items():
                     if key in values and key not in seen:
                         seen.add(key)
-                        self.progress.config_done(_event(trial, values[key], len(seen),
-                                                         len(values)))
+                        a, took = trial.user_attrs, trial.duration
+                        self.progress.config_done(ConfigDone(
+                            len(seen), len(values), dict(values[key]), a.get("status", "?"),
+                            a.get("val_loss"), a.get("val_accuracy"),
+                            None if took is None else took.total_seconds()))
                 if stopping:
                     return
 
@@ -175,15 +178,6 @@ class Sweep:
             self.lock.release()
 
 
-def _event(trial: optuna.trial.FrozenTrial, values: dict[str, Any], n_done: int,
-           total: int) -> ConfigDone:
-    attrs, seconds = trial.user_attrs, None
-    if trial.datetime_start and trial.datetime_complete:
-        seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    return ConfigDone(n_done, total, dict(values), attrs.get("status", "?"),
-                      attrs.get("val_loss"), attrs.get("val_accuracy"), seconds)
-
-
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1, **options: Any
               ) -> dict[str, Any]:
     """Run (or finish) the sweep in `sweep_dir`, write results.{json,csv}, return their
@@ -195,19 +189,17 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1, **option
 
 
 def check_options(workers: int, threads: int, storage: str | None, select_by: str) -> None:
-    """Refuse (SettingError) a bad option before a sweep writes anything; bools and floats
-    are not counts."""
-    if not isinstance(select_by, str) or select_by not in SELECT_BY:
+    """Refuse (SettingError) a bad option before a sweep writes anything."""
+    if select_by not in SELECT_BY:
         raise SettingError(f"unknown select_by {select_by!r}; choose from: "
                            f"{', '.join(SELECT_BY)}", "select_by")
     for name, value in (("workers", workers), ("threads", threads)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingError(f"{name} must be a whole number, got {value!r}", name)
-        if value < 1:
-            raise SettingError(f"{name} must be >= 1, got {value}", name)
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not whole or value < 1:
+            raise SettingError(f"{name} must be {'>= 1' if whole else 'a whole number'}, got "
+                               f"{value!r}", name)
     if storage is not None and not isinstance(storage, str):
-        raise SettingError(f"storage must be a database URL (a string), got {storage!r}",
-                           "storage")
+        raise SettingError(f"storage must be a database URL, got {storage!r}", "storage")
     if workers > 1 and storage is not None and storage.startswith("sqlite"):
         raise SettingError("storage sqlite: SQLite cannot hand trials to several worker "
                            "processes safely (two may get the same one); use workers 1, the "

@@ -24,6 +24,7 @@ import optuna
 
 from handgrad.data import Dataset
 from handgrad.engine.errors import SettingError
+from handgrad.run.config import TrainConfig
 from handgrad.run.evaluate import evaluate_run
 from handgrad.run.files import read_json, write_csv, write_json
 from handgrad.run.rundir import RunDir
@@ -33,8 +34,6 @@ from handgrad.run.sweep.spec import (
     SweepError,
     SweepSpec,
     config_key,
-    fixed_settings,
-    hyperparameters,
     mask_url,
     setting_text,
     settings,
@@ -43,6 +42,7 @@ from handgrad.run.sweep.spec import (
 from handgrad.run.sweep.study import done, set_invalid
 
 RECORD, LOCK, FORMAT = "sweep.json", "sweep.lock", 1
+HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
 TEST_KEYS = ("test_loss", "test_accuracy", "confusion_matrix", "class_names")
 
 
@@ -141,7 +141,7 @@ def collect(sweep_dir: Path, sweep_id: str, spec: SweepSpec, study: optuna.Study
             select_by: str, dataset: Dataset | None = None) -> dict[str, Any]:
     """Every config's result, the selected one evaluated on test; results.{json,csv} written.
     A result whose run directory is broken is set aside in the study (a rerun re-runs it)."""
-    finished, columns, rows = done(study), spec.table_columns(), []
+    (columns, fixed), finished, rows = _table(spec), done(study), []
     for values in spec.configs():
         trial = finished.get(config_key(values))
         if trial is None:
@@ -154,7 +154,7 @@ def collect(sweep_dir: Path, sweep_id: str, spec: SweepSpec, study: optuna.Study
             set_invalid(study, [trial.number])
             raise SweepError(f"{e}; rerun the same command to re-run config "
                              f"{config_key(values)}") from None
-        rows.append({**hyperparameters(spec.config_for(values), columns), **values, **result})
+        rows.append({**_shown(spec.config_for(values), columns), **values, **result})
     ok = [r for r in rows if r["status"] == "completed" and r["val_loss"] is not None
           and math.isfinite(r["val_loss"])]
     order = {"val_loss": lambda r: r["val_loss"],  # accuracy ties: the lower loss
@@ -163,13 +163,36 @@ def collect(sweep_dir: Path, sweep_id: str, spec: SweepSpec, study: optuna.Study
     if selected is not None:
         selected |= _test_metrics(sweep_dir, selected, dataset)
     summary = {"select_by": select_by, "swept": list(spec.configs()[0]),
-               "hyperparameters": columns, "fixed": fixed_settings(spec, columns),
-               "configs": rows, "selected": selected}
+               "hyperparameters": columns, "fixed": fixed, "configs": rows,
+               "selected": selected}
     write_json(sweep_dir / "results.json", summary)
-    fixed = {k: setting_text(k, v) for k, v in summary["fixed"].items()}
-    write_csv(sweep_dir / "results.csv", [{**fixed, **r} for r in rows],
-              [*columns, *fixed, *METRICS, "run_dir"])
+    cells = {k: setting_text(k, v) for k, v in fixed.items()}
+    write_csv(sweep_dir / "results.csv", [{**cells, **r} for r in rows],
+              [*columns, *cells, *METRICS, "run_dir"])
     return summary
+
+
+def _table(spec: SweepSpec) -> tuple[list[str], dict[str, Any]]:
+    """The hyperparameters the results table shows (betas and nesterov where some config
+    uses them), and the settings every config shares that it does not show."""
+    configs = [spec.config_for(v) for v in spec.configs()]
+    columns = [*HYPERPARAMETERS, *[name for name, used in (
+        ("betas", any(c.optimizer != "sgd" for c in configs)),
+        ("nesterov", any(c.nesterov for c in configs))) if used]]
+    fixed = {k: v for k, v in settings(spec)["base"].items()
+             if k not in (*columns, "betas") and (k != "extra" or v)}
+    return columns, fixed
+
+
+def _shown(config: TrainConfig, columns: list[str]) -> dict[str, Any]:
+    """`config`'s values of `columns` as the table shows them: hidden as '16,8', betas
+    None for SGD."""
+    values = {k: getattr(config, k) for k in columns}
+    values["hidden"] = ",".join(map(str, config.hidden))
+    if "betas" in columns:
+        values["betas"] = (None if config.optimizer == "sgd"
+                           else ",".join(f"{b:g}" for b in config.betas))
+    return values
 
 
 def _test_metrics(sweep_dir: Path, selected: dict[str, Any],

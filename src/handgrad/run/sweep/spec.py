@@ -16,7 +16,6 @@ from handgrad.engine.errors import SettingError
 from handgrad.run.config import TrainConfig
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
-HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
 SELECT_BY = ("val_loss", "val_accuracy")
 METRICS = ("status", "train_loss", "val_loss", "val_accuracy")  # what each config records
 LOCATION_KEYS = ("device", "download", "data_dir")  # where a run happens, not what it is
@@ -78,14 +77,6 @@ class SweepSpec:
             if error is not None:
                 raise ValueError(f"config {config_key(values)}: {error}") from error
         return self
-
-    def table_columns(self) -> list[str]:
-        """HYPERPARAMETERS, and betas and nesterov where some config uses them."""
-        configs = [self.config_for(v) for v in self.configs()]
-        extra = [name for name, used in (
-            ("betas", any(c.optimizer != "sgd" for c in configs)),
-            ("nesterov", any(c.nesterov for c in configs))) if used]
-        return [*HYPERPARAMETERS, *extra]
 
     @classmethod
     def from_grid(cls, base: TrainConfig, *, lr: Sequence[float] | None = None,
@@ -178,27 +169,6 @@ def config_key(values: dict[str, Any]) -> str:
 
 def run_dir_name(values: dict[str, Any]) -> str:
     return "_".join(f"{k}-{values[k]}" for k in sorted(values)).replace(",", "x")
-
-
-def hyperparameters(config: TrainConfig, columns=HYPERPARAMETERS) -> dict[str, Any]:
-    """`config`'s values of `columns`, as a sweep table shows them (hidden as '16,8', betas
-    None for SGD)."""
-    values = {k: getattr(config, k) for k in columns}
-    values["hidden"] = _hidden_text(config.hidden)
-    if "betas" in values:
-        values["betas"] = (None if config.optimizer == "sgd"
-                           else ",".join(f"{b:g}" for b in config.betas))
-    return values
-
-
-def fixed_settings(spec: SweepSpec, columns: Sequence[str]) -> dict[str, Any]:
-    """The settings every config shares that the table's `columns` do not show (dataset,
-    model, classes, epochs, seed...)."""
-    base = settings(spec)["base"]
-    unused = {"extra"} if not base["extra"] else set()
-    if "betas" not in columns:  # no config uses adam or adamw
-        unused.add("betas")
-    return {k: v for k, v in base.items() if k not in columns and k not in unused}
 
 
 def setting_text(name: str, value: Any) -> str:

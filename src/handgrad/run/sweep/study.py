@@ -3,18 +3,13 @@ result, on Optuna's public API only.
 
 Every config is enqueued as a trial (`Study.enqueue_trial`, its values also in the user
 attribute `config`); `Study.ask` hands each waiting trial to one process, on a journal file
-as on a database. A config is enqueued again only when it has no trial waiting, running, or
-complete with a result that holds:
-
-- a worker killed on a database: Optuna's heartbeat fails its trial and `on_stale` enqueues
-  the config again;
-- a worker killed on the journal (no heartbeat): the coordinator that resumes holds
-  sweep.lock, so every RUNNING trial is dead; it fails them with `Study.tell`;
-- a result found broken on disk: its trial is listed in the study's user attribute
-  `handgrad_invalid` (a finished trial cannot change), and its config enqueued again.
-
-Two coordinators resuming one database study at once may enqueue a config twice; only the
-earliest live trial of a config trains it (`first_of_its_config`).
+as on a database. A config is enqueued again when it has no trial waiting, running, or
+complete with a result that holds: after a worker dies (on a database Optuna's heartbeat
+fails its trial and `on_stale` enqueues it; on the journal the coordinator, holding
+sweep.lock, fails every RUNNING trial), or when its result is found broken on disk (the trial
+is listed in the study's user attribute `handgrad_invalid`: a finished trial cannot change).
+Two coordinators resuming one database study may enqueue a config twice: only the earliest
+live trial of a config trains it (`first_of_its_config`).
 """
 
 from __future__ import annotations
@@ -82,8 +77,7 @@ def enqueue(study: optuna.Study, values: dict[str, Any]) -> None:
 
 
 def database_url(url: str) -> str:
-    """The URL SQLAlchemy gets (postgresql+DRIVER:// for PostgreSQL); SettingError if `url`
-    is not a database URL."""
+    """The URL SQLAlchemy gets (postgresql+DRIVER:// for PostgreSQL)."""
     if not url.startswith(DATABASES):
         raise SettingError(f"cannot use storage {mask_url(url)!r}: give a database URL "
                            "(postgresql://, mysql://, sqlite:///)", "storage")
@@ -98,8 +92,8 @@ def database_url(url: str) -> str:
 
 
 def check_storage(spec: SweepSpec, storage: str, heartbeat: tuple[int, int]) -> None:
-    """Connect once (a bad URL is one line, without its password, before any work), and
-    refuse a study of this name made with other settings or none recorded."""
+    """Before any work: connect once (a bad URL is one line, without its password), and
+    refuse a study of this name made with other settings, or with none recorded."""
     try:
         found = optuna.get_all_study_summaries(open_storage(Path("."), storage, heartbeat), False)
     except SettingError:
@@ -171,12 +165,11 @@ def rewrite_cut_journal(sweep_dir: Path) -> None:
 
 
 def trials_by_key(study: optuna.Study, states=None) -> dict[str, list[FrozenTrial]]:
-    """The trials of each config in number order, those with a broken result left out (a
-    trial of a sweep made before configs were enqueued has only its params)."""
+    """The trials of each config in number order, but those with a broken result."""
     invalid = set(study.user_attrs.get(INVALID, []))
     out: dict[str, list[FrozenTrial]] = {}
     for t in study.get_trials(deepcopy=False, states=states):
-        values = t.user_attrs.get(CONFIG) or t.params
+        values = t.user_attrs.get(CONFIG) or t.params  # params alone: an older sweep
         if values and t.number not in invalid:
             out.setdefault(config_key(values), []).append(t)
     return out

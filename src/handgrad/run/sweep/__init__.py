@@ -4,7 +4,7 @@ directory a config, selection on validation and one evaluation on the test set.
     spec.py         what a sweep is: its configs, keys, metrics and settings (no Optuna)
     study.py        the Optuna study: every config enqueued once, recovered when a worker dies
     folder.py       the sweep folder: sweep.json, sweep.lock, run directories, results
-    coordinator.py  `Sweep` and `run_sweep`: validate, resume, run the workers, collect
+    coordinator.py  `sweeping` and `run_sweep`: validate, resume, run the workers, collect
 
 A diverged config (NaN/inf) is a COMPLETE trial with value +inf and status "diverged": never
 selected, it never stops the sweep. A sweep opens in `optuna-dashboard DIR/study.journal`
@@ -17,7 +17,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "Sweep": "coordinator", "run_sweep": "coordinator", "start_method": "coordinator",
+    "sweeping": "coordinator", "run_sweep": "coordinator", "start_method": "coordinator",
     "torch_threads": "coordinator", "SweepSpec": "spec", "SweepError": "spec",
     "ConfigFailed": "spec", "METRICS": "spec", "SELECT_BY": "spec", "config_key": "spec",
     "fingerprint": "spec", "mask_url": "spec", "JOURNAL": "study", "open_storage": "study",

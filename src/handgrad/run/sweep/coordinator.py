@@ -22,7 +22,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,142 +50,123 @@ from handgrad.run.train import preflight, train
 POLL_SECONDS = 0.5  # how often the coordinator looks for configs its workers finished
 
 
-class Sweep:
-    """A sweep as a context. Creating it validates everything and writes nothing. Entering
-    runs it (one worker, in this process) or starts it (several worker processes while the
-    caller does other work). Leaving waits for the workers and writes results.{json,csv},
-    then in `summary`; an exception inside (Ctrl-C included) stops the workers, and
-    rerunning resumes. `progress` hears of every config that finishes.
+@contextlib.contextmanager
+def sweeping(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
+             storage: str | None = None, select_by: str = "val_loss",
+             dataset: Dataset | None = None, threads: int = 1,
+             heartbeat: tuple[int, int] = study.HEARTBEAT,
+             progress: Progress | None = None) -> Iterator[dict[str, Any]]:
+    """The sweep in `sweep_dir` as a context. Entering validates everything before it writes
+    anything, then runs the sweep (one worker, in this process) or starts it (worker
+    processes, while the block does other work). Leaving waits for the workers and writes
+    results.{json,csv}, their content into the dict the block got; an exception in the
+    block (Ctrl-C included) stops the workers, and rerunning resumes. `progress` hears of
+    every config that finishes.
 
-        with Sweep(dir, spec, workers=2) as sweep:
+        with sweeping(dir, spec, workers=2) as summary:
             ...                       # runs while the workers train
-        sweep.summary                 # results.json's content
+        summary                       # results.json's content
     """
+    sweep_dir = Path(sweep_dir)
+    spec, dataset = _checked(sweep_dir, spec, workers, storage, select_by, dataset, threads,
+                             heartbeat)
+    procs, errors, stop_watching, summary = [], None, None, {}
+    lock = folder.acquire_lock(sweep_dir)
+    try:
+        with study.storage_errors(storage):
+            sweep_id = (folder.check_record(sweep_dir, spec, storage) or
+                        folder.write_record(sweep_dir, spec, storage))["id"]
+            if storage is None:
+                study.rewrite_cut_journal(sweep_dir)
+            running = study.open_study(sweep_dir, spec, storage, heartbeat)
+            study.resume(running, spec, storage is None,
+                         lambda values, attrs: folder.result_row(sweep_dir, sweep_id, spec,
+                                                                 values, attrs))
+            kwargs = dict(sweep_dir=sweep_dir, spec=spec, storage=storage, threads=threads,
+                          dataset=dataset, sweep_id=sweep_id, heartbeat=heartbeat)
+            if workers > 1:  # forked before the watching thread starts
+                procs, errors = start_workers(workers, kwargs)
+            stop_watching = watch(running, spec, progress)
+            if workers == 1:
+                with torch_threads(threads):
+                    run_worker(**kwargs)
+        yield summary
+        join_workers(procs, errors)
+        stop_watching()
+        with torch_threads(threads), study.storage_errors(storage):
+            summary |= folder.collect(sweep_dir, sweep_id, spec, running, select_by, dataset)
+    finally:  # after an exception, Ctrl-C included (the workers ignore it): stop them
+        if stop_watching is not None:
+            stop_watching()
+        stop_workers(procs)  # a trial left RUNNING: failed by the heartbeat or the next run
+        lock.release()
 
-    def __init__(self, sweep_dir: str | Path, spec: SweepSpec, workers: int = 1,
-                 storage: str | None = None, select_by: str = "val_loss",
-                 dataset: Dataset | None = None, threads: int = 1,
-                 heartbeat: tuple[int, int] = study.HEARTBEAT,
-                 progress: Progress | None = None) -> None:
-        check_options(workers, threads, storage, select_by)
-        spec.validate()
-        # every config.json records the command: never with a database password in it
-        spec = dataclasses.replace(spec, command=[mask_url(a) for a in
-                                                  (spec.command or command_line())])
-        self.sweep_dir, self.spec, self.workers = Path(sweep_dir), spec, workers
-        self.storage, self.select_by, self.threads = storage, select_by, threads
-        self.heartbeat, self.progress = heartbeat, progress
-        folder.check_record(self.sweep_dir, spec, storage)
-        with torch_threads(threads):  # the data's statistics as the workers see them
-            self.dataset = dataset if dataset is not None else load_data(spec.base)
-        for values in spec.configs():  # train's own memory check, for every config
-            try:
-                preflight(spec.config_for(values), self.dataset, None)
-            except ValueError as e:
-                raise ValueError(f"config {config_key(values)}: {e}") from e
-        if storage is not None:
-            study.check_storage(spec, storage, heartbeat)
-        self.lock, self.procs, self.errors, self.sweep_id = None, [], None, ""
-        self.watching, self.stopped = None, threading.Event()
-        self.summary: dict[str, Any] | None = None
 
-    def __enter__(self) -> Sweep:
-        self.lock = folder.acquire_lock(self.sweep_dir)
+def _checked(sweep_dir: Path, spec: SweepSpec, workers: int, storage: str | None,
+             select_by: str, dataset: Dataset | None, threads: int,
+             heartbeat: tuple[int, int]) -> tuple[SweepSpec, Dataset]:
+    """Everything checked before anything is written (the options, every config and its
+    memory, the folder, the storage): `spec` with the command to record, and the data."""
+    check_options(workers, threads, storage, select_by)
+    spec.validate()
+    # every config.json records the command: never with a database password in it
+    spec = dataclasses.replace(spec, command=[mask_url(a) for a in
+                                              (spec.command or command_line())])
+    folder.check_record(sweep_dir, spec, storage)
+    with torch_threads(threads):  # the data's statistics as the workers see them
+        dataset = dataset if dataset is not None else load_data(spec.base)
+    for values in spec.configs():  # train's own memory check, for every config
         try:
-            with study.storage_errors(self.storage):
-                record = folder.check_record(self.sweep_dir, self.spec, self.storage) or \
-                    folder.write_record(self.sweep_dir, self.spec, self.storage)
-                self.sweep_id = record["id"]
-                if self.storage is None:
-                    study.rewrite_cut_journal(self.sweep_dir)
-                self.study = study.open_study(self.sweep_dir, self.spec, self.storage,
-                                              self.heartbeat)
-                study.resume(self.study, self.spec, self.storage is None, self.broken)
-                kwargs = dict(sweep_dir=self.sweep_dir, spec=self.spec, storage=self.storage,
-                              threads=self.threads, dataset=self.dataset,
-                              sweep_id=self.sweep_id, heartbeat=self.heartbeat)
-                if self.workers > 1:  # forked before the watching thread starts
-                    self.procs, self.errors = start_workers(self.workers, kwargs)
-                self.watch()
-                if self.workers == 1:
-                    with torch_threads(self.threads):
-                        run_worker(**kwargs)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+            preflight(spec.config_for(values), dataset, None)
+        except ValueError as e:
+            raise ValueError(f"config {config_key(values)}: {e}") from e
+    if storage is not None:
+        study.check_storage(spec, storage, heartbeat)
+    return spec, dataset
 
-    def broken(self, values: dict[str, Any], trial: optuna.trial.FrozenTrial) -> bool:
-        try:
-            folder.result_row(self.sweep_dir, self.sweep_id, self.spec, values, trial.user_attrs)
-        except ValueError:
-            return True
-        return False
 
-    def watch(self) -> None:
-        """Tell `progress` of the configs done, then, from a thread polling the study, of
-        each that finishes (once more after the workers end: none goes unreported)."""
-        if self.progress is None:
-            return
-        values = {config_key(v): v for v in self.spec.configs()}  # in the sweep's order
-        seen = {k for k in study.done(self.study) if k in values}
-        self.progress.sweep_start(len(values), len(seen))
+def watch(running: optuna.Study, spec: SweepSpec,
+          progress: Progress | None) -> Callable[[], None]:
+    """Tell `progress` of the configs done, then of each that finishes, polling the study in
+    a thread; returns the function that stops it after one last poll."""
+    if progress is None:
+        return lambda: None
+    values = {config_key(v): v for v in spec.configs()}  # in the sweep's order
+    seen = {k for k in study.done(running) if k in values}
+    progress.sweep_start(len(values), len(seen))
+    stop = threading.Event()
 
-        def poll() -> None:
-            while True:
-                stopping = self.stopped.wait(POLL_SECONDS)
-                for key, trial in study.done(self.study).items():
-                    if key in values and key not in seen:
-                        seen.add(key)
-                        a, took = trial.user_attrs, trial.duration
-                        self.progress.config_done(ConfigDone(
-                            len(seen), len(values), dict(values[key]), a.get("status", "?"),
-                            a.get("val_loss"), a.get("val_accuracy"),
-                            None if took is None else took.total_seconds()))
-                if stopping:
-                    return
+    def poll() -> None:
+        while True:
+            stopping = stop.wait(POLL_SECONDS)
+            for key, trial in study.done(running).items():
+                if key in values and key not in seen:
+                    seen.add(key)
+                    a, took = trial.user_attrs, trial.duration
+                    progress.config_done(ConfigDone(
+                        len(seen), len(values), dict(values[key]), a.get("status", "?"),
+                        a.get("val_loss"), a.get("val_accuracy"),
+                        None if took is None else took.total_seconds()))
+            if stopping:  # once more after the workers ended: none goes unreported
+                return
 
-        self.watching = threading.Thread(target=poll, name="handgrad-sweep-watch", daemon=True)
-        self.watching.start()
+    thread = threading.Thread(target=poll, name="handgrad-sweep-watch", daemon=True)
+    thread.start()
 
-    def stop_watching(self) -> None:
-        self.stopped.set()
-        if self.watching is not None:
-            self.watching.join()
+    def stop_watching() -> None:
+        stop.set()
+        thread.join()
 
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is not None:
-            self.stop()
-            return
-        try:
-            join_workers(self.procs, self.errors)
-            self.stop_watching()
-            with torch_threads(self.threads), study.storage_errors(self.storage):
-                self.summary = folder.collect(self.sweep_dir, self.sweep_id, self.spec,
-                                              self.study, self.select_by, self.dataset)
-        except BaseException:  # Ctrl-C while waiting included: the workers ignore it
-            self.stop()
-            raise
-        self.lock.release()
-
-    def stop(self) -> None:
-        """Stop watching and the workers (a trial they leave RUNNING is failed by the
-        heartbeat on a database, by the next run on a journal); release the lock."""
-        self.stop_watching()
-        stop_workers(self.procs)
-        self.procs = []
-        if self.lock is not None:
-            self.lock.release()
+    return stop_watching
 
 
 def run_sweep(sweep_dir: str | Path, spec: SweepSpec, workers: int = 1, **options: Any
               ) -> dict[str, Any]:
     """Run (or finish) the sweep in `sweep_dir`, write results.{json,csv}, return their
-    content. `options`: those of `Sweep` (storage, select_by, dataset, threads, heartbeat,
-    progress)."""
-    with Sweep(sweep_dir, spec, workers, **options) as sweep:
+    content. `options`: those of `sweeping`."""
+    with sweeping(sweep_dir, spec, workers, **options) as summary:
         pass
-    return sweep.summary
+    return summary
 
 
 def check_options(workers: int, threads: int, storage: str | None, select_by: str) -> None:

@@ -35,9 +35,9 @@ from handgrad.run.sweep.spec import (
     SweepSpec,
     config_key,
     mask_url,
+    refuse_other_settings,
     setting_text,
     settings,
-    settings_differences,
 )
 from handgrad.run.sweep.study import done, set_invalid
 
@@ -79,10 +79,7 @@ def check_record(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> dict 
             not isinstance(record.get("settings"), dict):
         raise SettingError(f"{sweep_dir / RECORD}: not a handgrad sweep record; choose "
                            "another out", "out")
-    diff = settings_differences(record["settings"], settings(spec))
-    if diff:
-        raise SettingError(f"{sweep_dir}: holds a sweep with other settings ({'; '.join(diff)})"
-                           "; choose another out, or the same settings to resume it", "out")
+    refuse_other_settings(str(sweep_dir), record["settings"], spec)
     if record.get("storage") != mask_url(storage):
         was = record.get("storage") or "its own study.journal"
         raise SettingError(f"{sweep_dir}: this sweep keeps its study in {was}, not in "

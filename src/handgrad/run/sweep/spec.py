@@ -152,15 +152,18 @@ def fingerprint(spec: SweepSpec) -> str:
     return hashlib.sha1(json.dumps(settings(spec), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """'name stored -> wanted' for every setting that differs, base settings first."""
-    base_a, base_b = stored.get("base", {}), wanted["base"]
-    out = [f"{k} {base_a.get(k)!r} -> {base_b.get(k)!r}"
-           for k in sorted(set(base_a) | set(base_b)) if base_a.get(k) != base_b.get(k)]
+def refuse_other_settings(where: str, stored: dict[str, Any], spec: SweepSpec) -> None:
+    """SettingError naming every setting of `spec` that differs from the `stored` settings
+    of the sweep in `where` ('name stored -> wanted', base settings first)."""
+    wanted, base = settings(spec), stored.get("base", {})
+    diff = [f"{k} {base.get(k)!r} -> {wanted['base'].get(k)!r}"
+            for k in sorted({*base, *wanted["base"]}) if base.get(k) != wanted["base"].get(k)]
     if stored.get("configs") != wanted["configs"]:
-        out.append(f"configs {[config_key(c) for c in stored.get('configs', [])]} -> "
-                   f"{[config_key(c) for c in wanted['configs']]}")
-    return out
+        diff.append(f"configs {[config_key(c) for c in stored.get('configs', [])]} -> "
+                    f"{[config_key(c) for c in wanted['configs']]}")
+    if diff:
+        raise SettingError(f"{where}: holds a sweep with other settings ({'; '.join(diff)}); "
+                           "choose another out, or the same settings to resume it", "out")
 
 
 def config_key(values: dict[str, Any]) -> str:

@@ -35,8 +35,8 @@ from handgrad.run.sweep.spec import (
     config_key,
     fingerprint,
     mask_url,
+    refuse_other_settings,
     settings,
-    settings_differences,
 )
 
 JOURNAL = "study.journal"
@@ -106,11 +106,7 @@ def check_storage(spec: SweepSpec, storage: str, heartbeat: tuple[int, int]) -> 
     if ours is not None and stored is None and ours.n_trials:
         raise SettingError("the study in storage: holds a sweep without recorded settings; "
                            "choose another out or storage", "out", "storage")
-    diff = settings_differences(stored or settings(spec), settings(spec))
-    if diff:
-        raise SettingError(f"the study in storage: holds a sweep with other settings "
-                           f"({'; '.join(diff)}); choose another out, or the same settings to "
-                           "resume it", "out")
+    refuse_other_settings("the study in storage", stored or settings(spec), spec)
 
 
 @contextlib.contextmanager
@@ -193,9 +189,10 @@ def set_invalid(study: optuna.Study, numbers: list[int]) -> None:
 
 
 def resume(study: optuna.Study, spec: SweepSpec, journal: bool,
-           broken: Callable[[dict[str, Any], FrozenTrial], bool]) -> None:
-    """Fail the trials of dead workers, set aside the results `broken(values, trial)`, and
-    enqueue every config without a live trial. With sweep.lock held, before any worker."""
+           check: Callable[[dict[str, Any], dict[str, Any]], Any]) -> None:
+    """Fail the trials of dead workers, set aside the results that `check(values,
+    user_attrs)` finds broken (ValueError), and enqueue every config without a live trial.
+    With sweep.lock held, before any worker starts."""
     if SETTINGS not in study.user_attrs:
         study.set_user_attr(SETTINGS, settings(spec))
     if journal:  # no heartbeat, but nobody else uses this journal: RUNNING means dead
@@ -205,9 +202,14 @@ def resume(study: optuna.Study, spec: SweepSpec, journal: bool,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # and `on_stale` enqueues their configs
-    values = {config_key(v): v for v in spec.configs()}
-    set_invalid(study, [t.number for key, t in done(study).items()
-                        if key in values and broken(values[key], t)])
+    values, broken = {config_key(v): v for v in spec.configs()}, []
+    for key, trial in done(study).items():
+        try:
+            if key in values:
+                check(values[key], trial.user_attrs)
+        except ValueError:
+            broken.append(trial.number)
+    set_invalid(study, broken)
     live = trials_by_key(study, LIVE)
     for key, config in values.items():
         if key not in live:

@@ -66,16 +66,21 @@ class SweepSpec:
         """Raise ValueError for the first bad config, named by its values when they cause it."""
         if not self.configs():
             raise ValueError("the sweep has no configs")
-        base_error = _error_of(self.base)
+        base_error = None
+        try:
+            self.base.validate()
+        except ValueError as e:
+            base_error = str(e)
         for values in self.configs():
             if set(values) - set(SWEEPABLE):
                 raise ValueError(f"cannot sweep {sorted(set(values) - set(SWEEPABLE))}; "
                                  f"sweepable: {SWEEPABLE}")
-            error = _error_of(self.config_for(values))
-            if error is not None and str(error) == str(base_error):
-                raise error
-            if error is not None:
-                raise ValueError(f"config {config_key(values)}: {error}") from error
+            try:
+                self.config_for(values).validate()
+            except ValueError as e:
+                if str(e) == base_error:  # not the swept values' doing
+                    raise
+                raise ValueError(f"config {config_key(values)}: {e}") from e
         return self
 
     @classmethod
@@ -117,14 +122,6 @@ class SweepSpec:
         for key, values in swept.items():
             points = [{**p, key: v} for p in points for v in values]
         return cls(base, points=points, command=command).validate()
-
-
-def _error_of(config: TrainConfig) -> ValueError | None:
-    try:
-        config.validate()
-    except ValueError as e:
-        return e
-    return None
 
 
 def _hidden_text(widths: Sequence[int] | str) -> str:

@@ -223,7 +223,14 @@ def add_run_parsers(sub: SubParsers) -> None:
 def add_check_parsers(sub: SubParsers) -> None:
     p = sub.add_parser("gradcheck", help="check hand-written gradients of a network")
     p.add_argument("--sizes", nargs="+", type=argtypes.positive_int,
-                   default=[3072, 512, 128, 32, 2])
+                   default=[3072, 512, 128, 32, 2],
+                   help="inputs, hidden widths, outputs (default: the exercise's)")
+    p.add_argument("--model", choices=MODELS, default="mlp",
+                   help="mlp: the exercise's MLP and its backpropagation; cnn, mlp-bn: the "
+                        "networks of hand-written layers (see train --model)")
+    p.add_argument("--image-shape", nargs=3, type=argtypes.positive_int, default=[3, 32, 32],
+                   metavar=("C", "H", "W"),
+                   help="images of --model cnn and mlp-bn; C·H·W must be the first --sizes")
     p.add_argument("--activation", default="relu")
     p.add_argument("--loss", default="cross_entropy")
     p.add_argument("--batch-size", type=argtypes.positive_int, default=8)

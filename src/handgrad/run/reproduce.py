@@ -72,7 +72,7 @@ class ReproduceResult:
 def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> GradcheckReport:
     """gradcheck of the sweep's network in float64 on a real batch of training images."""
     config = spec.base.replace(dtype="float64", device="cpu")
-    model = build_model(config, dataset.D, dataset.num_classes)
+    model = build_model(config, dataset.D, dataset.num_classes, dataset.image_shape)
     x = dataset.inputs(dataset.train.x[:batch], torch.float64)
     y = one_hot(dataset.train.y[:batch], dataset.num_classes, torch.float64)
     return gradcheck(model, x, y, config.loss, seed=config.seed)

@@ -122,7 +122,7 @@ def result_row(sweep_dir: Path, sweep_id: str, spec: SweepSpec, values: dict[str
             if key in attrs and attrs[key] != result.get(key):
                 raise ValueError(f"{run.file(RunDir.RESULTS)}: {key} is not the one the "
                                  "study recorded")
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError) as e:  # read_record and read_results check the files
         raise ValueError(" ".join(str(e).split())) from None
     return {**{k: result[k] for k in METRICS}, "run_dir": str(run.path)}
 

@@ -17,7 +17,7 @@ import pytest
 
 import handgrad
 from handgrad.cli import main
-from handgrad.grade.layers import dropout, grader
+from handgrad.grade.layers import dropout_judge, grader
 from handgrad.grade.layers.cases import CASES
 from handgrad.grade.layers.contract import BY_NAME, LAYERS, POINTS
 from handgrad.grade.layers.runner import describe
@@ -64,7 +64,7 @@ def test_every_mistake_the_judge_computes_has_a_submission_that_makes_it():
         backward = t.backward_mistakes
         if case.layer == "dropout" and case.train:  # judged on the student's own mask
             x = t.inputs["args"][0]
-            backward = dropout.backward_truth(case, t.inputs["args"], t.inputs["dout"],
+            backward = dropout_judge.backward_truth(case, t.inputs["args"], t.inputs["dout"],
                                               {"out": describe(x)})[1]
         computed = [(layer.forward, k) for k, _ in t.forward_mistakes] + [
             (layer.backward, k) for k, _ in backward]

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from handgrad.grade.layers import dropout, mistakes, reference
+from handgrad.grade.layers import dropout_judge, mistakes, reference
 from handgrad.grade.layers.cases import CASES, LayerCase
 from handgrad.grade.layers.contract import BY_NAME, layer_of, parse_functions
 from handgrad.grade.layers.judge import SEPARATION, Verdict, err, floor_of, judge_outputs, plain
@@ -247,7 +247,7 @@ def _judge_forward(case: LayerCase, t: Truth, result: Any) -> Verdict:
     if early is not None:
         return early
     if case.layer == "dropout":
-        return dropout.forward_verdict(case, t.inputs["args"], result)
+        return dropout_judge.forward_verdict(case, t.inputs["args"], result)
     names, want, found = t.forward_outputs()
     extras = result.get("extras") if isinstance(result.get("extras"), dict) else {}
     got = [result.get("out"), *[extras.get(n) for n in t.extras]]
@@ -272,7 +272,7 @@ def _judge_backward(case: LayerCase, t: Truth, result: Any, forward: Any) -> Ver
                        f"{function} must return {wanted}; it returned {what}")
     want, found = t.grads, t.backward_mistakes
     if case.layer == "dropout":
-        judged = dropout.backward_truth(case, t.inputs["args"], t.inputs["dout"], forward)
+        judged = dropout_judge.backward_truth(case, t.inputs["args"], t.inputs["dout"], forward)
         if isinstance(judged, str):
             return Verdict(function, case, "missing", judged)
         want, found = judged

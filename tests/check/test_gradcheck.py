@@ -107,3 +107,101 @@ def test_cli_refuses_cross_entropy_over_one_output(capsys):
     assert "--loss cross_entropy needs at least 2 outputs" in err and "agree" not in err
     assert len(err.strip().splitlines()) == 1
     assert main(["gradcheck", "--sizes", "4", "3", "1", "--loss", "bce_with_logits"]) == 0
+
+
+def _image_batch(net, n=4, seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, net.sizes[0], generator=gen, dtype=dtype)
+    return x, torch.randint(0, net.sizes[-1], (n,), generator=gen)
+
+
+@pytest.mark.parametrize("name", ["cnn", "mlp-bn"])
+def test_a_network_of_layers_passes_and_names_every_parameter(name):
+    from handgrad.engine.networks import build_network
+
+    torch.manual_seed(0)
+    net = build_network(name, (3, 8, 8), [6], 3, "relu", seed=0, dtype=torch.float64)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x, y = _image_batch(net)
+    report = gradcheck(net, x, y, "cross_entropy", max_entries=12)
+    assert report.passed, [(t.name, t.autograd_error, t.numeric_error) for t in report.tensors]
+    assert [t.name for t in report.tensors] == [
+        f"{type(layer).__name__}{i}.{p}" for i, layer in enumerate(net.layers)
+        for p, _ in layer.named_parameters()]
+    assert all(t.entries_checked > 0 for t in report.tensors)
+    # the network is left as it was: weights, running statistics, no .grad
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_a_wrong_layer_of_a_network_is_named(monkeypatch):
+    """Break conv's weight gradient only: that tensor fails, the others pass."""
+    from handgrad.engine import sequential
+    from handgrad.engine.networks import build_network
+
+    original = sequential.Conv2d.layer_backward
+
+    def broken(dout, cache, input_grad=True):
+        dx, grads = original(dout, cache, input_grad)
+        return dx, {**grads, "weight": grads["weight"] * 1.01}
+
+    monkeypatch.setattr(sequential.Conv2d, "layer_backward", staticmethod(broken))
+    torch.manual_seed(1)
+    net = build_network("cnn", (2, 4, 4), [5], 2, "tanh", seed=0, dtype=torch.float64)
+    x, y = _image_batch(net, seed=1)
+    report = gradcheck(net, x, y, "cross_entropy", max_entries=10)
+    failed = [t.name for t in report.tensors if not t.passed]
+    assert failed == ["Conv2d1.weight", "Conv2d4.weight"]
+    assert report.first_failure().name == "Conv2d1.weight"
+    assert 5e-3 < report.tensors[0].autograd_error < 2e-2
+
+
+def test_dropout_masks_are_the_same_at_every_evaluation():
+    from handgrad.engine.networks import build_network
+
+    torch.manual_seed(2)
+    net = build_network("mlp-bn", (1, 4, 4), [8, 6], 2, "sigmoid", seed=3,
+                        dtype=torch.float64)
+    x, y = _image_batch(net, n=6, seed=2)
+    report = gradcheck(net, x, y, "cross_entropy", max_entries=8)
+    assert report.passed and not report.warnings  # sigmoid: smooth, nothing skipped
+
+
+def test_a_max_pool_tie_is_skipped_not_failed():
+    """Two equal maxima in a window: a difference on either moves the argmax (a kink)."""
+    from handgrad.engine.networks import build_network
+
+    torch.manual_seed(0)
+    net = build_network("cnn", (1, 4, 4), [3], 2, "identity", seed=0, dtype=torch.float64)
+    with torch.no_grad():
+        conv = net.layers[1]
+        conv.weight.zero_()
+        conv.weight[:, 0, 1, 1] = 1.0  # each filter copies the image: ties stay ties
+        conv.bias.zero_()
+    x = torch.ones(2, 16, dtype=torch.float64)  # every window's four values tie
+    y = torch.tensor([0, 1])
+    report = gradcheck(net, x, y, "cross_entropy", max_entries=40)
+    conv_w = report.tensors[0]
+    assert conv_w.kinks_skipped > 0 and any("kink" in w for w in report.warnings)
+    assert report.passed
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp-bn"])
+def test_cli_checks_a_network_of_layers(model, capsys):
+    from handgrad.cli.main import main
+
+    assert main(["gradcheck", "--model", model, "--sizes", "32", "5", "3",
+                 "--image-shape", "2", "4", "4", "--max-entries", "6"]) == 0
+    out = capsys.readouterr().out
+    assert f"gradcheck {model} 2x4x4 32-5-3" in out and "all gradients agree" in out
+    assert ("Conv2d1.weight" in out) == (model == "cnn") and "Linear" in out
+
+
+def test_cli_refuses_an_image_shape_that_does_not_fill_the_inputs(capsys):
+    from handgrad.cli.main import main
+
+    assert main(["gradcheck", "--model", "cnn", "--sizes", "48", "2",
+                 "--image-shape", "3", "4", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("handgrad: error: --sizes starts with 48 inputs but --image-shape 3 4 5 "
+                   "has 60")

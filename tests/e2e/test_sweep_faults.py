@@ -98,7 +98,7 @@ def test_a_config_that_fails_for_its_settings_is_one_truthful_line(
     that overflows float32, is refused by validation now) is one line that never says a
     rerun would finish the sweep: a rerun fails the same way. Workers are forked, so they
     see the injected error too."""
-    import handgrad.run.sweep.worker as sweep_module
+    import handgrad.run.sweep.coordinator as sweep_module
 
     real = sweep_module.train
 

@@ -112,6 +112,14 @@ def test_defaults_are_torchs():
             assert theirs[key] == value, (name, key)
 
 
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_positional_arguments_are_torchs(name):
+    p = [torch.zeros(2, requires_grad=True)]
+    args = (0.01, (0.8, 0.9), 1e-6, 0.3, True)  # lr, betas, eps, weight_decay, amsgrad
+    ours, theirs = getattr(optim, name)(p, *args).defaults, getattr(torch.optim, name)(p, *args)
+    assert all(theirs.defaults[key] == value for key, value in ours.items())
+
+
 @pytest.mark.parametrize("cls,kwargs", [
     ("SGD", dict(lr=-1)), ("SGD", dict(momentum=-0.1)), ("SGD", dict(weight_decay=-1)),
     ("SGD", dict(nesterov=True)), ("SGD", dict(momentum=0.9, dampening=0.1, nesterov=True)),

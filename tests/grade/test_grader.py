@@ -9,7 +9,7 @@ import torch
 
 from handgrad import ACTIVATIONS, LOSSES, check_backprop
 from handgrad.engine.backprop import backpropagation
-from handgrad.grade import judge
+from handgrad.grade import judge, mistakes
 from handgrad.grade.cases import CASES, POINTS
 from handgrad.grade.grader import load_function
 from handgrad.grade.submission import SubmissionError, read_source
@@ -41,7 +41,7 @@ def test_the_cases_cover_what_the_issue_asks():
 def test_float32_rounding_of_a_right_answer_is_far_below_the_pass_line(loss):
     """handgrad's own backward in float32 on every case: error <= PASS_TOL / 10."""
     for i, case in enumerate(CASES):
-        t, p = judge.truth(i, loss), case.problem(loss)
+        t, p = mistakes.truth(i, loss), case.problem(loss)
         with torch.no_grad():
             backpropagation(p.model, p.y_true, p.model(p.x), loss)
         for l in range(1, p.model.L + 1):
@@ -54,7 +54,7 @@ def test_every_named_mistake_is_either_exact_or_well_separated_from_the_truth():
     """No case leaves a mistake between 'the same numbers' and 'clearly different': either it
     is invisible there (and never named from that case) or at least SEPARATION away."""
     for i in range(len(CASES)):
-        t = judge.truth(i, "sse")
+        t = mistakes.truth(i, "sse")
         errors = judge.variant_errors(t)
         assert len(errors) >= 2 * len(t.reference) * (len(t.variants) - 1)
         assert all(e <= 1e-9 or e >= judge.SEPARATION for e in errors), i
@@ -226,7 +226,7 @@ def test_several_losses_each_get_their_share_of_the_points():
 def test_answers_computed_ahead_for_the_public_seeds_do_not_pass():
     """The weights come from a secret salt per process: a table of the truth for the
     public seeds (salt 0) matches no case."""
-    table = [(judge.truth(i, "sse").weights[0][0], judge.truth(i, "sse").reference)
+    table = [(mistakes.truth(i, "sse").weights[0][0], mistakes.truth(i, "sse").reference)
              for i in range(len(CASES))]
 
     def lookup(model, y_true, y_pred):

@@ -4,9 +4,11 @@ diagnosis its '# expect-layers:' line gives; check-backprop, --functions, Grades
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,10 @@ import pytest
 
 import handgrad
 from handgrad.cli import main
-from handgrad.grade.layers.contract import LAYERS, POINTS
+from handgrad.grade.layers import dropout_judge, grader
+from handgrad.grade.layers.cases import CASES
+from handgrad.grade.layers.contract import BY_NAME, LAYERS, POINTS
+from handgrad.grade.layers.runner import describe
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "submissions" / "layers"
 SOLUTION = Path(__file__).resolve().parents[2] / "examples" / "layers" / "solution.py"
@@ -47,6 +52,23 @@ def test_the_corpus_has_three_mistakes_per_layer_and_two_correct_solutions():
         functions = {layer.forward, layer.backward}
         kinds = {k for p, k, f in expected.values() if not p and f in functions}
         assert len(kinds) >= 3, layer.name
+
+
+def test_every_mistake_the_judge_computes_has_a_submission_that_makes_it():
+    """Each (function, kind) of `mistakes.py` is made by one file of the corpus, which the
+    grader must then name (the next test): a diagnosis no submission shows is untested."""
+    made = {(function, kind) for passes, kind, function in expectations().values()
+            if not passes}
+    for case in CASES:
+        t, layer = grader.truth(case, 0), BY_NAME[case.layer]
+        backward = t.backward_mistakes
+        if case.layer == "dropout" and case.train:  # judged on the student's own mask
+            x = t.inputs["args"][0]
+            backward = dropout_judge.backward_truth(case, t.inputs["args"], t.inputs["dout"],
+                                              {"out": describe(x)})[1]
+        computed = [(layer.forward, k) for k, _ in t.forward_mistakes] + [
+            (layer.backward, k) for k, _ in backward]
+        assert set(computed) <= made, (case.name, set(computed) - made)
 
 
 def test_every_submission_gets_its_expected_verdict_and_diagnosis(graded):
@@ -145,3 +167,23 @@ def test_the_class_dashboard_shows_the_layers_mistakes(graded):
     _, _, out = graded
     page = (out / "report.html").read_text()
     assert "no_mean_path" in page and "batchnorm_backward" in page
+
+
+def test_similar_csv_pairs_layers_submissions_with_the_same_wrong_numbers(tmp_path):
+    """Two students who left ReLU's mask out, each in their own words, are paired on their
+    numbers (their code differs); the mistake made otherwise is not."""
+    folder, out = tmp_path / "class", tmp_path / "grades"
+    folder.mkdir()
+    bug = (SUBMISSIONS / "bug_relu_no_mask.py").read_text()
+    (folder / "ana.py").write_text(bug)
+    (folder / "ben.py").write_text(bug.replace("    dx = dout.clone()\n    return dx\n",
+                                               "    return dout * 1.0\n"))
+    shutil.copy(SUBMISSIONS / "bug_relu_mask_at_zero.py", folder / "cleo.py")
+    assert main(["grade", str(folder), "--assignment", "layers", "--functions",
+                 "relu_forward,relu_backward", "--out", str(out), "--quiet"]) == 1
+    rows = list(csv.DictReader((out / "similar.csv").open()))
+    assert [(r["a"], r["b"], r["reason"]) for r in rows] == [
+        ("ana", "ben", "the same wrong gradients on the salted cases")]
+    entries = {e["id"]: e for e in json.loads((out / "grades.json").read_text())["submissions"]}
+    assert entries["ana"]["code_digest"] != entries["ben"]["code_digest"]
+    assert entries["ana"]["kind"] == entries["ben"]["kind"] == "no_mask"

@@ -131,17 +131,19 @@ def test_a_backward_without_its_forward_is_missing_and_the_others_are_graded(sol
     assert result.max_score == POINTS["relu_backward"] + POINTS["affine_backward"]
 
 
+def softmax_loss_by_autograd(x, y):
+    with torch.enable_grad():
+        x = x.clone().requires_grad_()
+        loss = F.cross_entropy(x, y)
+        (dx,) = torch.autograd.grad(loss, x)
+    return loss.detach(), dx
+
+
 def test_autograd_in_a_backward_is_a_policy_failure_unless_allowed(solution):
-    def softmax_loss(x, y):
-        with torch.enable_grad():
-            x = x.clone().requires_grad_()
-            loss = F.cross_entropy(x, y)
-            (dx,) = torch.autograd.grad(loss, x)
-        return loss.detach(), dx
-    result = check_layers({"softmax_loss": softmax_loss}, functions=["softmax_loss"])
+    namespace = {"softmax_loss": softmax_loss_by_autograd}
+    result = check_layers(namespace, functions=["softmax_loss"])
     assert result.diagnosis().kind == "autograd"
-    assert check_layers({"softmax_loss": softmax_loss}, functions=["softmax_loss"],
-                        allow_autograd=True).passed
+    assert check_layers(namespace, functions=["softmax_loss"], allow_autograd=True).passed
 
 
 def test_wrong_return_values_and_exceptions_are_named(solution):
@@ -189,3 +191,40 @@ def test_every_kind_the_judge_can_name_has_a_hint_and_is_documented():
     for kind in named | shapes_and_dropout | set(DETAILS):
         assert kind in HINTS, kind
         assert f"`{kind}`" in docs, kind
+
+
+def test_the_same_wrong_numbers_give_the_same_wrong_digest(solution):
+    """Two students who made one mistake with the same numbers, written differently, share
+    a digest (similar.csv pairs them); another mistake, or right work, does not."""
+    def grade(backward):
+        return check_layers({"relu_forward": solution.relu_forward, "relu_backward": backward},
+                            functions="relu_forward,relu_backward")
+
+    unmasked = grade(lambda dout, cache: dout.clone())
+    also_unmasked = grade(lambda dout, cache: 1.0 * dout)
+    at_zero = grade(lambda dout, cache: dout * (cache >= 0))
+    assert unmasked.diagnosis().kind == also_unmasked.diagnosis().kind == "no_mask"
+    assert unmasked.wrong_digest and unmasked.wrong_digest == also_unmasked.wrong_digest
+    assert at_zero.wrong_digest not in ("", unmasked.wrong_digest)
+    assert grade(solution.relu_backward).wrong_digest == ""
+    assert unmasked.to_json()["wrong_digest"] == unmasked.wrong_digest
+
+
+def test_missing_functions_and_autograd_give_no_wrong_digest(solution):
+    """Nothing was computed by hand: there are no wrong numbers to compare."""
+    missing = check_layers({}, functions="relu_forward,relu_backward")
+    assert missing.diagnosis().kind == "missing" and missing.wrong_digest == ""
+    used = check_layers({"softmax_loss": softmax_loss_by_autograd}, functions=["softmax_loss"])
+    assert used.diagnosis().kind == "autograd" and used.wrong_digest == ""
+
+
+@pytest.mark.parametrize("name, function", [("bug_conv_forward_kernel_flip", "conv_forward"),
+                                            ("bug_max_pool_forward_average", "max_pool_forward")])
+def test_a_mistake_named_in_a_forward_is_told_in_the_forward_words(name, function):
+    """kernel_flip and average are named in a forward and in a backward: in the forward,
+    neither the detail nor the hint speaks of dx or of a gradient."""
+    module = _module(ROOT / "tests" / "submissions" / "layers" / f"{name}.py")
+    d = check_layers(module, functions=[function]).diagnosis()
+    assert d.layer == function and d.detail.startswith("out: "), d
+    assert "dx" not in d.detail + d.hint and "gradient" not in d.detail + d.hint, d
+

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from handgrad.grade.batch import Submission, entry
+from handgrad.grade.collect import Submission
+from handgrad.grade.gradebook import entry
 from handgrad.grade.grader import check_backprop, load_function
 from handgrad.grade.result import CheckResult
 from handgrad.report.dashboard import dashboard_page, write_dashboard
@@ -30,9 +31,10 @@ def _entry(sid: str, result: CheckResult) -> dict:
 @pytest.fixture(scope="module")
 def results() -> list[CheckResult]:
     out = [check_backprop(load_function(str(SUBMISSIONS / f"{name}.py"))) for name in GRADED]
-    out.append(CheckResult("sse", [], "grader error: OSError: disk full", "internal"))
-    out.append(CheckResult("sse", [], "no .py or .ipynb file in the folder defines "
-                                      "backpropagation()", "no_function"))
+    out.append(CheckResult("sse", [], error="grader error: OSError: disk full",
+                           error_kind="internal"))
+    out.append(CheckResult("sse", [], error="no .py or .ipynb file in the folder defines "
+                           "backpropagation()", error_kind="no_function"))
     return out
 
 

@@ -179,7 +179,7 @@ def test_bad_storage_url_is_one_line_and_writes_nothing(tmp_path, capsys):
 def test_a_finished_sweep_rerun_does_not_touch_the_test_set_again(tmp_path, monkeypatch):
     spec = SweepSpec(BASE, grid={"lr": [0.01, 0.05], "weight_decay": [0.0], "momentum": [0.9]})
     first = run_sweep(tmp_path, spec)
-    import handgrad.run.sweep.results as results
+    import handgrad.run.sweep.folder as results
 
     def refuse(*args, **kwargs):
         raise AssertionError("the test set was evaluated a second time")

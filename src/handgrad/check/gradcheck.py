@@ -21,13 +21,16 @@ Step and thresholds:
   at the 1e-2 level) and its float32 gradient compared with them at 2e-3; the report warns
   that float64 is the sharp check.
 
-ReLU kinks: a difference whose two evaluations put some pre-activation of a relu or
-leaky_relu layer on different sides of 0 is meaningless; such entries are skipped, counted
-and reported.
+Kinks (a ReLU's pre-activation at 0, a tie in a max pool's window): a difference taken across
+one is meaningless. Each entry is differenced with steps h and h/2; a kink within the step
+moves the two apart, a smooth loss does not, so an entry whose two differences disagree
+beyond the tolerance is skipped, counted and reported.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -36,10 +39,11 @@ from handgrad.check.reference import autograd_reference
 from handgrad.engine.backprop import backpropagation
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
+from handgrad.engine.sequential import Dropout, Sequential
 
 Tensor = torch.Tensor
-KINKED = ("relu", "leaky_relu")
 STEP = 1e-5
+EPS64 = torch.finfo(torch.float64).eps
 SETTINGS = {  # model dtype: (tolerance vs finite differences, tolerance vs autograd)
     torch.float64: (1e-5, 1e-10),
     torch.float32: (2e-3, 1e-3),
@@ -93,49 +97,44 @@ class GradcheckReport:
                  "pass" if t.passed else "FAIL"] for t in self.tensors]
 
 
-def relative_errors(hand: Tensor, ref: Tensor, scale: Tensor | None = None) -> Tensor:
-    """|g - r| / max(|g|, |r|, 1e-3 max|scale|), elementwise; `scale` defaults to `ref`."""
+def relative_errors(hand: Tensor, ref: Tensor, scale: Tensor | None = None,
+                    floor: float = 0.0) -> Tensor:
+    """|g - r| / max(|g|, |r|, 1e-3 max|scale|, floor), elementwise; `scale` defaults to `ref`."""
     scale = ref if scale is None else scale
-    floor = max(1e-3 * scale.abs().max().item(), torch.finfo(ref.dtype).tiny)
+    floor = max(1e-3 * scale.abs().max().item(), floor, torch.finfo(ref.dtype).tiny)
     return (hand - ref).abs() / torch.clamp(torch.maximum(hand.abs(), ref.abs()), min=floor)
 
 
-def _refuse_all_zero(hand: dict, auto: dict, loss: str) -> None:
-    """A problem whose every gradient is 0 checks nothing: ValueError rather than a pass."""
-    if all(not g.any() for pair in (*hand.values(), *auto.values()) for g in pair):
-        raise ValueError(f"every gradient of this {loss} problem is exactly 0 (hand-written "
-                         "and autograd): nothing would be checked; give the network more "
-                         "outputs or other inputs")
-
-
-def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy",
-              max_entries: int = 30, seed: int = 0, worst: int = 3) -> GradcheckReport:
-    """Check `backpropagation` on `model` for the batch x (N, D) and targets y_true."""
-    dtype = model.weight(1).dtype
+def gradcheck(model: MLP | Sequential, x: Tensor, y_true: Tensor,
+              loss: str = "cross_entropy", max_entries: int = 30, seed: int = 0,
+              worst: int = 3) -> GradcheckReport:
+    """Check the hand-written gradients of `model` for the batch x and targets y_true:
+    `backpropagation` for the exercise's MLP (tensors W1, b1, …), every layer's `*_backward`
+    for a `Sequential` (tensors named by layer, e.g. `Conv2d1.weight`; its dropout masks
+    drawn again alike for every evaluation, and the network itself left untouched)."""
+    dtype = next(model.parameters()).dtype
     if dtype not in SETTINGS:
         raise ValueError(f"gradcheck supports float32 and float64, got {dtype}")
     numeric_tol, autograd_tol = SETTINGS[dtype]
     loss_fn = get_loss(loss)
-    with torch.no_grad():
-        y_pred = model(x)
-    backpropagation(model, y_true, y_pred, loss)
-    hand = {l: (model.dL_dw[l].clone(), model.dL_db[l].clone()) for l in range(1, model.L + 1)}
-    auto = dict(enumerate(autograd_reference(model, x, y_true, loss), start=1))
-    _refuse_all_zero(hand, auto, loss)
-    problem = _Problem(model, x, y_true, loss_fn)
-    if dtype != torch.float64:
-        problem = _Problem(model.copy_as(torch.float64), x.double(),
-                           y_true.double() if y_true.is_floating_point() else y_true, loss_fn)
+    if isinstance(model, MLP):
+        named, problem = _mlp_gradients(model, x, y_true, loss_fn)
+    else:
+        named, problem = _network_gradients(model, x, y_true, loss_fn)
+    _refuse_all_zero(named, loss)
+    # Round-off floors: a gradient that is 0 by its equations (a bias under batch norm) is
+    # round-off in both results; it is compared at the scale round-off allows, not as 0.
+    largest = max(auto.abs().max().item() for _, _, _, auto in named)
+    autograd_floor = 10 * torch.finfo(dtype).eps * largest / autograd_tol
     gen = torch.Generator().manual_seed(seed)
     tensors = []
-    for l in range(1, model.L + 1):
-        for kind, param, i in (("W", problem.model.weight(l), 0), ("b", problem.model.bias(l), 1)):
-            autograd_error = relative_errors(hand[l][i], auto[l][i]).max().item()
-            numeric_error, checked, kinks, entries = problem.compare(
-                param, hand[l][i], auto[l][i], max_entries, gen, worst)
-            passed = autograd_error <= autograd_tol and numeric_error <= numeric_tol
-            tensors.append(TensorCheck(f"{kind}{l}", l, tuple(param.shape), autograd_error,
-                                       numeric_error, checked, kinks, entries, passed))
+    for (name, layer, hand, auto), param in zip(named, problem.params, strict=True):
+        autograd_error = relative_errors(hand, auto, floor=autograd_floor).max().item()
+        numeric_error, checked, kinks, entries = problem.compare(
+            param, hand, auto, max_entries, gen, worst, numeric_tol)
+        passed = autograd_error <= autograd_tol and numeric_error <= numeric_tol
+        tensors.append(TensorCheck(name, layer, tuple(param.shape), autograd_error,
+                                   numeric_error, checked, kinks, entries, passed))
     report = GradcheckReport(str(dtype).replace("torch.", ""), STEP, numeric_tol, autograd_tol,
                              tensors)
     if dtype == torch.float32:
@@ -144,26 +143,94 @@ def gradcheck(model: MLP, x: Tensor, y_true: Tensor, loss: str = "cross_entropy"
     skipped = sum(t.kinks_skipped for t in tensors)
     if skipped:
         report.warnings.append(f"{skipped} sampled entries skipped: their finite difference "
-                               "crossed a ReLU kink")
+                               "crossed a kink (a ReLU at 0, a tie of a max pool)")
     return report
+
+
+Named = list[tuple[str, int, Tensor, Tensor]]  # (name, layer, hand-written, autograd) a tensor
+
+
+def _mlp_gradients(model: MLP, x: Tensor, y_true: Tensor, loss_fn: Loss,
+                   ) -> tuple[Named, _Problem]:
+    """W1, b1, …: `backpropagation`'s dL_dw/dL_db and autograd's, and the float64 problem."""
+    with torch.no_grad():
+        y_pred = model(x)
+    backpropagation(model, y_true, y_pred, loss_fn.name)
+    auto = autograd_reference(model, x, y_true, loss_fn.name)
+    named = [(f"{kind}{l}", l, grad.clone(), auto[l - 1][i])
+             for l in range(1, model.L + 1)
+             for kind, grad, i in (("W", model.dL_dw[l], 0), ("b", model.dL_db[l], 1))]
+    twin = model if model.weight(1).dtype == torch.float64 else model.copy_as(torch.float64)
+    y64 = y_true.double() if y_true.is_floating_point() else y_true
+    params = [p for pair in twin.params_by_layer() for p in pair]
+    return named, _Problem(params, lambda: loss_fn.value(twin(x.double()), y64).item())
+
+
+def _network_gradients(net: Sequential, x: Tensor, y_true: Tensor, loss_fn: Loss,
+                       ) -> tuple[Named, _Problem]:
+    """Every parameter of a `Sequential`: its layers' hand-written gradients and autograd's,
+    both on copies of `net` (batch norm's running statistics are not moved)."""
+    def loss_of(copy: Sequential, x: Tensor, y_true: Tensor) -> Tensor:
+        for layer in copy.layers:
+            if isinstance(layer, Dropout):
+                layer.reseed()  # the same masks at every evaluation
+        return loss_fn.torch_value(copy(x), y_true)
+
+    names = [f"{type(layer).__name__}{i}.{p}" for i, layer in enumerate(net.layers)
+             for p, _ in layer.named_parameters()]
+    layers = [i for i, layer in enumerate(net.layers) for _ in layer.parameters()]
+    hand_net, auto_net = _copy(net, None), _copy(net, None)
+    with torch.no_grad():
+        for layer in hand_net.layers:
+            if isinstance(layer, Dropout):
+                layer.reseed()
+        y_pred = hand_net(x)
+        hand_net.backward(loss_fn.grad(y_pred, y_true))
+    hand = [p.grad for p in hand_net.parameters()]
+    with torch.enable_grad():
+        auto = torch.autograd.grad(loss_of(auto_net, x, y_true), list(auto_net.parameters()))
+    twin = _copy(net, torch.float64)
+    y64 = y_true.double() if y_true.is_floating_point() else y_true
+    named = list(zip(names, layers, hand, auto, strict=True))
+    return named, _Problem(list(twin.parameters()),
+                           lambda: loss_of(twin, x.double(), y64).item())
+
+
+def _copy(net: Sequential, dtype: torch.dtype | None) -> Sequential:
+    twin = copy.deepcopy(net)
+    for p in twin.parameters():
+        p.grad = None
+    return twin if dtype is None else twin.to(dtype)
+
+
+def _refuse_all_zero(named: Named, loss: str) -> None:
+    """A problem whose every gradient is 0 checks nothing: ValueError rather than a pass."""
+    if all(not g.any() for _, _, hand, auto in named for g in (hand, auto)):
+        raise ValueError(f"every gradient of this {loss} problem is exactly 0 (hand-written "
+                         "and autograd): nothing would be checked; give the network more "
+                         "outputs or other inputs")
 
 
 @dataclass
 class _Problem:
-    """The float64 network, batch and loss the finite differences are taken on."""
+    """The float64 parameters (in the report's order) and the loss at their current values,
+    on which the finite differences are taken."""
 
-    model: MLP
-    x: Tensor
-    y_true: Tensor
-    loss_fn: Loss
+    params: list[Tensor]
+    loss_at: Callable[[], float]
 
     def compare(self, param: Tensor, hand: Tensor, ref: Tensor, max_entries: int,
-                gen: torch.Generator, worst: int) -> tuple[float, int, int, list[Entry]]:
+                gen: torch.Generator, worst: int, tolerance: float,
+                ) -> tuple[float, int, int, list[Entry]]:
         """(max relative error, entries checked, kinks skipped, worst entries) of `hand`
         against central differences of `param`."""
+        at = abs(self.loss_at())
+        # a difference's round-off, eps·|L| / h, a tenth of the tolerance at this floor
+        floor = max(1e-3 * ref.abs().max().item(),
+                    10 * EPS64 * max(at, 1.0) / (STEP * tolerance))
         kept, numeric = [], []
         for i in _sample(param.numel(), max_entries, gen):
-            value = self.central_difference(param, i)
+            value = self.central_difference(param, i, tolerance, floor, at)
             if value is not None:
                 kept.append(i)
                 numeric.append(value)
@@ -172,27 +239,36 @@ class _Problem:
             return 0.0, 0, skipped, []
         picked = hand.reshape(-1)[torch.tensor(kept)].double()
         num = torch.tensor(numeric, dtype=torch.float64, device=picked.device)
-        errors = relative_errors(picked, num, scale=ref)  # floor from the whole tensor
+        errors = relative_errors(picked, num, scale=ref, floor=floor)
         entries = [Entry(_unravel(kept[j], tuple(param.shape)), picked[j].item(), numeric[j],
                          errors[j].item())
                    for j in torch.argsort(errors, descending=True)[:worst].tolist()]
         return errors.max().item(), len(kept), skipped, entries
 
     @torch.no_grad()
-    def central_difference(self, param: Tensor, i: int) -> float | None:
-        """(L(θ_i + h) - L(θ_i - h)) / 2h, or None when the two sides straddle a ReLU kink."""
+    def central_difference(self, param: Tensor, i: int, tolerance: float, floor: float,
+                           at: float) -> float | None:
+        """(L(θ_i + h) - L(θ_i - h)) / 2h, or None when a kink lies within the step.
+
+        A kink at t in (-h, h), where the slope jumps by Δ, moves the difference with step h
+        from the mean slope by Δ·t / 2h and the one with step h/2 by twice that; at t = 0
+        both are off by Δ / 2 but the one-sided slopes differ by Δ. A smooth loss changes
+        either gap by O(h²) only (the one-sided one after removing its h·L'' term). An entry
+        whose gap is over the tolerance is skipped; `at` = L(θ). The skip never looks at the
+        hand-written value, so it cannot hide a wrong gradient."""
         index = _unravel(i, tuple(param.shape))  # works whatever the strides
         old = param[index].item()
-        values, signs = [], []
-        for delta in (STEP, -STEP):
+        values = []
+        for delta in (STEP, -STEP, STEP / 2, -STEP / 2):
             param[index] = old + delta
-            values.append(self.loss_fn.value(self.model(self.x), self.y_true).item())
-            signs.append([self.model.z[l] > 0 for l, act in self.model.act.items()
-                          if act.name in KINKED])
+            values.append(self.loss_at())
         param[index] = old
-        if any(not torch.equal(p, m) for p, m in zip(*signs, strict=True)):
+        up, down, half_up, half_down = values
+        full, half = (up - down) / (2 * STEP), (half_up - half_down) / STEP
+        jump = 4 * (half_up - 2 * at + half_down) / STEP - (up - 2 * at + down) / STEP
+        if max(abs(full - half), abs(jump)) > tolerance * max(abs(full), floor):
             return None
-        return (values[0] - values[1]) / (2 * STEP)
+        return full
 
 
 def _sample(n: int, k: int, gen: torch.Generator) -> list[int]:

@@ -3,8 +3,11 @@
 - `autograd_reference(model, x, y_true, loss)`: [(dL/dW_l, dL/db_l) for l = 1..L] by torch
   autograd on the loss's own torch formula (`Loss.torch_value`).
 - `random_problem(sizes, …)`: a seeded MLP, a batch x (N, D) (or one sample (D,)) and targets
-  that suit the loss. The weights come from a local generator with `nn.Linear`'s
-  distribution, U(±1/√H_{l-1}), so building a problem never touches torch's global seed.
+  that suit the loss; with `model="cnn"` or `"mlp-bn"` (and `image_shape`) the `Sequential`
+  of engine/networks.py instead, its x the rows of images (N, C·H·W). The MLP's weights
+  come from a local generator with `nn.Linear`'s distribution, U(±1/√H_{l-1}), so building
+  its problem never touches torch's global seed; a network of layers initialises as
+  torch.nn does, from the global generator seeded with `seed`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import torch.nn.functional as F
 
 from handgrad.engine.losses import get_loss
 from handgrad.engine.model import MLP
+from handgrad.engine.networks import build_network
+from handgrad.engine.sequential import Sequential
 
 Tensor = torch.Tensor
 
@@ -45,7 +50,7 @@ def random_targets(loss: str, N: int, C: int, gen: torch.Generator,
 class Problem:
     """A network, its input x (N, D) or (D,), and targets y_true shaped like model(x)."""
 
-    model: MLP
+    model: MLP | Sequential
     x: Tensor
     y_true: Tensor
     loss: str
@@ -53,19 +58,36 @@ class Problem:
 
 def random_problem(sizes: list[int], activation: str = "relu", loss: str = "sse",
                    batch: int = 8, seed: int = 0, dtype: torch.dtype = torch.float64,
-                   out_activation: str = "identity", single: bool = False) -> Problem:
-    """A seeded random problem: x ~ N(0, 1) of shape (batch, D), or (D,) when `single`."""
+                   out_activation: str = "identity", single: bool = False,
+                   model: str = "mlp", image_shape: tuple[int, int, int] | None = None,
+                   ) -> Problem:
+    """A seeded random problem: x ~ N(0, 1) of shape (batch, D), or (D,) when `single`.
+    sizes = [D, hidden…, C]; for a network of layers D must be C·H·W of `image_shape`."""
     loss = get_loss(loss).name
     gen = torch.Generator().manual_seed(seed)
+    if model == "mlp":
+        net = _random_mlp(sizes, activation, out_activation, dtype, gen)
+    else:
+        if image_shape is None or math.prod(image_shape) != sizes[0]:
+            raise ValueError(f"model {model!r} needs an image_shape of {sizes[0]} values "
+                             f"(sizes[0]), got {image_shape}")
+        torch.manual_seed(seed)  # the layers initialise as torch.nn does
+        net = build_network(model, image_shape, sizes[1:-1], sizes[-1], activation, seed,
+                            dtype)
+    n = 1 if single else batch
+    x = torch.randn(n, sizes[0], generator=gen, dtype=dtype)
+    y_true = random_targets(loss, n, sizes[-1], gen, dtype)
+    if single:
+        x, y_true = x[0], y_true[0]
+    return Problem(net, x, y_true, loss)
+
+
+def _random_mlp(sizes: list[int], activation: str, out_activation: str, dtype: torch.dtype,
+                gen: torch.Generator) -> MLP:
     model = MLP(sizes, activation=activation, out_activation=out_activation, dtype=dtype)
     with torch.no_grad():
         for W, b in model.params_by_layer():
             bound = 1 / math.sqrt(W.shape[1])
             W.copy_(torch.rand(W.shape, generator=gen, dtype=dtype) * 2 * bound - bound)
             b.copy_(torch.rand(b.shape, generator=gen, dtype=dtype) * 2 * bound - bound)
-    n = 1 if single else batch
-    x = torch.randn(n, sizes[0], generator=gen, dtype=dtype)
-    y_true = random_targets(loss, n, sizes[-1], gen, dtype)
-    if single:
-        x, y_true = x[0], y_true[0]
-    return Problem(model, x, y_true, loss)
+    return model

@@ -7,6 +7,7 @@ or `spec` (sweep, reproduce) is already validated, and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -101,10 +102,18 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     check_fits(network_bytes(args.sizes, dtype, args.batch_size, copies=6), torch.device("cpu"),
                f"gradcheck --sizes {' '.join(map(str, args.sizes))}")
-    problem = random_problem(args.sizes, args.activation, loss, args.batch_size, args.seed, dtype)
+    image_shape = tuple(args.image_shape)
+    if args.model != "mlp" and math.prod(image_shape) != args.sizes[0]:
+        raise ValueError(f"--sizes starts with {args.sizes[0]} inputs but --image-shape "
+                         f"{' '.join(map(str, image_shape))} has {math.prod(image_shape)}")
+    problem = random_problem(args.sizes, args.activation, loss, args.batch_size, args.seed, dtype,
+                             model=args.model, image_shape=image_shape)
     model, x, y = problem.model, problem.x, problem.y_true
     report = gradcheck(model, x, y, loss, max_entries=args.max_entries, seed=args.seed)
-    say(f"gradcheck {'-'.join(map(str, args.sizes))} {args.activation} {loss} "
+    network = "-".join(map(str, args.sizes))
+    if args.model != "mlp":
+        network = f"{args.model} {'x'.join(map(str, image_shape))} {network}"
+    say(f"gradcheck {network} {args.activation} {loss} "
         f"N={args.batch_size} {report.dtype} (step {report.step:g})")
     say(text_table(report.HEADERS, report.rows()))
     for w in report.warnings:

@@ -21,15 +21,9 @@ from pathlib import Path
 
 from handgrad.cli.exits import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, CLIError
 from handgrad.engine.losses import LOSSES
-from handgrad.grade.batch import (
-    BatchResult,
-    among_submissions,
-    find_submissions,
-    grade_iter,
-    read_previous,
-    student_folder,
-    write_grades,
-)
+from handgrad.grade.batch import grade_iter
+from handgrad.grade.collect import among_submissions, find_submissions, student_folder
+from handgrad.grade.gradebook import BatchResult, read_previous, write_grades
 from handgrad.grade.grader import GraderError, grade_file, load_target
 from handgrad.grade.gradescope import VISIBILITY, gradescope_results
 from handgrad.grade.layers.contract import parse_functions

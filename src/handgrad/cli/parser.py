@@ -28,8 +28,7 @@ from handgrad.run.config import (
     OPTIMIZERS,
     TrainConfig,
 )
-from handgrad.run.sweep.folder import mask_url
-from handgrad.run.sweep.spec import SELECT_BY, SweepSpec
+from handgrad.run.sweep.spec import SELECT_BY, SweepSpec, mask_url
 
 DEFAULT_EPOCHS = {"cifar10": 5, "digits": 40}
 SubParsers = argparse._SubParsersAction
@@ -86,13 +85,17 @@ def _add_shared_training_args(g: argparse._ArgumentGroup, engine: bool = True) -
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def add_single_run_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
-    """train, compare: one value per option."""
-    g = p.add_argument_group("model and training")
+def _add_model_arg(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--model", choices=MODELS, default="mlp",
                    help="mlp: the exercise's network (default); cnn: conv-relu-pool twice, "
                         "then the MLP head of --hidden; mlp-bn: the MLP with batch norm and "
                         "dropout after each hidden layer (engine/networks.py)")
+
+
+def add_single_run_args(p: argparse.ArgumentParser, engine: bool = True) -> None:
+    """train, compare: one value per option."""
+    g = p.add_argument_group("model and training")
+    _add_model_arg(g)
     g.add_argument("--hidden", nargs="*", type=int, default=list(EXERCISE_HIDDEN),
                    help="hidden widths (default: 512 128 32, the exercise's network)")
     g.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)}")
@@ -138,7 +141,8 @@ def _shared_config(args: argparse.Namespace, hidden: Sequence[int]) -> TrainConf
     config = TrainConfig(
         dataset=args.dataset, data_dir=args.data_dir, download=args.download, classes=classes,
         standardize=args.standardize, val_fraction=args.val_fraction, hidden=tuple(hidden),
-        activation=args.activation, loss=args.loss, engine=getattr(args, "engine", "manual"),
+        model=getattr(args, "model", "mlp"), activation=args.activation, loss=args.loss,
+        engine=getattr(args, "engine", "manual"),
         nesterov=args.nesterov,
         epochs=DEFAULT_EPOCHS[args.dataset] if args.epochs is None else args.epochs,
         seed=args.seed, device=args.device, dtype=args.dtype,
@@ -154,7 +158,7 @@ def _check_betas_used(args: argparse.Namespace, optimizers: Sequence[str]) -> No
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The validated config of a single run (train, compare)."""
     config = _shared_config(args, args.hidden).replace(
-        model=args.model, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, batch_size=args.batch_size).validate()
     _check_betas_used(args, [config.optimizer])
     return config
@@ -199,6 +203,7 @@ def add_run_parsers(sub: SubParsers) -> None:
     p = sub.add_parser("sweep", help="grid sweep, select on validation, evaluate on test")
     add_data_args(p)
     add_grid_args(p)
+    _add_model_arg(p.add_argument_group("model (part of the settings: one study a model)"))
     p.set_defaults(func=commands.cmd_sweep, build=_set_spec)
 
     p = sub.add_parser("reproduce", help="the whole classic exercise, with a report")
@@ -218,7 +223,14 @@ def add_run_parsers(sub: SubParsers) -> None:
 def add_check_parsers(sub: SubParsers) -> None:
     p = sub.add_parser("gradcheck", help="check hand-written gradients of a network")
     p.add_argument("--sizes", nargs="+", type=argtypes.positive_int,
-                   default=[3072, 512, 128, 32, 2])
+                   default=[3072, 512, 128, 32, 2],
+                   help="inputs, hidden widths, outputs (default: the exercise's)")
+    p.add_argument("--model", choices=MODELS, default="mlp",
+                   help="mlp: the exercise's MLP and its backpropagation; cnn, mlp-bn: the "
+                        "networks of hand-written layers (see train --model)")
+    p.add_argument("--image-shape", nargs=3, type=argtypes.positive_int, default=[3, 32, 32],
+                   metavar=("C", "H", "W"),
+                   help="images of --model cnn and mlp-bn; C·H·W must be the first --sizes")
     p.add_argument("--activation", default="relu")
     p.add_argument("--loss", default="cross_entropy")
     p.add_argument("--batch-size", type=argtypes.positive_int, default=8)

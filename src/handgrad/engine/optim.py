@@ -190,6 +190,7 @@ class Adam(EagerOptimizer):
     """
 
     _decoupled = False
+    default_weight_decay = 0.0  # torch's default of each class: AdamW's is 1e-2
 
     def __init__(
         self,
@@ -197,11 +198,13 @@ class Adam(EagerOptimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0,
+        weight_decay: float | None = None,  # None: the class's default_weight_decay
         amsgrad: bool = False,
         *,
         maximize: bool = False,
     ) -> None:
+        if weight_decay is None:
+            weight_decay = self.default_weight_decay
         _refuse((lr < 0.0, f"Invalid learning rate: {lr}"),
                 (eps < 0.0, f"Invalid epsilon value: {eps}"),
                 (not 0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}"),
@@ -247,19 +250,4 @@ class AdamW(Adam):
     """
 
     _decoupled = True
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-        *,
-        maximize: bool = False,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize,
-        )
+    default_weight_decay = 1e-2

@@ -215,6 +215,10 @@ class Dropout(Layer):
         self.p, self.seed = p, seed
         self._generators: dict[torch.device, torch.Generator] = {}
 
+    def reseed(self) -> None:
+        """Start the masks again from `seed`: the next forward drops as the first did."""
+        self._generators.clear()
+
     def generator(self, device: torch.device) -> torch.Generator:
         if device not in self._generators:
             self._generators[device] = torch.Generator(device).manual_seed(self.seed)

@@ -1,185 +1,60 @@
-"""Grade a class: find the submissions, grade them in parallel (each in its own child),
-keep going past any failure, and keep the grades in grades.csv and grades.json.
-
-One submission is a .py or .ipynb file, or a student's folder (the file in it that defines
-the function is graded; the folder's other modules are importable). A folder given on the
-command line is a folder of submissions: each file and each sub-folder in it is one.
+"""Grade a class: grade its submissions in parallel (each in its own sandboxed child), keep
+going past any failure, and reuse the grades of a previous run that still hold.
 
 A rerun with the same --out reuses the grade of every submission whose files (and the
 grader's settings) have not changed: their SHA-256 is kept in grades.json. Failures that may
 be the machine's (a child killed by a signal, a grader error: "not_graded") are graded
-again. `changes` lists the grades a rerun changed (changes.csv), `similar_pairs` the
-submissions that look alike (similar.csv, `similar.py`).
+again. Which paths are submissions is `collect.py`'s; the records and the files written
+into --out are `gradebook.py`'s; the pairs that look alike `similar.py`'s.
 """
 
 from __future__ import annotations
 
-import ast
-import csv
 import functools
 import hashlib
-import io
 import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from handgrad.grade import judge
 from handgrad.grade.cases import CASES
+from handgrad.grade.collect import Submission, find_submissions
+from handgrad.grade.gradebook import BatchResult, entry, read_previous, write_grades
 from handgrad.grade.grader import GraderError, grade_file, loss_names
 from handgrad.grade.layers import judge as layers_judge
 from handgrad.grade.layers.cases import CASES as LAYER_CASES
 from handgrad.grade.layers.contract import parse_functions
 from handgrad.grade.layers.grader import grade_file as grade_layers
 from handgrad.grade.layers.result import LayersResult
-from handgrad.grade.result import CheckResult, most_common_kinds
+from handgrad.grade.result import CheckResult, Grade
 from handgrad.grade.sandbox import server
 from handgrad.grade.sandbox.isolate import Limits
-from handgrad.grade.similar import SIMILAR_FIELDS, code_digest, similar_pairs
-from handgrad.grade.submission import SUFFIXES, SubmissionError, read_source
+from handgrad.grade.similar import code_digest
+from handgrad.grade.submission import SubmissionError, read_source
 
-CSV_FIELDS = ("id", "score", "max_score", "passed", "first_wrong_layer", "kind", "seconds",
-              "error")
-CHANGE_FIELDS = ("id", "old_score", "new_score", "old_kind", "new_kind")
-RUN = os.urandom(4).hex()  # this process's run: wrong gradients compare only within one
-SKIP = ("__pycache__", ".ipynb_checkpoints")
+RUN = os.urandom(4).hex()  # this process's run: wrong answers compare only within one
 
 
 @dataclass(frozen=True)
-class Submission:
-    id: str
-    path: Path | None  # the file graded; None when a folder has no file defining the function
-    files: tuple[Path, ...]  # what the content hash covers
-    folder: bool = False  # a student's folder: its other modules are importable
+class _Grading:
+    """How one submission of an assignment is graded: grade(path, importable=…) -> its
+    result; empty(error=…, error_kind=…) -> a result of the same assignment with no cases;
+    the function whose definition picks the graded file of a student's folder; and the
+    settings whose change regrades every submission."""
 
+    grade: Callable[..., Grade]
+    empty: Callable[..., Grade]
+    function: str
+    settings: dict[str, Any]
 
-@dataclass
-class BatchResult:
-    entries: list[dict[str, Any]]  # one a submission, in the order found
-    previous: dict[str, dict[str, Any]] = field(default_factory=dict)  # the last run's
-
-    @property
-    def passed(self) -> int:
-        return sum(e["passed"] for e in self.entries)
-
-    @property
-    def not_graded(self) -> list[str]:
-        """The ids the grader failed on (graded again on the next run)."""
-        return [e["id"] for e in self.entries if e["kind"] == "not_graded"]
-
-    @property
-    def changes(self) -> list[dict[str, Any]]:
-        """Each submission whose score or kind differs from the last run's."""
-        out = []
-        for e in self.entries:
-            old = self.previous.get(e["id"])
-            if old is not None and (old.get("score"), old.get("kind")) != (e["score"], e["kind"]):
-                out.append({"id": e["id"], "old_score": old.get("score"),
-                            "new_score": e["score"], "old_kind": old.get("kind"),
-                            "new_kind": e["kind"]})
-        return out
-
-    @property
-    def similar(self) -> list[dict[str, str]]:
-        return similar_pairs(self.entries)
-
-    def summary(self) -> dict[str, Any]:
-        kinds: dict[str, int] = {}
-        for e in self.entries:
-            if not e["passed"] and e["kind"]:
-                kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
-        common = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-        scores = [e["score"] for e in self.entries]
-        return {"submissions": len(self.entries), "passed": self.passed,
-                "failed": len(self.entries) - self.passed,
-                "mean_score": round(sum(scores) / len(scores), 2) if scores else 0.0,
-                "not_graded": len(self.not_graded), "similar_pairs": len(self.similar),
-                "most_common_mistakes": common}
-
-
-def find_submissions(paths: Sequence[str | Path], function: str) -> list[Submission]:
-    """The submissions in `paths` (files, folders of submissions); SubmissionError for a
-    path that does not exist or holds none."""
-    found: list[Submission] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            if path.suffix not in SUFFIXES:
-                raise SubmissionError(f"{path}: a submission is a .py file or a .ipynb notebook")
-            found.append(Submission(path.stem, path, (path,)))
-        elif path.is_dir():
-            inside = [student_folder(p, function) if p.is_dir() else Submission(p.stem, p, (p,))
-                      for p in sorted(path.iterdir()) if _counts(p)]
-            if not inside:
-                raise SubmissionError(f"{path}: no .py or .ipynb submission in this folder")
-            found += inside
-        else:
-            raise SubmissionError(f"{path}: no such file or folder")
-    return _unique_ids(found)
-
-
-def _counts(p: Path) -> bool:
-    hidden = p.name.startswith(".") or p.name in SKIP or p.is_symlink()  # may point anywhere
-    return not hidden and (p.is_dir() or (p.is_file() and p.suffix in SUFFIXES))  # no FIFO
-
-
-CONVENTIONAL = ("solution", "submission", "main")
-
-
-def student_folder(p: Path, function: str) -> Submission:
-    """A student's folder: graded through its top-level .py or .ipynb that defines
-    `function` (path None when none does); the hash covers every file in it. A file with a
-    real `def function` comes first (a comment or an assignment does not count as much),
-    then a conventional name (solution.py …), then the name's order."""
-    files = tuple(sorted(f for f in p.rglob("*") if f.is_file() and not f.is_symlink()
-                         and not any(part in SKIP for part in f.parts)))
-    ranked = sorted((rank, f.stem not in (*CONVENTIONAL, function), f.name, f)
-                    for f in files if f.suffix in SUFFIXES and f.parent == p
-                    for rank in [_defines(f, function)] if rank < 2)
-    return Submission(p.name, ranked[0][3] if ranked else None, files, folder=True)
-
-
-def among_submissions(path: Path, function: str) -> bool:
-    """Whether the file `path` sits in a folder of submissions: another top-level file
-    there defines `function` too (it is then graded alone, its neighbours not visible)."""
-    here = path.resolve()
-    return any(p != here and p.suffix in SUFFIXES and _defines(p, function) == 0
-               for p in here.parent.iterdir() if p.is_file())
-
-
-def _defines(path: Path, function: str) -> int:
-    """0: a top-level `def function`; 1: `function = …` at top level; 2: neither."""
-    try:
-        chunks = read_source(path)
-    except SubmissionError:
-        return 2
-    best = 2
-    for _, code in chunks:
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError):
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
-                return 0
-            targets = getattr(node, "targets", [getattr(node, "target", None)])
-            if any(isinstance(t, ast.Name) and t.id == function for t in targets):
-                best = 1
-    return best
-
-
-def _unique_ids(subs: list[Submission]) -> list[Submission]:
-    seen: dict[str, int] = {}
-    out = []
-    for s in subs:
-        n = seen[s.id] = seen.get(s.id, 0) + 1
-        out.append(s if n == 1 else Submission(f"{s.id}-{n}", s.path, s.files, s.folder))
-    return out
+    def failed(self, error: str, kind: str) -> Grade:
+        return self.empty(error=error, error_kind=kind)
 
 
 def handgrad_version() -> str:
@@ -231,30 +106,13 @@ def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str],
     assignment "layers": the layer functions `functions` (all by default) are graded."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    unknown = sorted(set(only) - {s.id for s in subs})
-    if unknown:
-        raise SubmissionError(f"no submission with id {unknown[0]!r}; the ids: "
-                              f"{', '.join(s.id for s in subs[:10])}"
-                              f"{' …' if len(subs) > 10 else ''}")
-    limits = limits or Limits()
-    if assignment == "layers":
-        settings, how = _layers(functions, limits, allow_autograd)
-    elif assignment == "mlp":
-        loss = ",".join(loss_names(loss))
-        settings = {"function": function, "loss": loss, "allow_autograd": allow_autograd,
-                    "timeout": limits.timeout, "memory_mb": limits.memory_mb,
-                    "cpu_s": limits.cpu}
-        how = _Grading(functools.partial(grade_file, function=function, loss=loss,
-                                         limits=limits, allow_autograd=allow_autograd),
-                       functools.partial(CheckResult, loss, []), function)
-    else:
-        raise ValueError(f"unknown assignment {assignment!r}; choose from: mlp, layers")
+    _check_ids(only, subs)
+    how = _grading(assignment, function, loss, functions, limits or Limits(), allow_autograd)
     server.start()  # here, in the calling thread, before any submission is read
     previous = read_previous(Path(out)) if out is not None else {}
     todo = []
     for sub in subs:
-        digest = fingerprint(sub, settings)
-        old = previous.get(sub.id)
+        digest, old = fingerprint(sub, how.settings), previous.get(sub.id)
         if only and sub.id not in only:
             if old is not None:
                 yield old, True
@@ -269,6 +127,38 @@ def grade_iter(subs: list[Submission], function: str, loss: str | Sequence[str],
             yield future.result(), False
 
 
+def _check_ids(only: Sequence[str], subs: list[Submission]) -> None:
+    unknown = sorted(set(only) - {s.id for s in subs})
+    if unknown:
+        raise SubmissionError(f"no submission with id {unknown[0]!r}; the ids: "
+                              f"{', '.join(s.id for s in subs[:10])}"
+                              f"{' …' if len(subs) > 10 else ''}")
+
+
+def _grading(assignment: str, function: str, loss: str | Sequence[str],
+             functions: str | Sequence[str] | None, limits: Limits,
+             allow_autograd: bool) -> _Grading:
+    """How `assignment` ("mlp" or "layers") is graded with these settings."""
+    checks = {"allow_autograd": allow_autograd, "timeout": limits.timeout,
+              "memory_mb": limits.memory_mb, "cpu_s": limits.cpu}
+    if assignment == "layers":
+        names = parse_functions(functions)
+        settings = {"assignment": "layers", "functions": list(names), **checks,
+                    "cases": repr(LAYER_CASES),
+                    "tolerances": [layers_judge.PASS_TOL, layers_judge.MATCH_TOL,
+                                   layers_judge.SEPARATION]}
+        return _Grading(functools.partial(grade_layers, functions=names, limits=limits,
+                                          allow_autograd=allow_autograd),
+                        functools.partial(LayersResult, names, []), names[0], settings)
+    if assignment == "mlp":
+        loss = ",".join(loss_names(loss))
+        settings = {"function": function, "loss": loss, **checks}
+        return _Grading(functools.partial(grade_file, function=function, loss=loss,
+                                          limits=limits, allow_autograd=allow_autograd),
+                        functools.partial(CheckResult, loss, []), function, settings)
+    raise ValueError(f"unknown assignment {assignment!r}; choose from: mlp, layers")
+
+
 def _may_be_transient(entry: dict[str, Any]) -> bool:
     """A failure that may be the machine's, not the code's: graded again on a rerun
     (a grader error, unreadable results, a child killed by a signal)."""
@@ -277,35 +167,10 @@ def _may_be_transient(entry: dict[str, Any]) -> bool:
         entry.get("kind") == "exited" and isinstance(code, int) and code < 0)
 
 
-@dataclass(frozen=True)
-class _Grading:
-    """How one submission is graded: grade(path, importable=…) -> its result, failed(error,
-    kind) -> a failed result of the same kind, and the function a student folder defines."""
-
-    grade: Callable[..., Any]
-    failed: Callable[[str, str], Any]
-    function: str
-
-
 def _folder_function(assignment: str, function: str,
                      functions: str | Sequence[str] | None) -> str:
     """The function whose definition picks the graded file of a student's folder."""
     return parse_functions(functions)[0] if assignment == "layers" else function
-
-
-def _layers(functions: str | Sequence[str] | None, limits: Limits,
-            allow_autograd: bool) -> tuple[dict[str, Any], _Grading]:
-    names = parse_functions(functions)
-    settings = {"assignment": "layers", "functions": list(names),
-                "allow_autograd": allow_autograd, "timeout": limits.timeout,
-                "memory_mb": limits.memory_mb, "cpu_s": limits.cpu,
-                "cases": repr(LAYER_CASES),
-                "tolerances": [layers_judge.PASS_TOL, layers_judge.MATCH_TOL,
-                               layers_judge.SEPARATION]}
-    how = _Grading(functools.partial(grade_layers, functions=names, limits=limits,
-                                     allow_autograd=allow_autograd),
-                   functools.partial(LayersResult, names, []), names[0])
-    return settings, how
 
 
 def _grade_one(sub: Submission, digest: str, how: _Grading) -> dict[str, Any]:
@@ -337,64 +202,5 @@ def _code_digest(sub: Submission) -> str:
         return ""
 
 
-def entry(sub: Submission, digest: str, result: CheckResult) -> dict[str, Any]:
-    """The grades.json record of one submission (its CSV row is a subset)."""
-    d = result.diagnosis()
-    errors = ("error", "exited", "timeout", "cpu", "memory", "load", "no_function", "unreadable",
-              "internal", "modified", "autograd", "forged", "not_graded")
-    return {"id": sub.id, "path": None if sub.path is None else str(sub.path),
-            "score": result.score, "max_score": result.max_score, "passed": result.passed,
-            "first_wrong_layer": None if d is None else d.layer,
-            "kind": "" if d is None else d.kind,
-            "seconds": round(result.seconds, 3),
-            "error": d.detail if d is not None and d.kind in errors else "",
-            "hash": digest, "result": result.to_json()}
-
-
-def read_previous(out: Path) -> dict[str, dict[str, Any]]:
-    """The entries of a previous grades.json in `out`, by id (none when absent/unreadable)."""
-    try:
-        data = json.loads((out / "grades.json").read_text())
-        return {e["id"]: e for e in data["submissions"] if isinstance(e, dict) and "id" in e}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def write_grades(out: Path, batch: BatchResult) -> None:
-    """grades.csv, grades.json, similar.csv and (after a previous run) changes.csv in
-    `out`, each written whole or not at all."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [{**e, "first_wrong_layer": e["first_wrong_layer"] or ""} for e in batch.entries]
-    _atomic_write(out / "grades.csv", _csv(CSV_FIELDS, rows))
-    _atomic_write(out / "similar.csv", _csv(SIMILAR_FIELDS, batch.similar))
-    if batch.previous:
-        _atomic_write(out / "changes.csv", _csv(CHANGE_FIELDS, batch.changes))
-    doc = {"summary": batch.summary(), "submissions": batch.entries}
-    _atomic_write(out / "grades.json", json.dumps(doc, indent=1))
-
-
-def _csv(fields: Sequence[str], rows: list[dict[str, Any]]) -> str:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: spreadsheet_text(v) for k, v in row.items()} for row in rows)
-    return text.getvalue()
-
-
-def spreadsheet_text(value: Any) -> Any:
-    """A cell a spreadsheet shows as text: a student id (a file name) that starts like a
-    formula (`=`, `+`, `-`, `@`, tab, CR) gets a leading `'`, so opening grades.csv never
-    runs a formula a student named a file after (OWASP's CSV injection advice)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-__all__ = ["BatchResult", "Submission", "among_submissions", "find_submissions", "grade",
-           "grade_iter", "most_common_kinds", "write_grades"]
+__all__ = ["BatchResult", "Submission", "find_submissions", "grade", "grade_iter",
+           "write_grades"]

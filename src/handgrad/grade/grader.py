@@ -8,8 +8,8 @@ orchestration, from a submission to its `CheckResult`.
   for a student checking a function defined in their notebook. SystemExit and
   KeyboardInterrupt raised by `fn` become a failed result; nothing else is contained.
 
-The cases are in `cases.py`, the judging (and the cases' secret salt) in `judge.py`, the
-verdicts in `result.py`.
+The cases are in `cases.py`, their truth and classic mistakes in `mistakes.py`, the judging
+(and the cases' secret salt) in `judge.py`, the verdicts in `result.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from handgrad.engine.losses import get_loss
-from handgrad.grade import judge, submission
+from handgrad.grade import mistakes, submission
 from handgrad.grade.cases import CASES
 from handgrad.grade.judge import case_salt, judge_outputs
 from handgrad.grade.result import CheckResult
@@ -54,7 +54,7 @@ def _payload(losses: tuple[str, ...], salt: int) -> bytes:
     """The case specs as sent to a child, and every case's truth computed (once)."""
     for loss in losses:
         for i in range(len(CASES)):
-            judge.truth(i, loss, salt)
+            mistakes.truth(i, loss, salt)
     return runner.encode(case_specs(losses, salt))
 
 
@@ -72,12 +72,13 @@ def check_backprop(fn: Callable, loss: str | Sequence[str] = "sse",
         for spec in case_specs(losses, salt):
             outputs.append(runner.run_case(fn, spec, source))
     except SystemExit as e:
-        return CheckResult(loss, [], f"the submission exited with code {e.code} before "
-                                     "returning gradients", "exited",
+        return CheckResult(loss, [], error=f"the submission exited with code {e.code} "
+                           "before returning gradients", error_kind="exited",
                            seconds=time.perf_counter() - start)
     except KeyboardInterrupt:
-        return CheckResult(loss, [], "the function was interrupted (KeyboardInterrupt)",
-                           "exited", seconds=time.perf_counter() - start)
+        return CheckResult(loss, [], error="the function was interrupted "
+                           "(KeyboardInterrupt)", error_kind="exited",
+                           seconds=time.perf_counter() - start)
     result = judge_outputs(outputs, loss, allow_autograd, salt)
     result.isolation = {"process": False, "no_network": False, "read_only_files": False,
                         "own_processes": False}
@@ -104,7 +105,8 @@ def grade_file(path: str | Path, function: str = "backpropagation",
     if outcome.status == "ok":
         result = judge_outputs(outcome.results, loss, allow_autograd, salt)
     else:
-        result = CheckResult(loss, [], outcome.error or outcome.status, outcome.status)
+        result = CheckResult(loss, [], error=outcome.error or outcome.status,
+                             error_kind=outcome.status)
     result.submission = str(path)
     result.output = outcome.output
     result.seconds = outcome.seconds

@@ -1,7 +1,8 @@
 """Judging what a submission filled, against autograd, in the grader's own process: the
-verdict on each layer (`judge_layer`), on each case and the whole submission
-(`judge_outputs`: untrusted data, checked here), and the cases' secret salt (`case_salt`:
-kept only when every diagnosis is independent of it).
+verdict on each layer (`judge_layer`, naming the classic mistake of `mistakes.py` it
+matches), on each case and the whole submission (`judge_outputs`: untrusted data, checked
+here), and the cases' secret salt (`case_salt`: kept only when every diagnosis is
+independent of it).
 
 Errors are relative to the true gradient's scale: err(g, r) = max|g - r| / max(max|r|, floor),
 floor = 1e-6 × the largest true gradient entry of the case. The cases are float32 (the
@@ -12,21 +13,8 @@ exercise's dtype), the truth float64 autograd on the same weights:
   within MATCH_TOL = 1e-3, and only on a case where that mistake's gradient differs from the
   truth by at least SEPARATION = 1e-2 in that tensor: on a case where two kinds give the same
   numbers (N = 1 makes `batch_sum` exact, ReLU makes f'(a) = f'(z)) neither is named.
-
-The mistakes, in the order they are tried (each per tensor: a tensor either is right or
-matches the mistake):
-
-| kind        | the submission's gradient                                              |
-|-------------|------------------------------------------------------------------------|
-| zero        | all zeros: not computed                                                 |
-| wrong_sign  | the negative of the truth                                               |
-| transposed  | dL_dwᵀ (shows on square layers; elsewhere the shape gives it away)      |
-| mean        | the truth / N: a mean over the batch instead of the sum                 |
-| batch_sum   | dL/da summed over the batch before going down a layer                   |
-| activation  | f' taken at a[l] instead of z[l], f' left out, f instead of f', or the  |
-|             | hidden layers' f' on the output layer                                   |
-| scale       | the truth times one constant, within float32 rounding (a missing 2 …)   |
-| values      | none of these                                                           |
+- Otherwise `scale` when the layer is the truth times one constant (within float32
+  rounding), else `values`.
 """
 
 from __future__ import annotations
@@ -34,83 +22,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from handgrad.check.reference import autograd_reference
 from handgrad.engine.backprop import backpropagation as library_backprop
-from handgrad.engine.losses import get_loss
-from handgrad.engine.model import MLP
-from handgrad.grade.cases import CASES, Case
+from handgrad.grade.cases import CASES
+from handgrad.grade.mistakes import Truth, candidates, named, truth
 from handgrad.grade.result import CaseResult, CheckResult, LayerResult
 from handgrad.grade.sandbox import server
 
 Tensor = torch.Tensor
-PASS_TOL, MATCH_TOL, SEPARATION, FLOOR = 1e-4, 1e-3, 1e-2, 1e-6
-Pairs = list[tuple[Tensor, Tensor]]
-
-
-@dataclass
-class Truth:
-    """A case as the judge sees it: the float32 weights the child got, the float64 truth and
-    the gradients of each classic mistake."""
-
-    case: Case
-    weights: Pairs
-    reference: Pairs
-    variants: dict[str, Pairs]
-    floor: float
-
-
-@functools.cache
-def truth(index: int, loss: str, salt: int = 0) -> Truth:
-    """The truth of CASES[index] under `loss` and the secret `salt` (computed once)."""
-    case = CASES[index]
-    problem = case.problem(loss, salt)
-    weights = [(W.detach().clone(), b.detach().clone())
-               for W, b in problem.model.params_by_layer()]
-    model = problem.model.copy_as(torch.float64)
-    x, y = problem.x.double(), problem.y_true.double()
-    reference = autograd_reference(model, x, y, loss)
-    variants = {name: _backward_variant(model, x, y, loss, **kw)
-                for name, kw in VARIANTS.items()}
-    top = max(t.abs().max().item() for pair in reference for t in pair)
-    return Truth(case, weights, reference, variants, FLOOR * max(top, 1e-30))
-
-
-VARIANTS = {
-    "batch_sum": {"batch_sum": True},
-    "activation at a": {"derivative": "a"},
-    "activation missing": {"derivative": "none"},
-    "activation f": {"derivative": "f"},
-    "activation on output": {"output": "hidden"},
-}
-
-
-@torch.no_grad()
-def _backward_variant(model: MLP, x: Tensor, y: Tensor, loss: str, batch_sum: bool = False,
-                      derivative: str = "z", output: str = "own") -> Pairs:
-    """A backward pass with one classic mistake switched on, on a batch (N, D).
-    derivative: "z" (right), "a" (f' at a), "none" (no f'), "f" (f(z) in place of f'(z));
-    output "hidden": the last layer multiplied by the hidden layers' f'(z) in place of its
-    own (an activation derivative where the layer has none, when its activation is the
-    identity)."""
-    model(x.reshape(-1, x.shape[-1]))
-    dL_da = get_loss(loss).grad(model.a[model.L], y.reshape(model.a[model.L].shape))
-    grads = {}
-    # A loop of its own, not engine.backprop's: it makes the students' mistakes on purpose.
-    for l in range(model.L, 0, -1):
-        z, a = model.z[l], model.a[l]
-        df = model.df[1] if output == "hidden" and l == model.L else model.df[l]
-        factor = {"z": df(z), "a": df(a), "none": 1.0, "f": a}[derivative]
-        dL_dz = dL_da * factor
-        grads[l] = (dL_dz.T @ model.a[l - 1], dL_dz.sum(0))
-        dL_da = dL_dz @ model.weight(l)
-        if batch_sum:
-            dL_da = dL_da.sum(0, keepdim=True).expand_as(dL_da)
-    return [grads[l] for l in range(1, model.L + 1)]
+PASS_TOL, MATCH_TOL, SEPARATION = 1e-4, 1e-3, 1e-2
 
 
 def err(got: Tensor, want: Tensor, floor: float) -> float:
@@ -186,44 +109,15 @@ def _kind(truth: Truth, l: int, got: tuple, want: tuple, errors: list[float]) ->
     wrong = [i for i in (0, 1) if errors[i] > PASS_TOL]
     names = ("dL_dw", "dL_db")
     where = " and ".join(f"{names[i]}[{l}]" for i in wrong)
-    for kind, candidate in _candidates(truth, l, want):
+    for kind, candidate in candidates(truth, l, want):
         if all(_matches(got[i], candidate[i], want[i], truth.floor) for i in wrong):
-            return _named(kind, where)
+            return named(kind, where)
     scale = _fitted_scale(got, want, wrong)
     if scale is not None and all(  # one factor for every entry, up to float32 rounding
             err(scale * want[i], want[i], truth.floor) >= SEPARATION
             and err(got[i], scale * want[i], truth.floor) <= PASS_TOL for i in wrong):
         return "scale", f"{where} are the true gradient times {scale:.4g}"
     return "values", f"{where} are wrong (error {max(errors):.2g})"
-
-
-def _named(kind: str, where: str) -> tuple[str, str]:
-    details = {
-        "zero": f"{where}: all zeros",
-        "wrong_sign": f"{where}: the negative of the gradient",
-        "transposed": f"{where}: the transpose of the gradient",
-        "mean": f"{where}: the gradient divided by the batch size N",
-        "batch_sum": f"{where}: dL/da was summed over the batch above this layer",
-        "activation at a": f"{where}: the activation derivative taken at a[l], not z[l]",
-        "activation missing": f"{where}: the activation derivative left out",
-        "activation f": f"{where}: multiplied by f(z) instead of its derivative f'(z)",
-        "activation on output": f"{where}: multiplied by the hidden layers' activation "
-                                "derivative, on a layer whose activation is not theirs (the "
-                                "output layer's, often the identity: no derivative to apply)",
-    }
-    return ("activation" if kind.startswith("activation") else kind), details[kind]
-
-
-def _candidates(truth: Truth, l: int, want: tuple):
-    w, b = want
-    yield "zero", (torch.zeros_like(w), torch.zeros_like(b))
-    yield "wrong_sign", (-w, -b)
-    if w.shape[0] == w.shape[1]:
-        yield "transposed", (w.T, b)
-    if truth.case.samples > 1:
-        yield "mean", (w / truth.case.samples, b / truth.case.samples)
-    for name, pairs in truth.variants.items():
-        yield name, pairs[l - 1]
 
 
 def _matches(got: Tensor, candidate: Tensor, want: Tensor, floor: float) -> bool:
@@ -295,9 +189,9 @@ def judge_outputs(outputs: list, loss: str, allow_autograd: bool, salt: int = 0)
     here); `loss` is one name or several joined by commas, in the order they ran."""
     losses = loss.split(",")
     if len(outputs) != len(CASES) * len(losses):
-        return CheckResult(loss, [], "the submission returned results for "
-                                     f"{len(outputs)} of {len(CASES) * len(losses)} cases",
-                           "unreadable")
+        return CheckResult(loss, [], error="the submission returned results for "
+                           f"{len(outputs)} of {len(CASES) * len(losses)} cases",
+                           error_kind="unreadable")
     cases = [_judge_case(i % len(CASES), out, losses[i // len(CASES)], allow_autograd, salt)
              for i, out in enumerate(outputs)]
     if len(losses) > 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,25 +115,40 @@ class Diagnosis:
     hint: str
 
 
-@dataclass
-class CheckResult:
-    """The grade of one submission. `error` is set when it failed before any case ran."""
+@dataclass(kw_only=True)
+class Grade:
+    """What every grade of a submission holds beside its cases (`CheckResult` for the MLP,
+    `layers.result.LayersResult` for the layers): the error that stopped it before any case
+    ran and its kind, what the program printed, the isolation that held, the seconds, the
+    path, and the digest of its wrong answers on the salted cases ("" when none), which
+    pairs two submissions that made one mistake with the same numbers (similar.csv).
+    Subclasses give `cases` (each with `passed`) and `groups()` (each with a "score")."""
 
-    loss: str
-    cases: list[CaseResult]
     error: str | None = None
     error_kind: str | None = None
     output: str = ""
     isolation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     submission: str | None = None
-    wrong_digest: str = ""  # of the wrong gradients (`judge._wrong_digest`), "" when none
-
-    HEADERS = ("case", "layer", "dL_dw error", "dL_db error", "result")
+    wrong_digest: str = ""
 
     @property
     def passed(self) -> bool:
         return self.error is None and bool(self.cases) and all(c.passed for c in self.cases)
+
+    @property
+    def score(self) -> float:
+        return round(sum(g["score"] for g in self.groups()), 2)
+
+
+@dataclass
+class CheckResult(Grade):
+    """The grade of one MLP submission: a verdict per case and loss."""
+
+    loss: str
+    cases: list[CaseResult]
+
+    HEADERS = ("case", "layer", "dL_dw error", "dL_db error", "result")
 
     def groups(self) -> list[dict[str, Any]]:
         """Per group of cases (and loss, when several are graded): name, score, max_score,
@@ -155,10 +169,6 @@ class CheckResult:
         """`groups()` with its points rounded to 2 decimals, for display."""
         return [{**g, "score": round(g["score"], 2), "max_score": round(g["max_score"], 2)}
                 for g in self.groups()]
-
-    @property
-    def score(self) -> float:
-        return round(sum(g["score"] for g in self.groups()), 2)
 
     @property
     def max_score(self) -> float:
@@ -275,9 +285,3 @@ def _case_json(c: CaseResult) -> dict[str, Any]:
             "layers": [{"layer": x.layer, "dw_error": number(x.dw_error),
                         "db_error": number(x.db_error), "kind": x.kind, "detail": x.detail,
                         "hint": "" if x.passed else HINTS[x.kind]} for x in c.layers]}
-
-
-def most_common_kinds(results: list[CheckResult], n: int = 5) -> list[tuple[str, int]]:
-    """The n most frequent diagnosis kinds among failed results."""
-    kinds = Counter(d.kind for r in results if (d := r.diagnosis()) is not None)
-    return kinds.most_common(n)

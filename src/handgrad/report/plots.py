@@ -166,8 +166,8 @@ def health_figure(runs: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]
                 if len(values):
                     ax.plot(series["epoch"], values, marker="o", markersize=2.5,
                             color=f"C{i % 10}", label=f"layer {layer}")
-            if log and ax.has_data():
-                ax.set_yscale("log")
+            if log and any(v > 0 for series in layers.values() for v in series.get(key) or []):
+                ax.set_yscale("log")  # not when every value is 0 (a network that died)
             if key == "dead_fraction":
                 ax.set_ylim(-0.03, 1.03)
             ax.set_title(f"{label}: {name}" if ax is row[0] else name, fontsize=8)

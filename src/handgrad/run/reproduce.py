@@ -33,9 +33,8 @@ from handgrad.run.config import load_data
 from handgrad.run.metrics import one_hot
 from handgrad.run.progress import PhaseDone, Progress
 from handgrad.run.rundir import command_line, load_result, write_json
-from handgrad.run.sweep.coordinator import Sweep
+from handgrad.run.sweep.coordinator import sweeping, torch_threads
 from handgrad.run.sweep.spec import SweepSpec
-from handgrad.run.sweep.worker import torch_threads
 from handgrad.run.train import build_model, train
 
 COMPARE_SETTINGS = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
@@ -73,7 +72,7 @@ class ReproduceResult:
 def check_gradients(spec: SweepSpec, dataset: Dataset, batch: int = 8) -> GradcheckReport:
     """gradcheck of the sweep's network in float64 on a real batch of training images."""
     config = spec.base.replace(dtype="float64", device="cpu")
-    model = build_model(config, dataset.D, dataset.num_classes)
+    model = build_model(config, dataset.D, dataset.num_classes, dataset.image_shape)
     x = dataset.inputs(dataset.train.x[:batch], torch.float64)
     y = one_hot(dataset.train.y[:batch], dataset.num_classes, torch.float64)
     return gradcheck(model, x, y, config.loss, seed=config.seed)
@@ -90,9 +89,8 @@ def reproduce(spec: SweepSpec, out: str | Path, workers: int = min(2, os.cpu_cou
     compare_config = base.replace(optimizer="sgd", engine="manual", **COMPARE_SETTINGS)
     # While the sweep's worker processes train, this process does the rest of the exercise
     # with as many threads as each of them.
-    sweep = Sweep(out / "sweep", spec, workers=workers, storage=storage,
-                  select_by=select_by, dataset=dataset, progress=progress)
-    with sweep, torch_threads(sweep.threads):
+    with sweeping(out / "sweep", spec, workers=workers, storage=storage, select_by=select_by,
+                  dataset=dataset, progress=progress) as summary, torch_threads(1):
         with _phase(progress, 1, "gradcheck") as facts:
             report = facts["report"] = check_gradients(spec, dataset)
         with _phase(progress, 2, "autograd") as facts:
@@ -103,7 +101,6 @@ def reproduce(spec: SweepSpec, out: str | Path, workers: int = min(2, os.cpu_cou
             exact = facts["comparison"] = compare_engines(
                 compare_config.replace(dtype="float64", epochs=1),
                 dataset.first(EXACT_STEPS * base.batch_size))
-    summary = sweep.summary
     for number, kind in ((3, "sweep"), (4, "test")):
         progress.phase_done(PhaseDone(number, kind, {"summary": summary}, None))
     with _phase(progress, 2, "engines") as facts:

@@ -13,6 +13,7 @@ of the module's own forward. A function the module lacks scores 0 and the others
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 import time
 import types
@@ -23,10 +24,10 @@ from typing import Any
 
 import torch
 
-from handgrad.grade.layers import dropout, mistakes, reference
+from handgrad.grade.layers import dropout_judge, mistakes, reference
 from handgrad.grade.layers.cases import CASES, LayerCase
 from handgrad.grade.layers.contract import BY_NAME, layer_of, parse_functions
-from handgrad.grade.layers.judge import SEPARATION, Verdict, err, floor_of, judge_outputs
+from handgrad.grade.layers.judge import SEPARATION, Verdict, err, floor_of, judge_outputs, plain
 from handgrad.grade.layers.result import LayersResult
 from handgrad.grade.layers.runner import case_spec, run_case, run_module
 from handgrad.grade.sandbox import runner as sandbox_runner
@@ -122,7 +123,8 @@ def grade_file(path: str | Path, functions: str | Iterable[str] | None = None,
     if outcome.status == "ok":
         result = judge_all(cases, outcome.results, names, salt, allow_autograd)
     else:
-        result = LayersResult(names, [], outcome.error or outcome.status, outcome.status)
+        result = LayersResult(names, [], error=outcome.error or outcome.status,
+                              error_kind=outcome.status)
     result.submission, result.output, result.seconds = str(path), outcome.output, \
         outcome.seconds
     result.isolation = {"process": True, **isolation(outcome.confined),
@@ -147,11 +149,11 @@ def check_layers(functions_from: types.ModuleType | Mapping[str, Any],
     try:
         outputs = [run_case(namespace, spec) for spec in specs]
     except SystemExit as e:
-        return LayersResult(names, [], f"the submission exited with code {e.code} before "
-                                       "returning", "exited")
+        return LayersResult(names, [], error=f"the submission exited with code {e.code} "
+                            "before returning", error_kind="exited")
     except KeyboardInterrupt:
-        return LayersResult(names, [], "a function was interrupted (KeyboardInterrupt)",
-                            "exited")
+        return LayersResult(names, [], error="a function was interrupted "
+                            "(KeyboardInterrupt)", error_kind="exited")
     result = judge_all(cases, outputs, names, salt, allow_autograd)
     result.isolation = {"process": False, "no_network": False, "read_only_files": False}
     result.seconds = time.perf_counter() - start
@@ -162,19 +164,46 @@ def judge_all(cases: list[LayerCase], outputs: list, functions: tuple[str, ...],
               allow_autograd: bool) -> LayersResult:
     """The verdicts on what came back for each case (untrusted data, checked here)."""
     if not isinstance(outputs, list) or len(outputs) != len(cases):
-        return LayersResult(functions, [], "the submission's results could not be read",
-                            "unreadable")
-    verdicts = []
+        return LayersResult(functions, [], error="the submission's results could not be "
+                            "read", error_kind="unreadable")
+    verdicts, digest, found = [], hashlib.sha256(), False
     for case, out in zip(cases, outputs, strict=True):
         graded = [f for f in (BY_NAME[case.layer].forward, BY_NAME[case.layer].backward)
                   if f in functions and (case.train or f.endswith("_forward"))]
         try:
-            verdicts += judge_case(case, out, graded, salt, allow_autograd)
+            judged = judge_case(case, out, graded, salt, allow_autograd)
         except Exception as e:  # a forged result that passed the checks but not the math
-            verdicts += [Verdict(f, case, "unreadable", f"the case's results could not be "
-                                                       f"read ({type(e).__name__})")
-                         for f in graded]
-    return LayersResult(functions, verdicts)
+            judged = [Verdict(f, case, "unreadable", f"the case's results could not be "
+                                                    f"read ({type(e).__name__})")
+                      for f in graded]
+        verdicts += judged
+        found = _digest_wrong(digest, out, judged) or found
+    return LayersResult(functions, verdicts,
+                        wrong_digest=digest.hexdigest()[:16] if found else "")
+
+
+UNJUDGED = ("autograd", "unreadable")  # wrong verdicts whose numbers were not judged
+
+
+def _digest_wrong(digest: Any, out: Any, verdicts: list[Verdict]) -> bool:
+    """Add to `digest` the numbers each function judged wrong on this case returned (True
+    when there were some): two submissions with the same digest made the same mistake with
+    the same numbers (as the MLP's `judge._wrong_digest`, for similar.csv)."""
+    found = False
+    for v in verdicts:
+        if v.passed or v.kind in UNJUDGED or not isinstance(out, dict):
+            continue
+        result = out.get("forward" if v.function.endswith("_forward") else "backward")
+        result = result if isinstance(result, dict) else {}
+        extras = result.get("extras") if isinstance(result.get("extras"), dict) else {}
+        grads = result.get("grads") if isinstance(result.get("grads"), list) else []
+        digest.update(v.function.encode() + b"\0")
+        for desc in [result.get("out"), *extras.values(), *grads]:
+            value = desc.get("value") if isinstance(desc, dict) else None
+            if plain(value):
+                digest.update(value.contiguous().numpy().tobytes())
+                found = True
+    return found
 
 
 def judge_case(case: LayerCase, out: Any, graded: list[str], salt: int,
@@ -218,7 +247,7 @@ def _judge_forward(case: LayerCase, t: Truth, result: Any) -> Verdict:
     if early is not None:
         return early
     if case.layer == "dropout":
-        return dropout.forward_verdict(case, t.inputs["args"], result)
+        return dropout_judge.forward_verdict(case, t.inputs["args"], result)
     names, want, found = t.forward_outputs()
     extras = result.get("extras") if isinstance(result.get("extras"), dict) else {}
     got = [result.get("out"), *[extras.get(n) for n in t.extras]]
@@ -243,7 +272,7 @@ def _judge_backward(case: LayerCase, t: Truth, result: Any, forward: Any) -> Ver
                        f"{function} must return {wanted}; it returned {what}")
     want, found = t.grads, t.backward_mistakes
     if case.layer == "dropout":
-        judged = dropout.backward_truth(case, t.inputs["args"], t.inputs["dout"], forward)
+        judged = dropout_judge.backward_truth(case, t.inputs["args"], t.inputs["dout"], forward)
         if isinstance(judged, str):
             return Verdict(function, case, "missing", judged)
         want, found = judged

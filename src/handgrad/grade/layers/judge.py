@@ -55,14 +55,19 @@ def floor_of(want: tuple[Tensor, ...]) -> float:
     return FLOOR * max(top, 1e-30)
 
 
+def plain(t: object) -> bool:
+    """A dense float64 CPU tensor: what the child sends (a forged result may hold others)."""
+    return (type(t) is Tensor and t.layout == torch.strided and t.device.type == "cpu"
+            and t.dtype == torch.float64 and not t.is_meta)
+
+
 def value_of(desc: Any, name: str, want: Tensor, case: LayerCase) -> Tensor | tuple:
     """The returned output as a float64 tensor of the truth's shape, or (kind, detail) when
     it cannot be compared: missing, not numbers, a wrong shape, NaN or inf."""
     if not isinstance(desc, dict) or desc.get("type") == "missing":
         return "missing", f"{name} was not returned"
     t = desc.get("value")
-    if not (type(t) is Tensor and t.layout == torch.strided and t.device.type == "cpu"
-            and t.dtype == torch.float64):
+    if not plain(t):
         what = str(desc.get("type", "?"))[:80]
         return "not_tensor", f"{name} is a {what}, not a torch tensor or numpy array of numbers"
     if want.dim() == 0 and t.numel() == 1:
@@ -112,7 +117,7 @@ def judge_outputs(function: str, case: LayerCase, names: tuple[str, ...], got: l
     wrong = [i for i, n in enumerate(names) if errors[n] > PASS_TOL]
     if not wrong:
         return Verdict(function, case, "ok", errors=errors)
-    kind, detail = name_mistake(names, values, want, wrong, mistakes, floor)
+    kind, detail = name_mistake(function, names, values, want, wrong, mistakes, floor)
     return Verdict(function, case, kind, detail, errors)
 
 
@@ -122,14 +127,14 @@ def _matches(got: Tensor, candidate: Tensor, want: Tensor, floor: float) -> bool
             and err(got, candidate, floor) <= MATCH_TOL)
 
 
-def name_mistake(names: tuple[str, ...], got: list, want: tuple, wrong: list[int],
-                 mistakes: list, floor: float) -> tuple[str, str]:
+def name_mistake(function: str, names: tuple[str, ...], got: list, want: tuple,
+                 wrong: list[int], mistakes: list, floor: float) -> tuple[str, str]:
     where = " and ".join(names[i] for i in wrong)
     generic = [("zero", tuple(torch.zeros_like(w) for w in want)),
                ("wrong_sign", tuple(-w for w in want))]
     for kind, candidate in [*mistakes, *generic]:
         if all(_matches(got[i], candidate[i], want[i], floor) for i in wrong):
-            return kind, f"{where}: {DETAILS.get(kind, kind)}"
+            return kind, f"{where}: {detail_of(function, kind)}"
     g = torch.cat([got[i].reshape(-1) for i in wrong])
     w = torch.cat([want[i].reshape(-1) for i in wrong])
     if (w @ w).item() > 0:
@@ -151,6 +156,17 @@ def worst_element(names: tuple[str, ...], got: list, want: tuple, wrong: list[in
             f"{got[i][index].item():.6g}, expected {want[i][index].item():.6g}")
 
 
+def detail_of(function: str, kind: str) -> str:
+    """What the student did, for a mistake `kind` found in `function`'s outputs."""
+    return FORWARD_DETAILS.get(kind, DETAILS.get(kind, kind)) if function.endswith(
+        "_forward") else DETAILS.get(kind, kind)
+
+
+FORWARD_DETAILS = {  # a kind named in a forward and in a backward, in the forward's words
+    "kernel_flip": "computed with the kernel flipped (a convolution), not the correlation "
+                   "a conv layer computes",
+    "average": "each window averaged (average pooling), not its maximum taken",
+}
 DETAILS = {
     "zero": "all zeros",
     "wrong_sign": "the negative of the true values",
@@ -159,6 +175,9 @@ DETAILS = {
     "mask_at_zero": "the gradient let through where x == 0 (x >= 0): ReLU's derivative at "
                     "0 is 0",
     "no_mask": "dout passed through unmasked",
+    "not_scaled": "the kept units' gradient not divided by p",
+    "scaled_twice": "the kept units' gradient divided by p twice",
+    "scaled_by_p": "the kept units' gradient multiplied by p, not divided",
     "mask_inverted": "the gradient let through where x < 0 instead of x > 0",
     "no_mean_path": "the gradient through the mean left out",
     "no_variance_path": "the gradient through the variance left out",

@@ -1,20 +1,20 @@
 """What grading a layers submission produces: a verdict per function and case, the points
 per function, the diagnosis, and their renderings (a short text table, HTML for Jupyter,
-JSON, Gradescope's tests). It answers the same questions as the MLP's `CheckResult`
-(`passed`, `score`, `max_score`, `diagnosis()`, `to_json()`), so that `grade` and the CLI
-treat both alike; `diagnosis().layer` holds the function's name."""
+JSON, Gradescope's tests). It is a `Grade`, as the MLP's `CheckResult` is, and answers the
+same questions (`passed`, `score`, `max_score`, `diagnosis()`, `to_json()`), so that `grade`
+and the CLI treat both alike; `diagnosis().layer` holds the function's name."""
 
 from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from handgrad.grade.layers.contract import POINTS
 from handgrad.grade.layers.judge import Verdict
 from handgrad.grade.result import HINTS as MLP_HINTS
-from handgrad.grade.result import Diagnosis
+from handgrad.grade.result import Diagnosis, Grade
 
 HINTS = {
     **{k: MLP_HINTS[k] for k in ("error", "autograd", "exited", "timeout", "cpu", "load",
@@ -82,34 +82,24 @@ HINTS = {
     "unnormalised": "softmax divides exp(x - max) by its row sum",
     "no_onehot": "subtract 1 at each sample's true class: dx = (softmax - onehot(y)) / N",
 }
+FORWARD_HINTS = {  # a kind named in a forward and in a backward: the forward's hint
+    "kernel_flip": "a conv layer computes the correlation: out[n, f, i, j] = Σ x_pad[n, :, "
+                   "window] · w[f] + b[f], with w as given (no flip)",
+    "average": "max pooling keeps the maximum of each window: out[n, c, i, j] = "
+               "x[n, c, window].max()",
+}
 GENERIC = ("values", "missing")  # named last (in this order): a specific kind is more useful
 
 
 @dataclass
-class LayersResult:
-    """The grade of one layers submission. `error` is set when it failed before any case."""
+class LayersResult(Grade):
+    """The grade of one layers submission: a verdict per function and case."""
 
     functions: tuple[str, ...]
-    verdicts: list[Verdict]
-    error: str | None = None
-    error_kind: str | None = None
-    output: str = ""
-    isolation: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    submission: str | None = None
-    wrong_digest: str = ""  # the MLP's similarity of wrong answers: not computed for layers
-
-    @property
-    def cases(self) -> list[Verdict]:
-        return self.verdicts
-
-    @property
-    def passed(self) -> bool:
-        return self.error is None and bool(self.verdicts) and all(
-            v.passed for v in self.verdicts)
+    cases: list[Verdict]
 
     def of(self, function: str) -> list[Verdict]:
-        return [v for v in self.verdicts if v.function == function]
+        return [v for v in self.cases if v.function == function]
 
     def groups(self) -> list[dict[str, Any]]:
         """Per function: name, score, max_score, cases passed and total."""
@@ -125,10 +115,6 @@ class LayersResult:
         return [{**g, "score": round(g["score"], 2)} for g in self.groups()]
 
     @property
-    def score(self) -> float:
-        return round(sum(g["score"] for g in self.groups()), 2)
-
-    @property
     def max_score(self) -> float:
         return float(sum(POINTS[f] for f in self.functions))
 
@@ -138,11 +124,11 @@ class LayersResult:
         if self.error is not None:
             kind = self.error_kind or "exited"
             return Diagnosis("", None, kind, self.error, HINTS.get(kind, ""))
-        failing = [v for v in self.verdicts if not v.passed]
+        failing = [v for v in self.cases if not v.passed]
         if not failing:
             return None
         v = min(failing, key=lambda v: GENERIC.index(v.kind) + 1 if v.kind in GENERIC else 0)
-        return Diagnosis(v.case.name, v.function, v.kind, v.detail, HINTS.get(v.kind, ""))
+        return Diagnosis(v.case.name, v.function, v.kind, v.detail, hint_of(v))
 
     def summary(self) -> str:
         d = self.diagnosis()
@@ -196,12 +182,19 @@ class LayersResult:
             "error": self.error, "error_kind": self.error_kind,
             "diagnosis": None if d is None else vars(d).copy(),
             "groups": self.points(), "isolation": self.isolation,
+            "wrong_digest": self.wrong_digest,
             "seconds": round(self.seconds, 3), "output": self.output,
             "cases": [{"function": v.function, "case": v.case.name, "passed": v.passed,
                        "kind": v.kind, "detail": v.detail,
                        "errors": {k: number(e) for k, e in v.errors.items()},
-                       "hint": "" if v.passed else HINTS.get(v.kind, ""),
+                       "hint": "" if v.passed else hint_of(v),
                        # the MLP's case keys, read by the class dashboard
                        "name": v.case.name, "group": v.function, "error": None,
                        "layers": [{"layer": v.function, "kind": v.kind, "detail": v.detail}]}
-                      for v in self.verdicts]}
+                      for v in self.cases]}
+
+
+def hint_of(v: Verdict) -> str:
+    """The hint for a verdict's kind, in the words of its function (forward or backward)."""
+    forward = v.function.endswith("_forward") and v.kind in FORWARD_HINTS
+    return FORWARD_HINTS[v.kind] if forward else HINTS.get(v.kind, "")

@@ -1,11 +1,13 @@
-"""What a sweep is: its configs, their keys and directory names, the metrics each records,
-and the fingerprint of its settings."""
+"""What a sweep is, without Optuna: its configs, their keys and directory names, the metrics
+each records, the settings that name its study, and how those settings are written (a storage
+URL never with its password)."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +16,13 @@ from handgrad.engine.errors import SettingError
 from handgrad.run.config import TrainConfig
 
 SWEEPABLE = ("lr", "weight_decay", "momentum", "optimizer", "batch_size", "hidden")
-HYPERPARAMETERS = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "hidden")
 SELECT_BY = ("val_loss", "val_accuracy")
 METRICS = ("status", "train_loss", "val_loss", "val_accuracy")  # what each config records
+LOCATION_KEYS = ("device", "download", "data_dir")  # where a run happens, not what it is
 EXERCISE_GRID = [  # (lr, weight_decay, momentum) of the classic exercise
     (0.001, 0.0, 0.0), (0.01, 0.0, 0.0), (0.001, 0.1, 0.9), (0.01, 0.0, 0.9),
 ]
+_PASSWORD = r"(://[^/?#@:\s]*:)([^/?#@\s]*)@"  # scheme://user:PASSWORD@host
 
 
 class SweepError(RuntimeError):
@@ -27,8 +30,7 @@ class SweepError(RuntimeError):
 
 
 class ConfigFailed(SweepError):
-    """A config's training raised an error that a rerun would raise again (its settings
-    cause it): the message says so, and never to rerun."""
+    """A config's training raised an error that a rerun would raise again: never say rerun."""
 
     @classmethod
     def of(cls, key: str, error: BaseException) -> ConfigFailed:
@@ -54,10 +56,6 @@ class SweepSpec:
         return [dict(zip(keys, values, strict=True))
                 for values in itertools.product(*(self.grid[k] for k in keys))]
 
-    def search_space(self) -> dict[str, list]:
-        configs = self.configs()
-        return {k: sorted({c[k] for c in configs}, key=str) for k in configs[0]}
-
     def config_for(self, values: dict[str, Any]) -> TrainConfig:
         changes = dict(values)
         if "hidden" in changes:
@@ -65,29 +63,25 @@ class SweepSpec:
         return self.base.replace(**changes)
 
     def validate(self) -> SweepSpec:
-        configs = self.configs()
-        if not configs:
+        """Raise ValueError for the first bad config, named by its values when they cause it."""
+        if not self.configs():
             raise ValueError("the sweep has no configs")
-        base_error = _error_of(self.base)
-        for values in configs:
-            unknown = set(values) - set(SWEEPABLE)
-            if unknown:
-                raise ValueError(f"cannot sweep {sorted(unknown)}; sweepable: {SWEEPABLE}")
-            error = _error_of(self.config_for(values))
-            if error is not None and str(error) == str(base_error):
-                raise error
-            if error is not None:  # named by its config when the swept values cause it
-                raise ValueError(f"config {config_key(values)}: {error}") from error
+        base_error = None
+        try:
+            self.base.validate()
+        except ValueError as e:
+            base_error = str(e)
+        for values in self.configs():
+            if set(values) - set(SWEEPABLE):
+                raise ValueError(f"cannot sweep {sorted(set(values) - set(SWEEPABLE))}; "
+                                 f"sweepable: {SWEEPABLE}")
+            try:
+                self.config_for(values).validate()
+            except ValueError as e:
+                if str(e) == base_error:  # not the swept values' doing
+                    raise
+                raise ValueError(f"config {config_key(values)}: {e}") from e
         return self
-
-    def table_columns(self) -> list[str]:
-        """The hyperparameters a table of this sweep shows: HYPERPARAMETERS, and betas and
-        nesterov where some config uses them."""
-        configs = [self.config_for(v) for v in self.configs()]
-        extra = [name for name, used in (
-            ("betas", any(c.optimizer != "sgd" for c in configs)),
-            ("nesterov", any(c.nesterov for c in configs))) if used]
-        return [*HYPERPARAMETERS, *extra]
 
     @classmethod
     def from_grid(cls, base: TrainConfig, *, lr: Sequence[float] | None = None,
@@ -100,10 +94,9 @@ class SweepSpec:
         """The sweep of every combination of the values given, on top of `base`.
 
         If any of `lr`, `weight_decay`, `momentum` is given, their full grid (one missing
-        takes `base`'s value); otherwise the exercise's four (lr, weight decay, momentum)
-        points. `optimizer`, `batch_size` and `hidden` multiply the configs when they hold
-        several values and set `base` when they hold one. Every value given reaches every
-        config, or the spec is refused (ValueError) before anything runs.
+        takes `base`'s value); otherwise the exercise's four points. `optimizer`, `batch_size`
+        and `hidden` multiply the configs when they hold several values and set `base` when
+        they hold one. Every config is validated (ValueError) before anything runs.
         """
         core = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum}
         extra = {"optimizer": optimizer, "batch_size": batch_size,
@@ -131,46 +124,6 @@ class SweepSpec:
         return cls(base, points=points, command=command).validate()
 
 
-def hyperparameters(config: TrainConfig, columns=HYPERPARAMETERS) -> dict[str, Any]:
-    """`config`'s values of `columns`, as a sweep table shows them (hidden as '16,8')."""
-    values = {k: getattr(config, k) for k in columns}
-    values["hidden"] = _hidden_text(config.hidden)
-    if "betas" in values:  # '-' where the optimizer has none
-        values["betas"] = (None if config.optimizer == "sgd"
-                           else ",".join(f"{b:g}" for b in config.betas))
-    return values
-
-
-def fixed_settings(spec: SweepSpec, columns: Sequence[str]) -> dict[str, Any]:
-    """The settings every config shares that its table's `columns` do not show (dataset,
-    classes, activation, loss, epochs, dtype, seed...), as plain JSON; not where it runs."""
-    base = settings(spec)["base"]
-    unused = {"extra"} if not base["extra"] else set()
-    if "betas" not in columns:  # no config uses adam or adamw
-        unused.add("betas")
-    return {k: v for k, v in base.items() if k not in columns and k not in unused}
-
-
-def setting_text(name: str, value: Any) -> str:
-    """A setting as a sweep writes it in a table or CSV cell: classes 'all' for every class,
-    '-' for none, lists as '3,8', floats as %g."""
-    if value is None:
-        return "all" if name == "classes" else "-"
-    if isinstance(value, dict):
-        return ",".join(f"{k}:{v}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _error_of(config: TrainConfig) -> ValueError | None:
-    try:
-        config.validate()
-    except ValueError as e:
-        return e
-    return None
-
-
 def _hidden_text(widths: Sequence[int] | str) -> str:
     """Hidden widths as the sweep records them: '512,128,32' ('' for no hidden layer)."""
     parts = widths.split(",") if isinstance(widths, str) else widths
@@ -185,30 +138,29 @@ def _hidden_tuple(text: str) -> tuple[int, ...]:
 
 
 def settings(spec: SweepSpec) -> dict[str, Any]:
-    """Everything that decides the sweep's results, as plain JSON; not where it runs or where
-    its data lives (machines sharing a study may keep CIFAR-10 in different places)."""
-    base = spec.base.to_dict()
-    for where in ("device", "download", "data_dir"):
-        base.pop(where)
-    return {"base": base, "configs": spec.configs()}
+    """Everything that decides the sweep's results (the model included), as plain JSON; not
+    where it runs (machines sharing a study may keep CIFAR-10 in different places)."""
+    base = {k: v for k, v in spec.base.to_dict().items() if k not in LOCATION_KEYS}
+    return json.loads(json.dumps({"base": base, "configs": spec.configs()}))
 
 
 def fingerprint(spec: SweepSpec) -> str:
-    """8 hex digits that change with any setting of the sweep (not with where it runs), so
-    that the same command finds the same default directory and resumes there."""
-    text = json.dumps(settings(spec), sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:8]
+    """8 hex digits of `settings`: the same command finds the same directory and study."""
+    return hashlib.sha1(json.dumps(settings(spec), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def settings_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """'name stored -> wanted' for every setting that differs, base settings first."""
-    base_a, base_b = stored.get("base", {}), wanted["base"]
-    out = [f"{k} {base_a.get(k)!r} -> {base_b.get(k)!r}"
-           for k in sorted(set(base_a) | set(base_b)) if base_a.get(k) != base_b.get(k)]
+def refuse_other_settings(where: str, stored: dict[str, Any], spec: SweepSpec) -> None:
+    """SettingError naming every setting of `spec` that differs from the `stored` settings
+    of the sweep in `where` ('name stored -> wanted', base settings first)."""
+    wanted, base = settings(spec), stored.get("base", {})
+    diff = [f"{k} {base.get(k)!r} -> {wanted['base'].get(k)!r}"
+            for k in sorted({*base, *wanted["base"]}) if base.get(k) != wanted["base"].get(k)]
     if stored.get("configs") != wanted["configs"]:
-        out.append(f"configs {[config_key(c) for c in stored.get('configs', [])]} -> "
-                   f"{[config_key(c) for c in wanted['configs']]}")
-    return out
+        diff.append(f"configs {[config_key(c) for c in stored.get('configs', [])]} -> "
+                    f"{[config_key(c) for c in wanted['configs']]}")
+    if diff:
+        raise SettingError(f"{where}: holds a sweep with other settings ({'; '.join(diff)}); "
+                           "choose another out, or the same settings to resume it", "out")
 
 
 def config_key(values: dict[str, Any]) -> str:
@@ -218,3 +170,25 @@ def config_key(values: dict[str, Any]) -> str:
 def run_dir_name(values: dict[str, Any]) -> str:
     return "_".join(f"{k}-{values[k]}" for k in sorted(values)).replace(",", "x")
 
+
+def setting_text(name: str, value: Any) -> str:
+    """A setting in a table or CSV cell: classes 'all' for every class, '-' for none, lists
+    as '3,8', floats as %g."""
+    if value is None:
+        return "all" if name == "classes" else "-"
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def mask_url(text: str | None, url: str | None = None) -> str | None:
+    """`text` with the password of every URL in it shown as ***, and every other occurrence
+    of `url`'s password (a driver's error message may quote it)."""
+    if text is None:
+        return None
+    password = re.search(_PASSWORD, url or "")
+    if password and password.group(2):
+        text = text.replace(password.group(2), "***")
+    return re.sub(_PASSWORD, r"\1***@", text)

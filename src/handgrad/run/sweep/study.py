@@ -1,22 +1,15 @@
 """The Optuna side of a sweep: its storage, its study, and which trial holds each config's
-result. Optuna's public API only.
+result, on Optuna's public API only.
 
-Every config of the sweep is enqueued as a trial (`Study.enqueue_trial`, its values also in
-the user attribute `config`), and workers take the waiting trials: `Study.ask` hands each
-one to a single process, on a journal file (its appends are ordered) as on a database (a
-row lock). A config is enqueued again only when it has no trial waiting, running, or
-complete with a result that holds:
-
-- a worker killed on a database: Optuna's heartbeat fails its trial after the grace period
-  and `on_stale` (the storage's stale-trial callback, run once per trial) enqueues the config;
-- a worker killed on the journal, which has no heartbeat: the coordinator that resumes holds
-  sweep.lock, so every trial still RUNNING is dead; it fails them with `Study.tell`;
-- a finished trial cannot be changed: a result found broken on disk is listed in the study's
-  user attribute `handgrad_invalid`, and its config enqueued again.
-
-Two coordinators resuming one database study at once may enqueue one config twice; a trial
-then runs only if no earlier trial of its config is waiting, running or holds its result
-(`first_of_its_config`), so a config still trains once.
+Every config is enqueued as a trial (`Study.enqueue_trial`, its values also in the user
+attribute `config`); `Study.ask` hands each waiting trial to one process, on a journal file
+as on a database. A config is enqueued again when it has no trial waiting, running, or
+complete with a result that holds: after a worker dies (on a database Optuna's heartbeat
+fails its trial and `on_stale` enqueues it; on the journal the coordinator, holding
+sweep.lock, fails every RUNNING trial), or when its result is found broken on disk (the trial
+is listed in the study's user attribute `handgrad_invalid`: a finished trial cannot change).
+Two coordinators resuming one database study may enqueue a config twice: only the earliest
+live trial of a config trains it (`first_of_its_config`).
 """
 
 from __future__ import annotations
@@ -36,9 +29,15 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 
 from handgrad.engine.errors import SettingError
-from handgrad.run.sweep.folder import mask_url, settings_json
-from handgrad.run.sweep.spec import SweepError, SweepSpec, config_key, fingerprint
-from handgrad.run.sweep.spec import settings_differences as differences
+from handgrad.run.sweep.spec import (
+    SweepError,
+    SweepSpec,
+    config_key,
+    fingerprint,
+    mask_url,
+    refuse_other_settings,
+    settings,
+)
 
 JOURNAL = "study.journal"
 DATABASES = ("sqlite:", "postgres", "mysql")  # URL schemes of the databases Optuna can use
@@ -58,7 +57,7 @@ def open_storage(sweep_dir: Path, storage: str | None, heartbeat: tuple[int, int
     if storage is None:
         path = str(Path(sweep_dir) / JOURNAL)
         return JournalStorage(JournalFileBackend(path, JournalFileSymlinkLock(path, LOCK_GRACE)))
-    url = _database_url(storage)
+    url = database_url(storage)
     # SQLite: writers wait for each other up to 60 s, not 5 s, before "database is locked"
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them
@@ -77,9 +76,8 @@ def enqueue(study: optuna.Study, values: dict[str, Any]) -> None:
     study.enqueue_trial(values, user_attrs={CONFIG: values})
 
 
-def _database_url(url: str) -> str:
-    """The URL SQLAlchemy gets (postgresql:// with the PostgreSQL driver installed);
-    ValueError if `url` is not a database URL."""
+def database_url(url: str) -> str:
+    """The URL SQLAlchemy gets (postgresql+DRIVER:// for PostgreSQL)."""
     if not url.startswith(DATABASES):
         raise SettingError(f"cannot use storage {mask_url(url)!r}: give a database URL "
                            "(postgresql://, mysql://, sqlite:///)", "storage")
@@ -93,14 +91,22 @@ def _database_url(url: str) -> str:
                        "installed; pip install 'handgrad[postgres]'", "storage")
 
 
-def check_storage(storage: str, heartbeat: tuple[int, int] = HEARTBEAT) -> None:
-    """Connect once, so that a bad URL is one line before any work, without the password."""
-    _database_url(storage)
+def check_storage(spec: SweepSpec, storage: str, heartbeat: tuple[int, int]) -> None:
+    """Before any work: connect once (a bad URL is one line, without its password), and
+    refuse a study of this name made with other settings, or with none recorded."""
     try:
-        optuna.get_all_study_summaries(open_storage(Path("."), storage, heartbeat), False)
+        found = optuna.get_all_study_summaries(open_storage(Path("."), storage, heartbeat), False)
+    except SettingError:
+        raise
     except Exception as e:  # sqlalchemy and the drivers raise many types
         raise SettingError(f"cannot use storage {mask_url(storage)!r}: "
-                           f"{_one_line(e, storage)}", "storage") from None
+                           f"{one_line(e, storage)}", "storage") from None
+    ours = next((s for s in found if s.study_name == study_name(spec)), None)
+    stored = None if ours is None else ours.user_attrs.get(SETTINGS)
+    if ours is not None and stored is None and ours.n_trials:
+        raise SettingError("the study in storage: holds a sweep without recorded settings; "
+                           "choose another out or storage", "out", "storage")
+    refuse_other_settings("the study in storage", stored or settings(spec), spec)
 
 
 @contextlib.contextmanager
@@ -109,11 +115,11 @@ def storage_errors(storage: str | None) -> Iterator[None]:
     try:
         yield
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
-        raise SweepError(f"the study's storage failed ({_one_line(e, storage)}); rerun the "
+        raise SweepError(f"the study's storage failed ({one_line(e, storage)}); rerun the "
                          "same command to resume") from None
 
 
-def _one_line(e: BaseException, storage: str | None) -> str:
+def one_line(e: BaseException, storage: str | None) -> str:
     text = " ".join(str(e).split()).split(" (Background on this error")[0][:400]
     return mask_url(text, storage)
 
@@ -122,18 +128,11 @@ def open_study(sweep_dir: Path, spec: SweepSpec, storage: str | None,
                heartbeat: tuple[int, int] = HEARTBEAT) -> optuna.Study:
     """The sweep's study (created if new). No trial is ever sampled: all are enqueued."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is ours to report
-    with _readable_journal(sweep_dir, storage):
+    try:
         return optuna.create_study(study_name=study_name(spec),
                                    storage=open_storage(sweep_dir, storage, heartbeat),
                                    sampler=optuna.samplers.RandomSampler(seed=spec.base.seed),
                                    direction="minimize", load_if_exists=True)
-
-
-@contextlib.contextmanager
-def _readable_journal(sweep_dir: Path, storage: str | None) -> Iterator[None]:
-    """A journal Optuna cannot parse as one line naming the file."""
-    try:
-        yield
     except ValueError as e:  # json's and Optuna's "Invalid log format"
         if storage is not None:
             raise
@@ -144,8 +143,8 @@ def _readable_journal(sweep_dir: Path, storage: str | None) -> Iterator[None]:
 
 def rewrite_cut_journal(sweep_dir: Path) -> None:
     """A journal whose last entry was cut off (its writer killed mid-write) reads without
-    that entry, but the entry appended after it would not read: copy its studies into a
-    fresh journal with `optuna.copy_study`. Only with sweep.lock held and no worker."""
+    that entry, but the next entry appended would not: copy its studies into a fresh
+    journal with `optuna.copy_study`. Only with sweep.lock held and no worker."""
     path = Path(sweep_dir) / JOURNAL
     if not path.is_file() or path.stat().st_size == 0:
         return
@@ -161,38 +160,12 @@ def rewrite_cut_journal(sweep_dir: Path) -> None:
     os.replace(fresh, path)
 
 
-def check_same_sweep(sweep_dir: Path, spec: SweepSpec, storage: str | None) -> None:
-    """Refuse a study made with other settings (its finished trials would be reported as
-    results of these), before anything is written."""
-    if storage is None and not (Path(sweep_dir) / JOURNAL).exists():
-        return  # a new sweep (opening the journal would create it)
-    where = sweep_dir if storage is None else "the study in storage"
-    with _readable_journal(sweep_dir, storage):
-        found = optuna.get_all_study_summaries(open_storage(sweep_dir, storage), False)
-    names = [s.study_name for s in found]
-    if storage is None and names and study_name(spec) not in names:
-        raise SettingError(f"{where}: holds another sweep ({', '.join(names)}); choose "
-                           "another out, or the same settings to resume it", "out")
-    ours = next((s for s in found if s.study_name == study_name(spec)), None)
-    if ours is None:
-        return
-    stored = ours.user_attrs.get(SETTINGS)
-    if stored is None and ours.n_trials:
-        raise SettingError(f"{where}: holds a sweep without recorded settings; choose "
-                           "another out or storage", "out", "storage")
-    diff = differences(stored or settings_json(spec), settings_json(spec))
-    if diff:
-        raise SettingError(f"{where}: holds a sweep with other settings ({'; '.join(diff)}); "
-                           "choose another out, or the same settings to resume it", "out")
-
-
 def trials_by_key(study: optuna.Study, states=None) -> dict[str, list[FrozenTrial]]:
-    """The trials of each config (in number order), those with a broken result left out
-    (a trial of a sweep made before configs were enqueued has only its params)."""
+    """The trials of each config in number order, but those with a broken result."""
     invalid = set(study.user_attrs.get(INVALID, []))
     out: dict[str, list[FrozenTrial]] = {}
     for t in study.get_trials(deepcopy=False, states=states):
-        values = t.user_attrs.get(CONFIG) or t.params
+        values = t.user_attrs.get(CONFIG) or t.params  # params alone: an older sweep
         if values and t.number not in invalid:
             out.setdefault(config_key(values), []).append(t)
     return out
@@ -209,13 +182,19 @@ def first_of_its_config(study: optuna.Study, trial: optuna.Trial) -> bool:
     return all(t.number >= trial.number for t in earlier)
 
 
+def set_invalid(study: optuna.Study, numbers: list[int]) -> None:
+    """Set aside the results of trials `numbers` (found broken on disk)."""
+    if numbers:
+        study.set_user_attr(INVALID, sorted({*study.user_attrs.get(INVALID, []), *numbers}))
+
+
 def resume(study: optuna.Study, spec: SweepSpec, journal: bool,
-           problem: Callable[[dict[str, Any], FrozenTrial], str | None]) -> None:
-    """Fail the trials of dead workers, set aside the results that `problem(values, trial)`
-    finds broken, and enqueue every config without a live trial. Call with sweep.lock held,
-    before any worker starts."""
+           check: Callable[[dict[str, Any], dict[str, Any]], Any]) -> None:
+    """Fail the trials of dead workers, set aside the results that `check(values,
+    user_attrs)` finds broken (ValueError), and enqueue every config without a live trial.
+    With sweep.lock held, before any worker starts."""
     if SETTINGS not in study.user_attrs:
-        study.set_user_attr(SETTINGS, settings_json(spec))
+        study.set_user_attr(SETTINGS, settings(spec))
     if journal:  # no heartbeat, but nobody else uses this journal: RUNNING means dead
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(t.number, state=TrialState.FAIL)
@@ -223,11 +202,14 @@ def resume(study: optuna.Study, spec: SweepSpec, journal: bool,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # and `on_stale` enqueues their configs
-    values = {config_key(v): v for v in spec.configs()}
-    broken = [t.number for key, t in done(study).items()
-              if key in values and problem(values[key], t)]
-    if broken:
-        study.set_user_attr(INVALID, sorted({*study.user_attrs.get(INVALID, []), *broken}))
+    values, broken = {config_key(v): v for v in spec.configs()}, []
+    for key, trial in done(study).items():
+        try:
+            if key in values:
+                check(values[key], trial.user_attrs)
+        except ValueError:
+            broken.append(trial.number)
+    set_invalid(study, broken)
     live = trials_by_key(study, LIVE)
     for key, config in values.items():
         if key not in live:

@@ -137,15 +137,14 @@ def test_a_network_of_layers_passes_and_names_every_parameter(name):
 def test_a_wrong_layer_of_a_network_is_named(monkeypatch):
     """Break conv's weight gradient only: that tensor fails, the others pass."""
     from handgrad.engine import sequential
+    from handgrad.engine.layers import conv2d_backward
     from handgrad.engine.networks import build_network
 
-    original = sequential.Conv2d.layer_backward
-
-    def broken(dout, cache, input_grad=True):
-        dx, grads = original(dout, cache, input_grad)
+    def broken(self, dout, cache, input_grad=True):
+        dx, grads = conv2d_backward(dout, cache, input_grad)
         return dx, {**grads, "weight": grads["weight"] * 1.01}
 
-    monkeypatch.setattr(sequential.Conv2d, "layer_backward", staticmethod(broken))
+    monkeypatch.setattr(sequential.Conv2d, "layer_backward", broken)
     torch.manual_seed(1)
     net = build_network("cnn", (2, 4, 4), [5], 2, "tanh", seed=0, dtype=torch.float64)
     x, y = _image_batch(net, seed=1)

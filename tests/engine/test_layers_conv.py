@@ -169,3 +169,22 @@ def test_im2col_is_unfold(case):
     x = torch.randn(x_shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
     unfolded = F.unfold(x, (HH, WW), padding=padding, stride=stride)   # (N, C·HH·WW, L)
     assert torch.equal(im2col(x, (HH, WW), stride, padding), unfolded)
+
+
+def test_the_backward_reuses_its_workspace_and_gives_the_same_gradients():
+    """One buffer for the columns, made once for these shapes, rebuilt for new ones; the
+    gradients are those without a workspace, step after step."""
+    gen = torch.Generator().manual_seed(0)
+    workspace = {}
+    buffers = []
+    for shape in [(4, 3, 8, 8), (4, 3, 8, 8), (2, 3, 6, 6)]:
+        x = torch.randn(shape, generator=gen, dtype=f64)
+        w, b = torch.randn(5, 3, 3, 3, generator=gen, dtype=f64), torch.zeros(5, dtype=f64)
+        out, cache = conv2d_forward(x, w, b, 1, 1)
+        dout = torch.randn(out.shape, generator=gen, dtype=f64)
+        expected = conv2d_backward(dout, cache)
+        got = conv2d_backward(dout, cache, True, workspace)
+        assert torch.equal(got[0], expected[0])
+        assert all(torch.equal(got[1][k], expected[1][k]) for k in ("weight", "bias"))
+        buffers.append(workspace["cols"].data_ptr())
+    assert buffers[0] == buffers[1] and workspace["cols"].shape[0] == 2

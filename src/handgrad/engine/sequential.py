@@ -118,9 +118,9 @@ class Activation(Layer):
 
 
 class Conv2d(Layer):
-    """(N, C, H, W) -> (N, F, H', W'), initialised as nn.Conv2d."""
+    """(N, C, H, W) -> (N, F, H', W'), initialised as nn.Conv2d. Its backward writes the
+    input's columns into one buffer kept from step to step (`workspace`)."""
 
-    layer_backward = staticmethod(conv2d_backward)
     skips_input_grad = True
 
     def __init__(self, C: int, F: int, kernel_size: int, stride: int = 1, padding: int = 0,
@@ -131,9 +131,13 @@ class Conv2d(Layer):
         self.weight = nn.Parameter(torch.empty(F, C, k, k, dtype=dtype, device=device))
         self.bias = nn.Parameter(torch.empty(F, dtype=dtype, device=device))
         init_like_torch(self.weight, self.bias)
+        self.workspace: dict[str, Tensor] = {}
 
     def layer_forward(self, x: Tensor):
         return conv2d_forward(x, self.weight, self.bias, self.stride, self.padding)
+
+    def layer_backward(self, dout: Tensor, cache: tuple, input_grad: bool = True):
+        return conv2d_backward(dout, cache, input_grad, self.workspace)
 
     def torch_module(self) -> nn.Module:
         F, C, k, _ = self.weight.shape

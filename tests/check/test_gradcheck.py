@@ -205,3 +205,15 @@ def test_cli_refuses_an_image_shape_that_does_not_fill_the_inputs(capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("handgrad: error: --sizes starts with 48 inputs but --image-shape 3 4 5 "
                    "has 60")
+
+
+def test_a_float32_network_with_dropout_passes():
+    """The float64 copy on which the differences are taken must drop what the float32
+    network dropped (torch.rand draws other values per dtype from one seed)."""
+    from handgrad.engine.networks import build_network
+
+    torch.manual_seed(0)
+    net = build_network("mlp-bn", (3, 4, 4), [10], 3, "relu", seed=0, dtype=torch.float32)
+    x, y = _image_batch(net, n=8, dtype=torch.float32)
+    report = gradcheck(net, x, y, "cross_entropy", max_entries=10)
+    assert report.passed, [(t.name, t.numeric_error) for t in report.tensors]

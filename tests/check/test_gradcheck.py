@@ -217,3 +217,17 @@ def test_a_float32_network_with_dropout_passes():
     x, y = _image_batch(net, n=8, dtype=torch.float32)
     report = gradcheck(net, x, y, "cross_entropy", max_entries=10)
     assert report.passed, [(t.name, t.numeric_error) for t in report.tensors]
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: the round-off floor scales with the "
+                   "largest gradient, but a bias before batch norm (0 by its equations) sums "
+                   "terms amplified by 1/sigma; with inputs of scale 0.01 its round-off "
+                   "exceeds the floor (16 of 20 seeds fail, hand-written and autograd alike)")
+def test_a_bias_before_batch_norm_with_small_inputs_is_not_failed():
+    failed = []
+    for seed in range(4):
+        p = random_problem([20, 7, 3], batch=4, seed=seed, model="mlp-bn",
+                           image_shape=(5, 2, 2), loss="cross_entropy")
+        report = gradcheck(p.model, p.x * 0.01, p.y_true, "cross_entropy")
+        failed += [t.name for t in report.tensors if not t.passed]
+    assert not failed, failed

@@ -11,17 +11,20 @@ twice with 8 and 16 filters, the 512-128-32 head, 2 classes), float32, SGD momen
 - torch.nn: the same network as torch.nn modules (`Sequential.to_torch()`: nn.Conv2d,
   nn.MaxPool2d, ...), eager, F.cross_entropy, torch.optim.SGD.
 
-Each repeat times `--steps` steps of every contender on the same random batches (who goes
-first rotating); a ratio is contender / manual within one repeat, reported as the median
-(and range) over the repeats.
+After `--warmup` steps of each (oneDNN builds its kernels over the first calls), each
+repeat times `--steps` steps of every contender on the same random batches (who goes first
+rotating); a ratio is contender / manual within one repeat (above 1: manual is faster),
+reported as the median (and range) over the repeats, with the host's load average before
+and after (the numbers of a shared host move with it).
 
-    .venv/bin/python benchmarks/bench_conv.py [--batch 64] [--steps 10] [--repeats 5]
-        [--device cpu|cuda] [--threads N]
+    .venv/bin/python benchmarks/bench_conv.py [--batch 64] [--steps 5] [--repeats 15]
+        [--warmup 30] [--device cpu|cuda] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -58,15 +61,19 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(batch: int, steps: int, repeats: int, device: str) -> dict:
+def measure(batch: int, steps: int, repeats: int, warmup: int, device: str) -> dict:
     fns = contenders(batch, device)
     gen = torch.Generator().manual_seed(0)
     xs = [torch.rand(batch, 3 * 32 * 32, generator=gen).to(device) for _ in range(steps)]
     ts = [F.one_hot(torch.randint(0, 2, (batch,), generator=gen), 2).float().to(device)
           for _ in range(steps)]
     names = list(fns)
+    for name in names:
+        for i in range(warmup):
+            fns[name](xs[i % steps], ts[i % steps])
+    load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {n: [] for n in names}
-    for rep in range(repeats + 1):           # the first round warms up
+    for rep in range(repeats):
         order = names[rep % 3:] + names[:rep % 3]
         for name in order:
             sync(device)
@@ -74,12 +81,12 @@ def measure(batch: int, steps: int, repeats: int, device: str) -> dict:
             for x, t in zip(xs, ts, strict=True):
                 fns[name](x, t)
             sync(device)
-            if rep:
-                times[name].append((time.perf_counter() - start) / steps)
+            times[name].append((time.perf_counter() - start) / steps)
     ratios = {n: [a / m for a, m in zip(times[n], times["manual"], strict=True)]
               for n in names if n != "manual"}
     return {"batch": batch, "steps": steps, "repeats": repeats, "device": device,
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "warmup": warmup,
+            "load_average": [load_before, os.getloadavg()[0]],
             "step_ms": {n: 1e3 * median(v) for n, v in times.items()},
             "ratio_over_manual": {n: {"median": median(r), "min": min(r), "max": max(r)}
                                   for n, r in ratios.items()}}
@@ -88,8 +95,9 @@ def measure(batch: int, steps: int, repeats: int, device: str) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args()
@@ -99,9 +107,11 @@ def main() -> None:
         save("conv_cuda", {"skipped": "no CUDA device"})
         print("skipped: no CUDA device")
         return
-    result = measure(args.batch, args.steps, args.repeats, args.device)
-    path = save(f"conv_{args.device}", result)
-    print(f"batch {args.batch}, {args.device}, {args.repeats} repeats of {args.steps} steps")
+    result = measure(args.batch, args.steps, args.repeats, args.warmup, args.device)
+    path = save(f"conv_{args.device}_threads{result['threads']}", result)
+    load = result["load_average"]
+    print(f"batch {args.batch}, {args.device}, {result['threads']} thread(s), {args.repeats} "
+          f"repeats of {args.steps} steps; load average {load[0]:.1f} -> {load[1]:.1f}")
     for name, ms in result["step_ms"].items():
         r = result["ratio_over_manual"].get(name)
         ratio = (f"  {name}/manual {r['median']:.2f} ({r['min']:.2f}…{r['max']:.2f})"

@@ -27,7 +27,8 @@ SCRIPTS = [
     ["bench_aged.py", "--device", "cuda"],
     ["bench_subnormals.py"],
     ["bench_health.py"],
-    ["bench_conv.py"],
+    ["bench_conv.py", "--threads", "1"],
+    ["bench_conv.py", "--threads", "2"],
 ]
 
 
@@ -141,24 +142,29 @@ def health_section(health: dict) -> list[str]:
     return lines
 
 
-def conv_section(conv: dict) -> list[str]:
-    """bench_conv.py: the hand-written conv net's step against autograd and eager torch.nn."""
-    if not conv.get("step_ms"):
+def conv_section(runs: list[dict]) -> list[str]:
+    """bench_conv.py at each thread count: the hand-written conv net's step against autograd
+    and eager torch.nn."""
+    runs = [r for r in runs if r.get("step_ms")]
+    if not runs:
         return []
-    m = conv["machine"]
-    ratios = conv["ratio_over_manual"]
+    first = runs[0]
     lines = ["", "## 9. The conv net: hand-written layers against autograd and torch.nn", "",
-             f"`benchmarks/bench_conv.py` ({m.get('date')}, {conv['device']}, "
-             f"{conv.get('threads', m.get('torch_threads'))} torch thread(s)): `handgrad "
-             f"train --model cnn`'s network on CIFAR-10's shapes, float32, SGD momentum 0.9, "
-             f"batch {conv['batch']}; {conv['repeats']} repeats of {conv['steps']} steps of "
-             "each contender. A ratio is contender / manual (above 1: manual is faster), the "
-             "median of the repeats (range in brackets).", "",
-             "| contender | ms / step | / manual |", "|---|---|---|"]
-    for name, ms in conv["step_ms"].items():
-        r = ratios.get(name)
-        cell = f"**{r['median']:.2f}** ({r['min']:.2f}…{r['max']:.2f})" if r else "1"
-        lines.append(f"| {name} | {ms:.1f} | {cell} |")
+             f"`benchmarks/bench_conv.py --threads N` ({first['machine'].get('date')}, "
+             f"{first['device']}): `handgrad train --model cnn`'s network on CIFAR-10's "
+             f"shapes, float32, SGD momentum 0.9, batch {first['batch']}; after "
+             f"{first.get('warmup', 0)} warm-up steps, {first['repeats']} repeats of "
+             f"{first['steps']} steps of each contender. A ratio is contender / manual (above "
+             "1: manual is faster), the median of the repeats (range in brackets).", "",
+             "| threads | load average | contender | ms / step | / manual |",
+             "|---|---|---|---|---|"]
+    for run in runs:
+        load = run.get("load_average", [float("nan")] * 2)
+        for name, ms in run["step_ms"].items():
+            r = run["ratio_over_manual"].get(name)
+            cell = f"**{r['median']:.2f}** ({r['min']:.2f}…{r['max']:.2f})" if r else "1"
+            lines.append(f"| {run['threads']} | {load[0]:.1f} → {load[1]:.1f} | {name} | "
+                         f"{ms:.1f} | {cell} |")
     return lines
 
 
@@ -215,7 +221,7 @@ def render() -> str:
                   f"`handgrad --help` alone peaks at {mem['import_only_rss_mb']:.0f} MB."]
     lines += aged_section(load("aged_cpu")) + subnormal_section(load("subnormals"))
     lines += health_section(load("health"))
-    lines += conv_section(load("conv_cpu"))
+    lines += conv_section([load("conv_cpu_threads1"), load("conv_cpu_threads2")])
     return "\n".join(lines) + "\n"
 
 

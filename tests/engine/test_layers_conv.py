@@ -97,6 +97,55 @@ def test_maxpool2d_tie_goes_to_the_first_maximum_in_row_major_order():
     assert dx.tolist() == [[[[0.0, 1.0], [0.0, 0.0]]]]
 
 
+@settings(max_examples=30)
+@given(pool_cases())
+def test_autograd_through_maxpool2d_forward_routes_ties_like_torch(case):
+    """The autograd engine differentiates this forward: its gradient, ties included, is
+    torch's max_pool2d's (and the hand-written backward's)."""
+    shape, k, stride, padding, _, seed = case
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(-1, 2, shape, generator=gen).to(f64)
+    dout = torch.randn(F.max_pool2d(x, k, stride, padding).shape, generator=gen, dtype=f64)
+    _, (ours,) = autograd_vjp(lambda x: maxpool2d_forward(x, k, stride, padding)[0], (x,), dout)
+    _, (theirs,) = autograd_vjp(lambda x: F.max_pool2d(x, k, stride, padding), (x,), dout)
+    assert torch.equal(ours, theirs)
+
+
+def test_maxpool2d_windows_of_minus_infinity_and_nan_stay_inside_the_image():
+    """A window whose pixels are all -inf sends its gradient to its first pixel inside the
+    image, as torch does (not into the -inf padding); a window holding NaN outputs NaN, as
+    torch does, and its gradient stays on the image."""
+    x = torch.full((1, 1, 3, 3), float("-inf"), dtype=f64)
+    x[0, 0, 2, 2] = 1.0
+    out, cache = maxpool2d_forward(x, 3, 2, 1)
+    expected, (dx_t,) = autograd_vjp(lambda x: F.max_pool2d(x, 3, 2, 1), (x,), torch.ones_like(out))
+    dx, _ = maxpool2d_backward(torch.ones_like(out), cache)
+    assert torch.equal(out, expected) and torch.equal(dx, dx_t)
+    x[0, 0, 1, 1] = float("nan")
+    out, cache = maxpool2d_forward(x, 3, 2, 1)
+    dx, _ = maxpool2d_backward(torch.ones_like(out), cache)
+    assert out.isnan().all() and dx.sum() == out.numel()
+
+
+def test_maxpool2d_and_conv2d_take_inputs_in_any_memory_layout():
+    """A conv's output read as (N, C, H, W) may be stored channel-major or channels-last."""
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randint(-2, 3, (3, 2, 6, 6), generator=gen).to(f64)
+    W, b = torch.randn(4, 3, 3, 3, generator=gen, dtype=f64), torch.zeros(4, dtype=f64)
+    channel_major = base.transpose(0, 1)
+    layouts = (channel_major, channel_major.contiguous(memory_format=torch.channels_last))
+    for x in layouts:
+        out, cache = maxpool2d_forward(x, 2)
+        dout = torch.randn(out.shape, generator=gen, dtype=f64)
+        expected, (dx_t,) = autograd_vjp(lambda x: F.max_pool2d(x, 2), (x,), dout)
+        assert torch.equal(out, expected) and torch.equal(maxpool2d_backward(dout, cache)[0], dx_t)
+        out, cache = conv2d_forward(x, W, b, 1, 1)
+        dout = torch.randn(out.shape, generator=gen, dtype=f64)
+        _, (dx_t, dW_t) = autograd_vjp(lambda x, W: F.conv2d(x, W, b, padding=1), (x, W), dout)
+        dx, grads = conv2d_backward(dout, cache)
+        assert scaled_err(dx, dx_t) < TOL and scaled_err(grads["weight"], dW_t) < TOL
+
+
 def test_maxpool2d_refuses_padding_beyond_half_the_kernel():
     with pytest.raises(ValueError, match="padding must be at most half the kernel size"):
         maxpool2d_forward(torch.randn(1, 1, 4, 4, dtype=f64), 2, padding=2)
@@ -119,5 +168,4 @@ def test_im2col_is_unfold(case):
     x_shape, (_, _, HH, WW), stride, padding, seed = case
     x = torch.randn(x_shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
     unfolded = F.unfold(x, (HH, WW), padding=padding, stride=stride)   # (N, C·HH·WW, L)
-    assert torch.equal(im2col(x, (HH, WW), stride, padding),
-                       unfolded.transpose(0, 1).reshape(unfolded.shape[1], -1))
+    assert torch.equal(im2col(x, (HH, WW), stride, padding), unfolded)

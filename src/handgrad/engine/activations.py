@@ -41,8 +41,15 @@ class Activation:
         return dL_da
 
     def backward(self, dL_da: Tensor, z: Tensor, a: Tensor) -> Tensor:
-        """dL/dz = dL/da ⊙ f'(z). dL_da, z, a: (N, H) -> dL_dz (N, H), a new tensor."""
-        return self.backward_(dL_da.clone(), z, a)
+        """dL/dz = dL/da ⊙ f'(z). dL_da, z, a: (N, H) -> dL_dz (N, H), a new tensor (the
+        first product makes it: no copy of dL_da first)."""
+        factors = self.factors(z, a)
+        if not factors:
+            return dL_da.clone()
+        dL_dz = dL_da * factors[0]
+        for factor in factors[1:]:
+            dL_dz.mul_(factor)
+        return dL_dz
 
     def df(self, z: Tensor) -> Tensor:
         """f'(z) = da/dz, (N, H) -> (N, H)."""

@@ -204,3 +204,29 @@ def test_cli_refuses_an_image_shape_that_does_not_fill_the_inputs(capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("handgrad: error: --sizes starts with 48 inputs but --image-shape 3 4 5 "
                    "has 60")
+
+
+def test_a_float32_network_with_dropout_passes():
+    """The float64 copy on which the differences are taken must drop what the float32
+    network dropped (torch.rand draws other values per dtype from one seed)."""
+    from handgrad.engine.networks import build_network
+
+    torch.manual_seed(0)
+    net = build_network("mlp-bn", (3, 4, 4), [10], 3, "relu", seed=0, dtype=torch.float32)
+    x, y = _image_batch(net, n=8, dtype=torch.float32)
+    report = gradcheck(net, x, y, "cross_entropy", max_entries=10)
+    assert report.passed, [(t.name, t.numeric_error) for t in report.tensors]
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: the round-off floor scales with the "
+                   "largest gradient, but a bias before batch norm (0 by its equations) sums "
+                   "terms amplified by 1/sigma; with inputs of scale 0.01 its round-off "
+                   "exceeds the floor (16 of 20 seeds fail, hand-written and autograd alike)")
+def test_a_bias_before_batch_norm_with_small_inputs_is_not_failed():
+    failed = []
+    for seed in range(4):
+        p = random_problem([20, 7, 3], batch=4, seed=seed, model="mlp-bn",
+                           image_shape=(5, 2, 2), loss="cross_entropy")
+        report = gradcheck(p.model, p.x * 0.01, p.y_true, "cross_entropy")
+        failed += [t.name for t in report.tensors if not t.passed]
+    assert not failed, failed

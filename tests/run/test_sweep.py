@@ -254,3 +254,15 @@ def test_results_show_the_settings_every_config_shares(tmp_path, capsys):
     header, *rows = (out / "results.csv").read_text().splitlines()
     assert {"activation", "loss", "standardize", "seed", "epochs"} <= set(header.split(","))
     assert all("tanh" in row and "mse" in row for row in rows) and len(rows) == 2
+
+
+def test_results_name_the_default_classes_not_all(tmp_path, capsys):
+    """Without --classes the dataset's default two classes are trained on: the results
+    must say which, not 'classes=all'."""
+    out = tmp_path / "s"
+    assert main(["sweep", "--dataset", "digits", "--hidden", "8", "--epochs", "1",
+                 "--quiet", "--lr", "0.01", "--out", str(out)]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("fixed: ")]
+    assert len(printed) == 1 and "classes=3,8" in printed[0], printed
+    assert read_json(out / "results.json")["fixed"]["classes"] == ["3", "8"]

@@ -82,3 +82,22 @@ def test_the_mlp_stays_the_default_and_its_weights_file_is_unchanged(digits, tmp
 def test_an_unknown_model_is_refused_naming_it():
     with pytest.raises(ValueError, match="unknown model 'resnet'; choose from: mlp, cnn, mlp-bn"):
         TrainConfig(dataset="digits", model="resnet").validate()
+
+
+def test_a_batch_size_that_leaves_one_sample_for_batch_norm_is_refused_before_writing(
+        digits, tmp_path, capsys):
+    """256 training digits in batches of 85 end with a batch of 1, which batch norm cannot
+    normalise: refused up front (exit 2, nothing written), not a crash after config.json."""
+    from handgrad.cli.main import main
+    from handgrad.engine.errors import SettingError
+
+    assert len(digits.train) % 85 == 1
+    config = TrainConfig(dataset="digits", model="mlp-bn", hidden=(8,), batch_size=85,
+                         epochs=1)
+    with pytest.raises(SettingError, match="batch_size 85"):
+        train(config, digits, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert main(["train", "--dataset", "digits", "--model", "mlp-bn", "--hidden", "8",
+                 "--batch-size", "85", "--epochs", "1", "--out", str(tmp_path / "r")]) == 2
+    assert "--batch-size 85" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    train(config.replace(model="mlp"), digits)  # no batch norm: a batch of 1 is fine

@@ -37,9 +37,10 @@ import torch
 
 from handgrad.check.reference import autograd_reference
 from handgrad.engine.backprop import backpropagation
+from handgrad.engine.layers import dropout_backward
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
-from handgrad.engine.sequential import Dropout, Sequential
+from handgrad.engine.sequential import Dropout, Layer, Sequential
 
 Tensor = torch.Tensor
 STEP = 1e-5
@@ -126,12 +127,13 @@ def gradcheck(model: MLP | Sequential, x: Tensor, y_true: Tensor,
     # round-off in both results; it is compared at the scale round-off allows, not as 0.
     largest = max(auto.abs().max().item() for _, _, _, auto in named)
     autograd_floor = 10 * torch.finfo(dtype).eps * largest / autograd_tol
+    hand_floor = 10 * torch.finfo(dtype).eps * largest / numeric_tol  # float32's round-off
     gen = torch.Generator().manual_seed(seed)
     tensors = []
     for (name, layer, hand, auto), param in zip(named, problem.params, strict=True):
         autograd_error = relative_errors(hand, auto, floor=autograd_floor).max().item()
         numeric_error, checked, kinks, entries = problem.compare(
-            param, hand, auto, max_entries, gen, worst, numeric_tol)
+            param, hand, auto, max_entries, gen, worst, numeric_tol, hand_floor)
         passed = autograd_error <= autograd_tol and numeric_error <= numeric_tol
         tensors.append(TensorCheck(name, layer, tuple(param.shape), autograd_error,
                                    numeric_error, checked, kinks, entries, passed))
@@ -190,10 +192,27 @@ def _network_gradients(net: Sequential, x: Tensor, y_true: Tensor, loss_fn: Loss
     with torch.enable_grad():
         auto = torch.autograd.grad(loss_of(auto_net, x, y_true), list(auto_net.parameters()))
     twin = _copy(net, torch.float64)
+    for i, layer in enumerate(hand_net.layers):
+        if isinstance(layer, Dropout):  # a float64 generator would draw other masks
+            twin.layers[i] = _FixedDropout(layer.cache)
     y64 = y_true.double() if y_true.is_floating_point() else y_true
     named = list(zip(names, layers, hand, auto, strict=True))
     return named, _Problem(list(twin.parameters()),
                            lambda: loss_of(twin, x.double(), y64).item())
+
+
+class _FixedDropout(Layer):
+    """Dropout with the masks the hand-written pass drew (None: the identity), in any dtype."""
+
+    layer_backward = staticmethod(dropout_backward)
+
+    def __init__(self, mask: Tensor | None) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def layer_forward(self, x: Tensor):
+        mask = None if self.mask is None else self.mask.to(x.dtype)
+        return (x if mask is None else x * mask), mask
 
 
 def _copy(net: Sequential, dtype: torch.dtype | None) -> Sequential:
@@ -220,10 +239,11 @@ class _Problem:
     loss_at: Callable[[], float]
 
     def compare(self, param: Tensor, hand: Tensor, ref: Tensor, max_entries: int,
-                gen: torch.Generator, worst: int, tolerance: float,
+                gen: torch.Generator, worst: int, tolerance: float, hand_floor: float = 0.0,
                 ) -> tuple[float, int, int, list[Entry]]:
         """(max relative error, entries checked, kinks skipped, worst entries) of `hand`
-        against central differences of `param`."""
+        against central differences of `param`; `hand_floor`: the round-off of `hand` in
+        its own dtype, which the float64 differences do not carry."""
         at = abs(self.loss_at())
         # a difference's round-off, eps·|L| / h, a tenth of the tolerance at this floor
         floor = max(1e-3 * ref.abs().max().item(),
@@ -239,7 +259,7 @@ class _Problem:
             return 0.0, 0, skipped, []
         picked = hand.reshape(-1)[torch.tensor(kept)].double()
         num = torch.tensor(numeric, dtype=torch.float64, device=picked.device)
-        errors = relative_errors(picked, num, scale=ref, floor=floor)
+        errors = relative_errors(picked, num, scale=ref, floor=max(floor, hand_floor))
         entries = [Entry(_unravel(kept[j], tuple(param.shape)), picked[j].item(), numeric[j],
                          errors[j].item())
                    for j in torch.argsort(errors, descending=True)[:worst].tolist()]

@@ -21,6 +21,7 @@ import torch
 from handgrad.data import Dataset
 from handgrad.engine import optim as hand_optim
 from handgrad.engine.denormals import denormals_mode
+from handgrad.engine.errors import SettingError
 from handgrad.engine.flat import FlatParams
 from handgrad.engine.losses import Loss, get_loss
 from handgrad.engine.model import MLP
@@ -248,12 +249,23 @@ def preflight(config: TrainConfig, dataset: Dataset, out_dir: str | Path | None
     check_fits(training_bytes(sizes, config.torch_dtype, config.optimizer, max(batch, 256)),
                config.resolved_device(), f"hidden {' '.join(map(str, config.hidden))} (a "
                f"{'-'.join(map(str, sizes))} network)", "hidden")
+    _check_batch_norm_batches(config, len(dataset.train))
     out_dir = check_out(out_dir)
     if out_dir is None:
         return None
     run_dir = RunDir(out_dir)
     run_dir.check_reusable(config, dataset.class_names)
     return run_dir
+
+
+def _check_batch_norm_batches(config: TrainConfig, N: int) -> None:
+    """Batch norm cannot normalise a batch of one sample: refuse a batch_size whose
+    epochs end with one (N training samples), as torch.nn.BatchNorm1d would fail there."""
+    if config.model == "mlp-bn" and config.hidden and 1 in (config.batch_size,
+                                                             N % config.batch_size):
+        raise SettingError(f"batch_size {config.batch_size} makes a batch of 1 sample of the "
+                           f"{N} training samples, which the batch norm of model mlp-bn "
+                           "cannot normalise; choose another batch_size", "batch_size")
 
 
 def fit(config: TrainConfig, dataset: Dataset, model: MLP, observer: Observer,

@@ -22,7 +22,7 @@ from typing import Any
 import filelock
 import optuna
 
-from handgrad.data import Dataset
+from handgrad.data import DEFAULT_CLASSES, Dataset
 from handgrad.engine.errors import SettingError
 from handgrad.run.config import TrainConfig
 from handgrad.run.evaluate import evaluate_run
@@ -178,6 +178,8 @@ def _table(spec: SweepSpec) -> tuple[list[str], dict[str, Any]]:
         ("nesterov", any(c.nesterov for c in configs))) if used]]
     fixed = {k: v for k, v in settings(spec)["base"].items()
              if k not in (*columns, "betas") and (k != "extra" or v)}
+    if fixed.get("classes") is None and fixed.get("dataset") in DEFAULT_CLASSES:
+        fixed["classes"] = list(DEFAULT_CLASSES[fixed["dataset"]])  # what was trained on
     return columns, fixed
 
 

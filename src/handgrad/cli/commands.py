@@ -102,7 +102,10 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     check_fits(network_bytes(args.sizes, dtype, args.batch_size, copies=6), torch.device("cpu"),
                f"gradcheck --sizes {' '.join(map(str, args.sizes))}")
-    image_shape = tuple(args.image_shape)
+    if args.model == "mlp" and args.image_shape is not None:
+        raise ValueError("--image-shape is for --model cnn and mlp-bn; the MLP takes rows of "
+                         "--sizes[0] inputs")
+    image_shape = tuple(args.image_shape or (3, 32, 32))
     if args.model != "mlp" and math.prod(image_shape) != args.sizes[0]:
         raise ValueError(f"--sizes starts with {args.sizes[0]} inputs but --image-shape "
                          f"{' '.join(map(str, image_shape))} has {math.prod(image_shape)}")

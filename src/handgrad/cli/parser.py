@@ -228,9 +228,10 @@ def add_check_parsers(sub: SubParsers) -> None:
     p.add_argument("--model", choices=MODELS, default="mlp",
                    help="mlp: the exercise's MLP and its backpropagation; cnn, mlp-bn: the "
                         "networks of hand-written layers (see train --model)")
-    p.add_argument("--image-shape", nargs=3, type=argtypes.positive_int, default=[3, 32, 32],
+    p.add_argument("--image-shape", nargs=3, type=argtypes.positive_int, default=None,
                    metavar=("C", "H", "W"),
-                   help="images of --model cnn and mlp-bn; C·H·W must be the first --sizes")
+                   help="images of --model cnn and mlp-bn (default: 3 32 32); C·H·W must be "
+                        "the first --sizes")
     p.add_argument("--activation", default="relu")
     p.add_argument("--loss", default="cross_entropy")
     p.add_argument("--batch-size", type=argtypes.positive_int, default=8)

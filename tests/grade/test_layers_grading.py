@@ -187,3 +187,23 @@ def test_similar_csv_pairs_layers_submissions_with_the_same_wrong_numbers(tmp_pa
     entries = {e["id"]: e for e in json.loads((out / "grades.json").read_text())["submissions"]}
     assert entries["ana"]["code_digest"] != entries["ben"]["code_digest"]
     assert entries["ana"]["kind"] == entries["ben"]["kind"] == "no_mask"
+
+
+@pytest.mark.parametrize("stop, kind", [("while True:\n        pass", "timeout"),
+                                        ("import os\n    os._exit(3)", "exited")])
+def test_a_function_that_hangs_or_exits_costs_only_its_own_points(tmp_path, capsys, stop,
+                                                                  kind):
+    """The whole run ends without results; each layer, then its forward, run again on
+    their own: the others keep their points (batchnorm_forward included)."""
+    student = tmp_path / "student.py"
+    student.write_text(SOLUTION.read_text() + "\n\ndef batchnorm_backward(dout, cache):\n"
+                       f"    {stop}\n")
+    asked = "affine_forward,affine_backward,batchnorm_forward,batchnorm_backward"
+    assert main(["check-backprop", str(student), "--assignment", "layers", "--functions",
+                 asked, "--timeout", "5", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["error"] is None
+    scores = {g["name"]: g["score"] for g in doc["groups"]}
+    assert scores == {f: (0 if f == "batchnorm_backward" else POINTS[f])
+                      for f in asked.split(",")}
+    assert doc["diagnosis"]["kind"] == kind and doc["diagnosis"]["layer"] == "batchnorm_backward"

@@ -109,19 +109,31 @@ def grade_file(path: str | Path, functions: str | Iterable[str] | None = None,
                importable: bool = True) -> LayersResult:
     """Grade the module at `path` (.py or .ipynb) in the sandbox's child. Raises
     SubmissionError when `path` cannot be read, GraderError when the sandbox fails (never
-    the student's failure); everything the code does is a result."""
+    the student's failure); everything the code does is a result.
+
+    When the run ends without results in a way one function can cause for all (it hangs,
+    runs out of CPU time or exits), each layer is run again on its own: the layers that
+    finish are judged, and only the others score 0, with that reason."""
     server.start()  # before anything of a submission or a secret is in this process
     path = Path(path)
     names = parse_functions(functions)
     chunks = read_source(path)
     salt = case_salt()
-    cases, specs = specs_for(names, salt)
     folder = path.resolve().parent if importable else None
-    outcome = run_isolated(chunks, folder, "", sandbox_runner.encode(specs),
-                           limits or Limits(), submission=folder or path.resolve(),
-                           entry=run_module)
+
+    def run(functions: tuple[str, ...]) -> tuple[list[LayerCase], Any]:
+        cases, specs = specs_for(functions, salt)
+        return cases, run_isolated(chunks, folder, "", sandbox_runner.encode(specs),
+                                   limits or Limits(), submission=folder or path.resolve(),
+                                   entry=run_module)
+
+    cases, outcome = run(names)
+    layers = {layer_of(f).name: tuple(g for g in names if layer_of(g) == layer_of(f))
+              for f in names}
     if outcome.status == "ok":
         result = judge_all(cases, outcome.results, names, salt, allow_autograd)
+    elif outcome.status in ONE_FUNCTION_STOPS_ALL and len(layers) > 1:
+        result = _layer_by_layer(list(layers.values()), run, names, salt, allow_autograd)
     else:
         result = LayersResult(names, [], error=outcome.error or outcome.status,
                               error_kind=outcome.status)
@@ -130,6 +142,38 @@ def grade_file(path: str | Path, functions: str | Iterable[str] | None = None,
     result.isolation = {"process": True, **isolation(outcome.confined),
                         "exit_code": outcome.exit_code}
     return result
+
+
+ONE_FUNCTION_STOPS_ALL = ("timeout", "cpu", "exited")  # outcomes without any results
+
+
+def _layer_by_layer(groups: list[tuple[str, ...]], run: Any, names: tuple[str, ...],
+                    salt: int, allow_autograd: bool) -> LayersResult:
+    """Each layer's functions run on their own, then, if that run stops too, its forward
+    alone: what ends with results is judged; every other function gets a verdict of how its
+    layer's run ended (timeout, cpu, exited) on each of its cases."""
+    verdicts, digests = [], []
+    for group in groups:
+        forward = tuple(f for f in group if f.endswith("_forward"))
+        ended = None
+        for functions in (group, forward) if forward and forward != group else (group,):
+            cases, outcome = run(functions)
+            ended = ended or (cases, outcome.status, outcome.error or outcome.status)
+            if outcome.status == "ok":
+                judged = judge_all(cases, outcome.results, functions, salt, allow_autograd)
+                if judged.error is not None:
+                    ended = (cases, judged.error_kind, judged.error)
+                verdicts += judged.cases
+                digests.append(judged.wrong_digest)
+                break
+        cases, kind, detail = ended
+        done = {v.function for v in verdicts}
+        verdicts += [Verdict(f, case, kind, detail.replace("the submission", f, 1))
+                     for case in cases for f in group
+                     if f not in done and (case.train or f.endswith("_forward"))]
+    found = "".join(digests)
+    return LayersResult(names, verdicts, wrong_digest=hashlib.sha256(
+        found.encode()).hexdigest()[:16] if found else "")
 
 
 def check_layers(functions_from: types.ModuleType | Mapping[str, Any],

@@ -144,16 +144,20 @@ def gradcheck(model: MLP | Sequential, x: Tensor, y_true: Tensor,
         passed = autograd_error <= autograd_tol and numeric_error <= numeric_tol
         tensors.append(TensorCheck(name, layer, tuple(param.shape), autograd_error,
                                    numeric_error, checked, kinks, entries, passed))
-    report = GradcheckReport(str(dtype).replace("torch.", ""), STEP, numeric_tol, autograd_tol,
-                             tensors)
+    return GradcheckReport(str(dtype).replace("torch.", ""), STEP, numeric_tol, autograd_tol,
+                           tensors, _warnings(dtype, tensors))
+
+
+def _warnings(dtype: torch.dtype, tensors: list[TensorCheck]) -> list[str]:
+    warnings = []
     if dtype == torch.float32:
-        report.warnings.append("float32: compared with autograd at 1e-3 and with float64 finite "
-                               "differences at 2e-3; use float64 for the sharp check")
+        warnings.append("float32: compared with autograd at 1e-3 and with float64 finite "
+                        "differences at 2e-3; use float64 for the sharp check")
     skipped = sum(t.kinks_skipped for t in tensors)
     if skipped:
-        report.warnings.append(f"{skipped} sampled entries skipped: their finite difference "
-                               "crossed a kink (a ReLU at 0, a tie of a max pool)")
-    return report
+        warnings.append(f"{skipped} sampled entries skipped: their finite difference crossed "
+                        "a kink (a ReLU at 0, a tie of a max pool)")
+    return warnings
 
 
 Named = list[tuple[str, int, Tensor, Tensor]]  # (name, layer, hand-written, autograd) a tensor

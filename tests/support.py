@@ -45,6 +45,10 @@ def autograd_grads(model, x, y_true, loss: str):
     return autograd_reference(model, x, y_true, loss)
 
 
+f64 = torch.float64
+TOL = 1e-10  # a layer's hand-written result against autograd in float64 (scaled_err)
+
+
 def autograd_vjp(fn, tensors, dout):
     """fn(*tensors) and the gradients of Σ fn(...) ⊙ dout with respect to every tensor, by
     torch autograd on fresh leaves (the oracle of the hand-written layers)."""

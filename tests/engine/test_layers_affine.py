@@ -16,10 +16,7 @@ from handgrad.engine.layers import (
     flatten_backward,
     flatten_forward,
 )
-from support import activations, autograd_vjp, scaled_err, seeds
-
-TOL = 1e-10
-f64 = torch.float64
+from support import TOL, activations, autograd_vjp, f64, scaled_err, seeds
 
 
 @settings(max_examples=30)

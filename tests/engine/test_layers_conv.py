@@ -17,10 +17,7 @@ from handgrad.engine.layers import (
     maxpool2d_forward,
 )
 from handgrad.engine.layers.conv import im2col
-from support import autograd_vjp, scaled_err, seeds
-
-TOL = 1e-10
-f64 = torch.float64
+from support import TOL, autograd_vjp, f64, scaled_err, seeds
 
 
 @st.composite

@@ -10,9 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handgrad.engine.layers import dropout_backward, dropout_forward
-from support import autograd_vjp, scaled_err, seeds
-
-f64 = torch.float64
+from support import autograd_vjp, f64, scaled_err, seeds
 
 
 @settings(max_examples=40)

@@ -15,10 +15,7 @@ from handgrad.engine.layers import (
     layernorm_backward,
     layernorm_forward,
 )
-from support import autograd_vjp, scaled_err, seeds
-
-TOL = 1e-10
-f64 = torch.float64
+from support import TOL, autograd_vjp, f64, scaled_err, seeds
 
 
 @st.composite

@@ -14,10 +14,7 @@ from handgrad.engine.layers import (
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
 )
-from support import autograd_vjp, make_targets, scaled_err, seeds
-
-TOL = 1e-10
-f64 = torch.float64
+from support import TOL, autograd_vjp, f64, make_targets, scaled_err, seeds
 
 
 @settings(max_examples=40)

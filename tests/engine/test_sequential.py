@@ -12,10 +12,7 @@ from hypothesis import strategies as st
 from handgrad.engine.losses import get_loss
 from handgrad.engine.networks import build_network, cnn, mlp_bn
 from handgrad.engine.sequential import Linear
-from support import scaled_err, seeds
-
-f64 = torch.float64
-TOL = 1e-10
+from support import TOL, f64, scaled_err, seeds
 
 
 def _pair(build, seed):
